@@ -1,0 +1,125 @@
+"""The ``rnnchat`` command line. Nothing here imports torch: commands import the engine when they run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from rnnchat import __version__
+from rnnchat.errors import RnnchatError
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rnnchat")
+@click.pass_context
+def cli(ctx):
+    """Train, run and chat with recurrent language models.
+
+    Run with no command to open the chat app on the default model.
+    """
+    if ctx.invoked_subcommand is None:
+        from rnnchat.commands.chat import open_chat
+        open_chat(None)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json):
+    """List plugins, what each registered, and the errors of those that failed."""
+    from rnnchat.plugins.manager import get_host
+
+    infos = [p.as_dict() for p in get_host().plugins.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    for p in infos:
+        status = "ok" if p["loaded"] else "FAILED"
+        click.echo(f"{p['name']} {p['version'] or ''} [{status}]".replace("  ", " "))
+        for kind, names in p["registered"].items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+        for err in p["errors"]:
+            click.echo(f"  error: {err}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cells(as_json):
+    """List the recurrent cells that models can use."""
+    from rnnchat.plugins.manager import get_host
+
+    host = get_host()
+    rows = [{"name": s.name, "description": s.description, "plugin": host.owner_of("cells", s.name)}
+            for s in host.cells.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<10} {r['description']}  ({r['plugin']})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(as_json):
+    """List registered models (bundled, trained locally, or from plugins)."""
+    from rnnchat.commands.info import model_rows
+
+    rows = model_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no models; train one with `rnnchat train CORPUS --name NAME`")
+    for r in rows:
+        if r.get("error"):
+            click.echo(f"{r['name']:<16} BROKEN: {r['error']}  ({r['plugin']})")
+            continue
+        loss = f"{r['val_loss']:.4f}" if isinstance(r.get("val_loss"), (int, float)) else "-"
+        click.echo(f"{r['name']:<16} {r['cell']:<8} {r['layers']}x{r['hidden']:<6} "
+                   f"{r['parameters'] / 1e6:6.2f}M params  {r['size_bytes'] / 1e6:6.1f} MB  "
+                   f"val {loss}  {r['path']}  ({r['plugin']})")
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect(path, as_json):
+    """Print a checkpoint's metadata (PATH or a model name)."""
+    from rnnchat.commands.info import inspect_checkpoint
+
+    inspect_checkpoint(path, as_json)
+
+
+def _register_builtin_commands() -> None:
+    from rnnchat.commands import chat, corpora, generate, train
+
+    cli.add_command(generate.generate)
+    cli.add_command(train.train)
+    cli.add_command(chat.chat)
+    cli.add_command(corpora.corpora)
+
+
+_register_builtin_commands()
+
+
+def main(argv=None) -> None:
+    from rnnchat.plugins.manager import get_host
+
+    try:
+        get_host().add_commands(cli)
+        cli.main(args=argv, prog_name="rnnchat", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RnnchatError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

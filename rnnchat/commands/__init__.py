@@ -1,0 +1,1 @@
+"""Subcommands, one module each; each imports the engine only when it runs."""

@@ -1,0 +1,68 @@
+"""``rnnchat generate``: stream a raw continuation of a prompt to stdout."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from rnnchat.units import FiniteFloat
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@click.option("--model", "-m", help="Model name (see `rnnchat models`) or checkpoint path.")
+@click.option("--temperature", "-t", type=FiniteFloat(0, 100), default=0.8, show_default=True,
+              help="0 is greedy.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: off.")
+@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=1.0, show_default=True, help="1: off.")
+@click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Makes the output reproducible.")
+@click.option("--max-chars", "-n", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
+@click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
+@click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
+@click.option("--stats", is_flag=True, help="Print chars/s, device and model to stderr.")
+def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed, max_chars, stop, device, stats):
+    """Continue PROMPT (or standard input) with a model."""
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read()
+    prompt = prompt or ""
+    stops = tuple(s.encode().decode("unicode_escape") if "\\" in s else s for s in stop)
+    from rnnchat.params import SamplingParams
+
+    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
+                            repetition_penalty=repetition_penalty, seed=seed, max_chars=max_chars,
+                            stop=stops).validate()
+    from rnnchat.engine.runtime import open_engine
+
+    t_load = time.perf_counter()
+    engine, path = open_engine(model, device)
+    enc = engine.encode(prompt)
+    if enc.dropped:
+        click.echo(f"note: the model does not know these characters, left out: {enc.dropped!r}", err=True)
+    if enc.mapped:
+        click.echo(f"note: mapped to the unknown token: {enc.mapped!r}", err=True)
+    ids = enc.ids or [engine.default_start()]
+    t0 = time.perf_counter()
+    logits, state = engine.feed(ids, engine.initial_state())
+    t_first = None
+    out = sys.stdout
+    stream = engine.stream(logits, state, params)
+    n = 0
+    for tok in stream:
+        if t_first is None:
+            t_first = time.perf_counter()
+        out.write(tok.char)
+        n += 1
+        if n % 16 == 0 or tok.char == "\n":
+            out.flush()
+    out.write("\n" if n and out.isatty() else "")
+    out.flush()
+    t1 = time.perf_counter()
+    if stats:
+        gen_time = t1 - (t_first or t1)
+        rate = (n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0
+        click.echo(f"{n} chars, {rate:,.0f} chars/s, first char after {((t_first or t1) - t0) * 1000:.1f} ms "
+                   f"({len(ids)}-char prompt), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device}, "
+                   f"model {path}, seed {stream.sampler.seed}", err=True)

@@ -1,0 +1,51 @@
+"""``rnnchat models`` and ``rnnchat inspect``: read checkpoint headers, no torch needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rnnchat.checkpoint_meta import describe, read_header
+from rnnchat.errors import CheckpointError, RnnchatError
+from rnnchat.plugins.manager import get_host
+
+
+def model_rows() -> list[dict]:
+    host = get_host()
+    rows = []
+    for spec in host.checkpoints.values():
+        row = {"name": spec.name, "plugin": host.owner_of("checkpoints", spec.name),
+               "description": spec.description}
+        try:
+            row.update(describe(spec.path))
+        except CheckpointError as exc:
+            row.update(error=str(exc), path=str(spec.path))
+        rows.append(row)
+    return rows
+
+
+def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:
+    host = get_host()
+    path = Path(host.checkpoints[path_or_name].path) if path_or_name in host.checkpoints else Path(path_or_name)
+    if not path.exists():
+        raise RnnchatError(f"no checkpoint {path_or_name!r}: not a file and not a registered model name")
+    h = read_header(path)
+    meta = dict(h.meta)
+    vocab = meta.pop("vocab")
+    info = {"path": str(path), "size_bytes": h.size, "parameters": h.parameters,
+            "tensors": {k: {"dtype": t.dtype, "shape": list(t.shape)} for k, t in h.tensors.items()},
+            "vocab_size": len(vocab), "vocab": "".join(vocab), **meta}
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        if key == "tensors":
+            click.echo("tensors:")
+            for name, t in value.items():
+                click.echo(f"  {name:<28} {t['dtype']:<5} {t['shape']}")
+        elif key == "vocab":
+            click.echo(f"vocab: {value!r}")
+        else:
+            click.echo(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}")

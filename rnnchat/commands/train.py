@@ -1,0 +1,82 @@
+"""``rnnchat train``: build a model from a UTF-8 corpus; resume; budgets; torchrun."""
+
+from __future__ import annotations
+
+import json
+import click
+
+from rnnchat.errors import RnnchatError
+from rnnchat.plugins.specs import NAME_RE
+from rnnchat.presets import PRESETS
+from rnnchat.units import Duration, FiniteFloat
+
+MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size", "lr")
+
+
+@click.command()
+@click.argument("corpus", required=False)
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+              help="Defaults for the options below.")
+@click.option("--cell", help="Recurrent cell (see `rnnchat cells`).")
+@click.option("--cell-options", help='JSON options for the cell, e.g. \'{"nonlinearity": "relu"}\'.')
+@click.option("--layers", type=click.IntRange(1, 64))
+@click.option("--hidden", type=click.IntRange(1, 16384))
+@click.option("--embedding", type=click.IntRange(1, 16384))
+@click.option("--dropout", type=FiniteFloat(0, 0.99))
+@click.option("--seq-len", type=click.IntRange(1, 100_000))
+@click.option("--batch-size", type=click.IntRange(1, 100_000))
+@click.option("--lr", type=FiniteFloat(0, 10, min_open=True))
+@click.option("--steps", type=click.IntRange(1), help="Train for N optimizer steps.")
+@click.option("--budget", type=Duration(), help="Train for a wall-clock time: 90s, 10m, 2h.")
+@click.option("--val-fraction", type=FiniteFloat(0, 0.5, min_open=True), default=0.1, show_default=True,
+              help="The last part of the text, held out for validation.")
+@click.option("--eval-every", type=click.IntRange(1), help="Steps between validations (default: scaled to the run).")
+@click.option("--seed", type=click.IntRange(0, 2**31), default=1337, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Autocast precision; auto picks bf16 where the hardware runs it fast.")
+@click.option("--max-vocab", type=click.IntRange(2), help="Cap the vocabulary; rarer characters share one token.")
+@click.option("--storage", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32",
+              show_default=True, help="dtype of the saved weights.")
+@click.option("--chat-template", default=None, help="How a chat turn is framed; must contain {text}.")
+@click.option("--chat-stop", multiple=True, help="Where a reply ends (default: a blank line).")
+@click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the best model to this file.")
+@click.option("--name", help="Save the model under this name (listed by `rnnchat models`).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Folder for resume state (default: by name).")
+@click.option("--resume", "resume", help="Continue a run (its name or folder).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(corpus, preset, **opts):
+    """Train a model on CORPUS (a UTF-8 text file or a catalog name)."""
+    from rnnchat.commands.train_run import run_training
+
+    name = opts.get("name")
+    if name is not None and not NAME_RE.match(name):
+        raise RnnchatError(f"--name {name!r} is invalid: use lowercase letters, digits, '-', '_' or '.'")
+    if corpus is None and not opts.get("resume"):
+        raise RnnchatError("give a CORPUS file (or --resume RUN); see `rnnchat train --help`")
+    chosen = dict(PRESETS[preset])
+    chosen.update({k: v for k, v in opts.items() if k in MODEL_OPTS and v is not None})
+    chosen["cell_options"] = parse_cell_options(opts.pop("cell_options"))
+    opts = {k: v for k, v in opts.items() if k not in MODEL_OPTS}
+    stops = tuple(s.encode().decode("unicode_escape") for s in opts.pop("chat_stop")) or ("\n\n",)
+    template = opts.pop("chat_template")
+    if template is not None:
+        template = template.encode().decode("unicode_escape")
+        if "{text}" not in template:
+            raise RnnchatError("--chat-template must contain {text}")
+    chat = {"template": template or "{text}", "stop": list(stops)}
+    run_training(corpus, chosen, chat, explicit={k for k, v in opts.items() if v is not None}, **opts)
+
+
+def parse_cell_options(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise RnnchatError("--cell-options must be a JSON object, e.g. '{\"nonlinearity\": \"relu\"}'") from None
+    if not isinstance(value, dict):
+        raise RnnchatError("--cell-options must be a JSON object")
+    return value
+
+

@@ -1,0 +1,11 @@
+"""Named corpora: the project's catalog and the user's own corpora."""
+
+from rnnchat.plugins import hookimpl
+
+
+@hookimpl
+def register_corpora(register):
+    from rnnchat.corpora import catalog_specs
+
+    for spec in catalog_specs():
+        register(spec)

@@ -1,0 +1,1 @@
+"""The generation and training engine: the only package that imports torch."""

@@ -1,0 +1,119 @@
+"""Save and load models as one self-describing ``.safetensors`` file. Never a pickle."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rnnchat.atomic import atomic_path, clean_stale
+from rnnchat.checkpoint_meta import FORMAT_VERSION, read_header
+from rnnchat.errors import CheckpointError, PluginError, RnnchatError
+from rnnchat.engine.model import CharRNN, ModelConfig
+from rnnchat.plugins.manager import get_host
+from rnnchat.vocab import Vocab
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class Loaded:
+    model: CharRNN
+    vocab: Vocab
+    meta: dict
+    path: Path
+
+
+def build_meta(model: CharRNN, vocab: Vocab, **extra) -> dict:
+    c = model.config
+    host = get_host()
+    meta = {"format": FORMAT_VERSION, "cell": c.cell, "cell_options": c.cell_options, "layers": c.layers,
+            "hidden": c.hidden, "embedding": c.embedding, "dropout": c.dropout, "vocab": vocab.chars,
+            "parameters": model.num_parameters(), "cell_plugin": host.dist_of("cells", c.cell)}
+    meta.update(extra)
+    meta.setdefault("chat", {"template": "{text}", "stop": ["\n\n"]})
+    return meta
+
+
+def save_checkpoint(path, model: CharRNN, meta: dict, dtype: str = "float32",
+                    extra_tensors: dict | None = None) -> Path:
+    """Write weights + metadata atomically. ``dtype`` is the storage type; compute stays fp32."""
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in model.state_dict().items()}
+    tensors.update(extra_tensors or {})
+    meta = dict(meta, storage_dtype=dtype)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"rnnchat": json.dumps(meta, ensure_ascii=False)})
+    except OSError as exc:
+        raise CheckpointError(f"could not save {path}: {exc.strerror or exc}; the previous file is unchanged") from None
+    clean_stale(path.parent)
+    return path
+
+
+def model_from_meta(meta: dict, path) -> CharRNN:
+    host = get_host()
+    cell = meta["cell"]
+    if cell not in host.cells:
+        hint = meta.get("cell_plugin")
+        how = f" (it comes from the plugin {hint}: run `rnnchat install {hint}`)" if hint and hint != "rnnchat" else ""
+        raise CheckpointError(f"{path} needs the cell {cell!r}, which is not installed{how}")
+    config = ModelConfig(cell=cell, vocab_size=len(meta["vocab"]), hidden=meta["hidden"], layers=meta["layers"],
+                         embedding=meta["embedding"], dropout=float(meta.get("dropout", 0.0)),
+                         cell_options=meta["cell_options"])
+    try:
+        return CharRNN(config)
+    except (RnnchatError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot build the model its metadata describes: {exc}") from None
+
+
+def load_checkpoint(path, device: torch.device | str = "cpu") -> Loaded:
+    header = read_header(path)
+    meta = header.meta
+    model = model_from_meta(meta, path)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: t.shape for k, t in header.tensors.items() if k in expected}
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise CheckpointError(f"{path}: tensors missing for a {meta['cell']} model: {', '.join(missing[:4])}")
+    for name, shape in expected.items():
+        if found[name] != shape:
+            raise CheckpointError(f"{path}: tensor {name} has shape {list(found[name])}, but the metadata "
+                                  f"(vocabulary {len(meta['vocab'])}, hidden {meta['hidden']}) implies {list(shape)}")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    state = {k: tensors[k].float() for k in expected}
+    if not all(torch.isfinite(t).all() for t in state.values()):
+        raise CheckpointError(f"{path} contains NaN or infinite weights")
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return Loaded(model.to(device), Vocab(meta["vocab"]), meta, Path(path))
+
+
+def resolve_model(name_or_path: str | None) -> Path:
+    """A registered checkpoint name or a file path -> the file path."""
+    from rnnchat.errors import ModelNotFound
+
+    host = get_host()
+    if name_or_path is None:
+        if "shakespeare" in host.checkpoints:
+            return Path(host.checkpoints["shakespeare"].path)
+        if host.checkpoints:
+            return Path(next(iter(host.checkpoints.values())).path)
+        raise ModelNotFound("no model is installed; train one with `rnnchat train CORPUS --name NAME`")
+    if name_or_path in host.checkpoints:
+        return Path(host.checkpoints[name_or_path].path)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    raise ModelNotFound(f"no model named {name_or_path!r} and no such file; see `rnnchat models` "
+                        f"(known: {', '.join(sorted(host.checkpoints)) or 'none'})")
+
+
+__all__ = ["Loaded", "build_meta", "save_checkpoint", "load_checkpoint", "resolve_model", "PluginError"]

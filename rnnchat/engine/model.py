@@ -1,0 +1,80 @@
+"""The character model: embedding -> N recurrent cells (dropout between) -> linear head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from rnnchat.plugins.manager import get_host
+
+
+@dataclass
+class ModelConfig:
+    cell: str
+    vocab_size: int
+    hidden: int = 256
+    layers: int = 2
+    embedding: int = 64
+    dropout: float = 0.0
+    cell_options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def state_map(fn, state):
+    """Apply ``fn`` to every tensor of a (nested list/tuple of) state."""
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    if isinstance(state, (list, tuple)):
+        return type(state)(state_map(fn, s) for s in state)
+    raise TypeError(f"state must be tensors or tuples of tensors, not {type(state).__name__}")
+
+
+def clone_state(state):
+    return state_map(lambda t: t.detach().clone(), state)
+
+
+class CharRNN(nn.Module):
+    def __init__(self, config: ModelConfig, cell_class=None) -> None:
+        super().__init__()
+        self.config = config
+        if cell_class is None:
+            cell_class = get_host().cell(config.cell).load()
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding)
+        sizes = [config.embedding] + [config.hidden] * config.layers
+        self.layers = nn.ModuleList(
+            cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, config.vocab_size)
+
+    def initial_state(self, batch: int = 1) -> list:
+        return [layer.initial_state(batch) for layer in self.layers]
+
+    def forward(self, ids: torch.Tensor, state: list | None = None):
+        """ids[B,T] -> logits[B,T,V], new state."""
+        if state is None:
+            state = self.initial_state(ids.shape[0])
+        x = self.embedding(ids)
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            if i:
+                x = self.drop(x)
+            x, s = layer(x, state[i])
+            new_state.append(s)
+        return self.head(self.drop(x)), new_state
+
+    def step(self, ids: torch.Tensor, state: list):
+        """ids[B] -> logits[B,V], new state: one character."""
+        x = self.embedding(ids)
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            x, s = layer.step(x, state[i])
+            new_state.append(s)
+        return self.head(x), new_state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,29 @@
+"""User-facing errors: each carries one line that says what was wrong and what to do."""
+
+
+class RnnchatError(Exception):
+    """A mistake the user can fix. The CLI prints it as one line and exits 1."""
+
+
+class CheckpointError(RnnchatError):
+    """A checkpoint file that cannot be used."""
+
+
+class CorpusError(RnnchatError):
+    """A training text that cannot be used."""
+
+
+class PluginError(RnnchatError):
+    """A plugin that broke the contract."""
+
+
+class DeviceError(RnnchatError):
+    """A device that is not available."""
+
+
+class SamplingError(RnnchatError):
+    """A sampling value that is out of range, or a model that produced invalid values."""
+
+
+class ModelNotFound(RnnchatError):
+    """A model name or path that does not exist."""

@@ -1,0 +1,54 @@
+"""Sampling settings (torch-free). The session and the TUI change them while a reply streams."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from rnnchat.errors import SamplingError
+
+MAX_CHARS_LIMIT = 1_000_000
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 0.8
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1.0: off
+    repetition_penalty: float = 1.0  # 1.0: off
+    seed: int | None = None
+    max_chars: int = 1000
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> "SamplingParams":
+        check_temperature(self.temperature)
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise SamplingError(f"top-k must be a whole number >= 0 (0 turns it off), not {self.top_k!r}")
+        if not _finite(self.top_p) or not 0.0 < self.top_p <= 1.0:
+            raise SamplingError(f"top-p must be in (0, 1] (1 turns it off), not {self.top_p!r}")
+        if not _finite(self.repetition_penalty) or not 0.0 < self.repetition_penalty <= 100.0:
+            raise SamplingError(f"repetition penalty must be in (0, 100] (1 turns it off), not {self.repetition_penalty!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed < 2**63):
+            raise SamplingError(f"seed must be a whole number in [0, 2^63), not {self.seed!r}")
+        if isinstance(self.max_chars, bool) or not isinstance(self.max_chars, int) \
+                or not 1 <= self.max_chars <= MAX_CHARS_LIMIT:
+            raise SamplingError(f"max chars must be a whole number in [1, {MAX_CHARS_LIMIT}], not {self.max_chars!r}")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise SamplingError("stop sequences must be non-empty strings")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_temperature(t) -> float:
+    if not _finite(t) or t < 0 or t > 100:
+        raise SamplingError(f"temperature must be a number in [0, 100] (0 is greedy), not {t!r}")
+    return float(t)

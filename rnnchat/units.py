@@ -1,0 +1,55 @@
+"""Parsing of human-friendly values (torch-free)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import click
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$", re.I)
+_FACTORS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+
+
+def parse_duration(text: str) -> float:
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 90s, 10m or 2h")
+    seconds = float(m.group(1)) * _FACTORS[(m.group(2) or "s").lower()]
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 30 * 86400:
+        raise ValueError(f"{text!r} is out of range: between 1s and 30 days")
+    return seconds
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class FiniteFloat(click.ParamType):
+    """A float that refuses NaN and infinities, with optional bounds."""
+
+    name = "number"
+
+    def __init__(self, min=None, max=None, min_open=False):
+        self.min, self.max, self.min_open = min, max, min_open
+
+    def convert(self, value, param, ctx):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.min is not None and (x < self.min or (self.min_open and x == self.min)):
+            self.fail(f"{value} is too small (must be {'>' if self.min_open else '>='} {self.min})", param, ctx)
+        if self.max is not None and x > self.max:
+            self.fail(f"{value} is too large (must be <= {self.max})", param, ctx)
+        return x
