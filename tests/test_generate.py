@@ -1,0 +1,105 @@
+"""Generation: prompt in one forward, then steps; stop sequences; live parameters."""
+
+import threading
+
+import pytest
+import torch
+
+from rnnchat.engine.checkpoint import load_checkpoint
+from rnnchat.engine.generate import Engine, _longest_partial
+from rnnchat.params import SamplingParams
+
+
+@pytest.fixture
+def engine(make_checkpoint):
+    return Engine(load_checkpoint(make_checkpoint("lstm")), "cpu")
+
+
+def text_of(stream):
+    return "".join(t.char for t in stream)
+
+
+def test_prompt_forward_equals_stepping(engine):
+    ids = engine.encode("ALICE:\nThe cat").ids
+    logits, state = engine.feed(ids, engine.initial_state())
+    s = engine.initial_state()
+    for i in ids:
+        step_logits, s = engine.step(i, s)
+    torch.testing.assert_close(logits, step_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_seed_reproduces_output(engine):
+    ids = engine.encode("BOB:\n").ids
+    outs = []
+    for _ in range(2):
+        logits, state = engine.feed(ids, engine.initial_state())
+        outs.append(text_of(engine.stream(logits, state, SamplingParams(temperature=1.0, seed=42, max_chars=80))))
+    assert outs[0] == outs[1] and len(outs[0]) == 80
+
+
+def test_max_chars_and_reason(engine):
+    logits, state = engine.feed([0], engine.initial_state())
+    stream = engine.stream(logits, state, SamplingParams(seed=1, max_chars=17))
+    assert len(text_of(stream)) == 17 and stream.reason == "length"
+
+
+def test_stop_sequence_is_not_emitted(engine):
+    stops = (" ",)
+    logits, state = engine.feed([1, 2], engine.initial_state())
+    stream = engine.stream(logits, state, SamplingParams(temperature=1.0, seed=3, max_chars=500, stop=stops))
+    out = text_of(stream)
+    assert " " not in out
+    assert stream.reason == "stop"
+
+
+def test_partial_stop_prefix_is_held_back():
+    assert _longest_partial("abc\n", ("\n\n",)) == 1
+    assert _longest_partial("abc", ("\n\n",)) == 0
+    assert _longest_partial("xEN", ("END",)) == 2
+
+
+def test_state_after_stream_includes_generated_chars(engine):
+    ids = engine.encode("CAROL:\n").ids
+    logits, state = engine.feed(ids, engine.initial_state())
+    stream = engine.stream(logits, state, SamplingParams(temperature=1.0, seed=9, max_chars=30))
+    out = text_of(stream)
+    whole, _ = engine.feed(ids + engine.encode(out).ids, engine.initial_state())
+    # the stream's state has read every generated character: its next logits equal a fresh read
+    torch.testing.assert_close(stream.logits, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_temperature_change_applies_to_next_character(engine):
+    params = SamplingParams(temperature=1.5, seed=0, max_chars=60)
+    logits, state = engine.feed([0], engine.initial_state())
+    seen = []
+    stream = engine.stream(logits, state, params)
+    original = stream.sampler.__call__
+
+    class Spy:
+        def __call__(self, lg):
+            seen.append(params.temperature)
+            return original(lg)
+
+    stream.sampler = Spy()
+    for i, _ in enumerate(stream):
+        if i == 9:
+            params.temperature = 0.0
+    assert seen[:10] == [1.5] * 10 and set(seen[10:]) == {0.0}
+
+
+def test_cancel_stops_stream(engine):
+    cancel = threading.Event()
+    logits, state = engine.feed([0], engine.initial_state())
+    stream = engine.stream(logits, state, SamplingParams(max_chars=1000, seed=1), cancel=cancel)
+    out = []
+    for tok in stream:
+        out.append(tok)
+        if len(out) == 5:
+            cancel.set()
+    assert len(out) == 5 and stream.reason == "cancelled"
+
+
+def test_unknown_prompt_characters_are_dropped_and_reported(engine):
+    enc = engine.encode("ALICE 🙂 says 你好")
+    assert enc.dropped == "🙂你好"
+    assert engine.vocab.decode(enc.ids) == "ALICE  says "
