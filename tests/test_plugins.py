@@ -1,0 +1,101 @@
+"""The plugin host: entry points, isolation of broken plugins, duplicates, allow-lists."""
+
+import json
+import os
+
+import pytest
+
+from rnnchat.errors import PluginError
+from rnnchat.plugins.manager import PluginHost
+from tests import fakeplugins as fp
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    return root
+
+
+def host():
+    return PluginHost().load()
+
+
+def test_builtins_register_through_hooks():
+    h = host()
+    assert {"rnn", "lstm", "gru"} <= set(h.cells)
+    assert h.owner_of("cells", "lstm") == "rnnchat.cells"
+    assert h.plugins["rnnchat.cells"].builtin and h.plugins["rnnchat.cells"].loaded
+
+
+def test_good_plugin_is_loaded_with_its_distribution(site):
+    fp.make_plugin(site, "good", fp.GOOD_CELL, dist="rnnchat-good", version="2.3")
+    h = host()
+    assert "twin" in h.cells
+    info = h.plugins["good"]
+    assert info.version == "2.3" and info.dist == "rnnchat-good" and info.registered == {"cells": ["twin"]}
+
+
+@pytest.mark.parametrize("source,error", [
+    (fp.IMPORT_ERROR, "broken on purpose"),
+    (fp.BAD_SIGNATURE, "surprise"),
+    (fp.RAISES_HALFWAY, "boom inside the hook"),
+    (fp.WRONG_TYPE, "expects a CellSpec"),
+    (fp.MISSPELT, "unknown hook 'register_cels'"),
+])
+def test_broken_plugin_is_recorded_and_skipped(site, source, error):
+    fp.make_plugin(site, "broken", source)
+    fp.make_plugin(site, "good", fp.GOOD_CELL)
+    h = host()
+    info = h.plugins["broken"]
+    assert not info.loaded and error in " ".join(info.errors)
+    assert info.registered == {}
+    assert "halfway" not in h.cells  # nothing half-registered
+    assert {"lstm", "twin"} <= set(h.cells)
+
+
+def test_duplicate_name_is_refused_naming_both_plugins(site):
+    fp.make_plugin(site, "dupe", fp.DUPLICATE)
+    h = host()
+    assert h.owner_of("cells", "lstm") == "rnnchat.cells"
+    msg = " ".join(h.plugins["dupe"].errors)
+    assert "'lstm'" in msg and "dupe" in msg and "rnnchat.cells" in msg
+    assert "dupe-ok" in h.cells
+
+
+def test_allow_list(site, monkeypatch):
+    fp.make_plugin(site, "good", fp.GOOD_CELL)
+    fp.make_plugin(site, "broken", fp.IMPORT_ERROR)
+    monkeypatch.setenv("RNNCHAT_LOAD_PLUGINS", "good")
+    h = host()
+    assert "good" in h.plugins and "broken" not in h.plugins
+    monkeypatch.setenv("RNNCHAT_LOAD_PLUGINS", "")
+    h = host()
+    assert "good" not in h.plugins and "lstm" in h.cells  # built-ins always load
+
+
+def test_strict_mode_turns_errors_into_failures(site, monkeypatch):
+    fp.make_plugin(site, "broken", fp.IMPORT_ERROR)
+    monkeypatch.setenv("RNNCHAT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="broken on purpose"):
+        host()
+
+
+def _env(site):
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_cli_survives_a_broken_plugin_and_lists_its_error(site):
+    fp.make_plugin(site, "broken", fp.IMPORT_ERROR)
+    fp.make_plugin(site, "cmd", fp.COMMAND)
+    r = run_cli("plugins", "--json", env=_env(site))
+    assert r.returncode == 0, r.stderr
+    infos = {p["name"]: p for p in json.loads(r.stdout)}
+    assert "broken on purpose" in infos["broken"]["errors"][0]
+    assert infos["cmd"]["registered"] == {"commands": ["hello"]}
+    r = run_cli("hello", env=_env(site))
+    assert r.returncode == 0 and "hello from a plugin" in r.stdout
+    r = run_cli("cells", env=_env(site))
+    assert r.returncode == 0 and "lstm" in r.stdout
