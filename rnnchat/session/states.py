@@ -1,0 +1,91 @@
+"""Recurrent states as bytes (safetensors, never pickle), and a sampler that records its choices.
+
+This module imports torch: the session imports it only inside ``ChatSession.load``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from rnnchat.engine.sampling import Sampler
+from rnnchat.session.types import SessionError
+
+_KEY = re.compile(r"^s\.(\d+)(?:\.(\d+))?$")
+
+
+def state_to_bytes(state, logits=None) -> bytes:
+    """A model state (a list over layers of a tensor or a tuple of tensors) -> safetensors bytes.
+
+    Keys: ``s.L`` for a layer whose state is one tensor, ``s.L.J`` for the J-th tensor of a tuple,
+    ``logits`` for the logits of the last character read (absent at the start).
+    """
+    tensors = {}
+    for i, layer in enumerate(state):
+        if isinstance(layer, torch.Tensor):
+            tensors[f"s.{i}"] = layer.detach().to("cpu").contiguous()
+        elif isinstance(layer, (tuple, list)):
+            for j, t in enumerate(layer):
+                tensors[f"s.{i}.{j}"] = t.detach().to("cpu").contiguous()
+        else:
+            raise TypeError(f"layer {i} state is a {type(layer).__name__}, not tensors")
+    if logits is not None:
+        tensors["logits"] = logits.detach().to("cpu").contiguous()
+    return st_save(tensors)
+
+
+def state_from_bytes(blob: bytes, device) -> tuple[list, object]:
+    """The inverse of :func:`state_to_bytes`: (state, logits or None) on ``device``."""
+    try:
+        tensors = st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise SessionError(f"a saved state is corrupt: {exc}") from None
+    layers: dict[int, dict[int | None, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if key == "logits":
+            continue
+        m = _KEY.match(key)
+        if not m:
+            raise SessionError(f"a saved state has an unexpected entry {key!r}")
+        sub = int(m.group(2)) if m.group(2) is not None else None
+        layers.setdefault(int(m.group(1)), {})[sub] = t.to(device)
+    if sorted(layers) != list(range(len(layers))):
+        raise SessionError("a saved state is missing layers")
+    state = []
+    for i in range(len(layers)):
+        parts = layers[i]
+        if None in parts:
+            state.append(parts[None])
+        else:
+            state.append(tuple(parts[j] for j in range(len(parts))))
+    logits = tensors.get("logits")
+    return state, (logits.to(device) if logits is not None else None)
+
+
+def same_shapes(a, b) -> bool:
+    """True when two states have the same structure and tensor shapes."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_shapes(x, y) for x, y in zip(a, b))
+    return False
+
+
+class RecordingSampler(Sampler):
+    """A :class:`Sampler` that remembers every id it chose, so the session knows exactly what
+    was fed into the state (the stop sequence included, which the stream does not emit)."""
+
+    def __init__(self, params, seed: int) -> None:
+        super().__init__(params)
+        self.seed = seed  # the reply's own seed, which may differ from params.seed (None: random)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.chosen: list[int] = []
+
+    def __call__(self, logits):
+        idx, prob = super().__call__(logits)
+        self.chosen.append(idx)
+        return idx, prob

@@ -1,0 +1,89 @@
+"""Plain data the session hands out: turns, reply chunks, model info. Torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnchat.errors import RnnchatError
+
+
+class SessionError(RnnchatError):
+    """Something the chat session cannot do right now (one line, shown to the user)."""
+
+
+class SessionBusy(SessionError):
+    """A reply is still streaming."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a reply: ``text`` and the probability the model gave each of its characters."""
+
+    text: str
+    probs: tuple[float, ...]
+
+
+@dataclass
+class SessionInfo:
+    """What the side panel shows about the loaded model."""
+
+    name: str
+    path: str
+    cell: str
+    layers: int
+    hidden: int
+    parameters: int
+    device: str
+    val_loss: float | None = None
+    vocab_size: int = 0
+    template: str = "{text}"
+    stop: tuple[str, ...] = ()
+    note: str = ""  # e.g. "the last model was not found; opened shakespeare"
+
+    @property
+    def signature(self) -> str:
+        """Identifies the model's shape, so a saved conversation is only reopened on a model that fits."""
+        return f"{self.cell}:{self.layers}x{self.hidden}:v{self.vocab_size}:p{self.parameters}"
+
+
+@dataclass
+class Snapshot:
+    """The recurrent state (and the logits of the last character read) at a point of the conversation.
+
+    ``state``/``logits`` are engine objects (torch tensors) and stay opaque outside the engine
+    side; ``blob`` is the same snapshot as safetensors bytes, made in the worker thread, so saving
+    a conversation never needs torch.
+    """
+
+    state: Any = None
+    logits: Any = None
+    blob: bytes | None = None
+
+
+@dataclass
+class Turn:
+    role: str  # "user" or "model"
+    text: str  # what is shown: the user's text, or the model's reply without its stop sequence
+    fed: str = ""  # exactly the characters this turn fed into the model
+    probs: list[float] = field(default_factory=list)  # model turns: one per character of ``text``
+    speaker: str | None = None  # model turns: the name the model chose ("ROMEO"), if the framing has one
+    body_start: int = 0  # where the reply proper starts in ``text`` (after the "NAME:" line)
+    reason: str | None = None  # model turns: "stop", "length", "cancelled" (or None while streaming)
+    seed: int | None = None
+    chars_per_s: float | None = None
+    params: dict | None = None  # the sampling values when the reply started
+    snapshot: Snapshot | None = field(default=None, repr=False)  # the state this turn started from
+    created: float = 0.0
+
+    @property
+    def stopped(self) -> bool:
+        return self.reason == "cancelled"
+
+    @property
+    def body(self) -> str:
+        return self.text[self.body_start:]
+
+    @property
+    def body_probs(self) -> list[float]:
+        return self.probs[self.body_start:]
