@@ -1,9 +1,14 @@
 """Generation: read the prompt in one fused ``forward``, then sample one character at a time.
 
-``Stream`` is an iterator of ``(char, probability)``. It reads its sampling
+``Stream`` is an iterator of ``Token(char, probability)``. It reads its sampling
 parameters on every character, so a change made by another thread (the chat
 app's temperature control) applies to the very next character. Text that
 could be the start of a stop sequence is held back until it is decided.
+
+The per-character work runs on the engine's fast path (see
+:mod:`rnnchat.engine.fast`): NumPy on the CPU, a captured graph on CUDA,
+plain ``model.step`` otherwise. ``Engine.step`` is always the plain torch
+step, the reference the fast paths are tested against.
 """
 
 from __future__ import annotations
@@ -11,28 +16,36 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from rnnchat.engine.checkpoint import Loaded
+from rnnchat.engine.fast import build_fast
 from rnnchat.engine.sampling import Sampler
 from rnnchat.params import SamplingParams
 from rnnchat.vocab import Encoded
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     char: str
     prob: float
 
 
 class Engine:
-    """A loaded model on a device, ready to read text and generate."""
+    """A loaded model on a device, ready to read text and generate.
 
-    def __init__(self, loaded: Loaded, device: torch.device | str = "cpu") -> None:
+    ``fast=False`` turns the fast path off (the reference path); ``None`` follows
+    ``RNNCHAT_FAST`` (on unless set to 0). ``backend`` names the path in use.
+    """
+
+    def __init__(self, loaded: Loaded, device: torch.device | str = "cpu", fast: bool | None = None) -> None:
         self.loaded = loaded
         self.vocab = loaded.vocab
         self.device = torch.device(device)
         self.model = loaded.model.to(self.device).eval()
+        self.fast = build_fast(self.model, self.device, loaded.meta.get("cell")) if fast is not False else None
+        self.backend = self.fast.backend if self.fast is not None else "torch"
 
     def initial_state(self):
         with torch.inference_mode():
@@ -55,6 +68,7 @@ class Engine:
             return logits[0, -1], state
 
     def step(self, token: int, state):
+        """One character through ``model.step`` (the reference path)."""
         with torch.inference_mode():
             x = torch.tensor([token], dtype=torch.long, device=self.device)
             logits, state = self.model.step(x, state)
@@ -64,38 +78,134 @@ class Engine:
                cancel: threading.Event | None = None) -> "Stream":
         return Stream(self, logits, state, params, sampler or Sampler(params), cancel)
 
+    def _runner(self, logits, state, sampler):
+        fast = self.fast
+        if fast is not None:
+            if fast.backend == "numpy":
+                return _NumpyRunner(fast, logits, state)
+            runner = fast.runner(logits, state, sampler)
+            if runner is not None:
+                return runner
+        return _TorchRunner(self, logits, state)
+
+
+class _TorchRunner:
+    """``model.step`` per character: nothing around the cells' own ``step``."""
+
+    def __init__(self, engine: Engine, logits, state) -> None:
+        self.model, self.device = engine.model, engine.device
+        self.logits, self.state = logits, state
+
+    def step(self, idx: int):
+        with torch.inference_mode():
+            logits, self.state = self.model.step(torch.tensor([idx], device=self.device), self.state)
+        self.logits = logits[0]
+        return self.logits
+
+    def export(self):
+        return self.logits, self.state
+
+    def close(self) -> None:
+        pass
+
+
+class _NumpyRunner:
+    def __init__(self, fm, logits, state) -> None:
+        self.st = fm.new_state(state)
+        self.logits = logits.detach().float().cpu().numpy().reshape(-1) if isinstance(logits, torch.Tensor) \
+            else np.asarray(logits, np.float32)
+        self.like = logits
+        self._step = self.st.step
+
+    def step(self, idx: int):
+        self.logits = self._step(idx)
+        return self.logits
+
+    def export(self):
+        logits = torch.from_numpy(self.logits.copy())
+        if isinstance(self.like, torch.Tensor):
+            logits = logits.to(self.like.device, self.like.dtype)
+        return logits, self.st.export()
+
+    def close(self) -> None:
+        pass
+
 
 class Stream:
     """Iterate to get tokens; afterwards ``state`` holds the state after every generated
-    character and ``reason`` is 'stop', 'length' or 'cancelled'."""
+    character, ``logits`` the prediction for the next one, and ``reason`` is 'stop',
+    'length' or 'cancelled'."""
 
     def __init__(self, engine: Engine, logits, state, params, sampler, cancel) -> None:
-        self.engine, self.logits, self.state = engine, logits, state
+        self.engine = engine
+        self._logits, self._state = logits, state
         self.params, self.sampler, self.cancel = params, sampler, cancel
         self.reason: str | None = None
         self.generated = 0
+        self._run = None
+
+    @property
+    def backend(self) -> str:
+        run = self._run
+        if run is None:
+            return self.engine.backend
+        return "torch" if isinstance(run, _TorchRunner) else self.engine.backend
+
+    def _sync(self) -> None:
+        if self._run is not None:
+            self._logits, self._state = self._run.export()
+
+    @property
+    def logits(self):
+        self._sync()
+        return self._logits
+
+    @property
+    def state(self):
+        self._sync()
+        return self._state
 
     def __iter__(self):
+        run = self._run = self.engine._runner(self._logits, self._state, self.sampler)
+        try:
+            yield from self._generate(run)
+        finally:
+            self._logits, self._state = run.export()
+            self._run = None
+            run.close()
+
+    def _generate(self, run):
         chars = self.engine.vocab.chars
+        params, cancel, sampler = self.params, self.cancel, self.sampler
+        device_next = getattr(run, "next", None)
+        step = getattr(run, "step", None)
+        logits = run.logits if device_next is None else None
         held: list[Token] = []
         text = ""
         while True:
-            if self.cancel is not None and self.cancel.is_set():
+            if cancel is not None and cancel.is_set():
                 self.reason = "cancelled"
                 break
-            if self.generated >= self.params.max_chars:
+            if self.generated >= params.max_chars:
                 self.reason = "length"
                 break
-            idx, prob = self.sampler(self.logits)
-            self.logits, self.state = self.engine.step(idx, self.state)
+            if device_next is None:
+                idx, prob = sampler(logits)
+                logits = step(idx)
+            else:
+                idx, prob = device_next(params, sampler)
             self.generated += 1
+            stops = params.stop
+            if not stops and not held:
+                yield Token(chars[idx], prob)
+                continue
             tok = Token(chars[idx], prob)
             held.append(tok)
             text += tok.char
-            stops = self.params.stop
-            if any(text.endswith(s) for s in stops):
+            done = [s for s in stops if text.endswith(s)]
+            if done:
                 self.reason = "stop"
-                keep = len(held) - max(len(s) for s in stops if text.endswith(s))
+                keep = len(held) - max(len(s) for s in done)
                 yield from held[:keep]
                 return
             # emit what can no longer be the start of a stop sequence
@@ -115,4 +225,3 @@ def _longest_partial(text: str, stops) -> int:
                 best = n
                 break
     return best
-

@@ -1,15 +1,37 @@
-"""Turn logits into a character: temperature, top-k, top-p, repetition penalty, seeded."""
+"""Turn logits into a character: temperature, top-k, top-p, repetition penalty, seeded.
+
+The sampler works on a NumPy vector (a torch tensor is accepted and converted):
+for a vocabulary of a few dozen characters each NumPy call costs about a
+microsecond, a torch call several, and this runs once per generated character.
+
+The choice is an inverse-CDF draw over the vocabulary in its own order: one
+uniform number ``u`` from ``random.Random(seed)`` per character (greedy
+characters draw one too, so a stream's numbers do not depend on the
+temperature history), and the chosen id is the first whose cumulative
+probability exceeds ``u`` times the total. The CUDA path
+(:mod:`rnnchat.engine.fast_cuda`) makes the same draw on the device from the
+same numbers, so a seed gives the same text on every device.
+"""
 
 from __future__ import annotations
 
+import math
 import random
 
-import torch
+import numpy as np
 
 from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
 
 REPETITION_WINDOW = 64
+TOP_P_SLACK = 1e-6
+
+
+def _as_vector(logits) -> np.ndarray:
+    if isinstance(logits, np.ndarray):
+        return logits.reshape(-1)
+    # a torch tensor (kept torch-free at import: only engine code calls this with tensors)
+    return logits.detach().reshape(-1).float().cpu().numpy()
 
 
 class Sampler:
@@ -19,45 +41,108 @@ class Sampler:
         self.params = params
         seed = params.seed if params.seed is not None else random.randrange(2**63)
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = random.Random(seed)
         self.recent: list[int] = []
+        self._counts: np.ndarray | None = None  # occurrences of each id in ``recent``
+
+    def uniform(self) -> float:
+        """The next number of this sampler's stream, in [0, 1)."""
+        return self.rng.random()
 
     def remember(self, ids) -> None:
-        self.recent.extend(int(i) for i in ids)
-        del self.recent[:-REPETITION_WINDOW]
+        """Add ids (the prompt, or characters chosen elsewhere) to the repetition window."""
+        for i in ids:
+            i = int(i)
+            self.recent.append(i)
+            if self._counts is not None and 0 <= i < self._counts.size:
+                self._counts[i] += 1
+        if len(self.recent) > REPETITION_WINDOW:
+            gone = self.recent[:-REPETITION_WINDOW]
+            del self.recent[:-REPETITION_WINDOW]
+            if self._counts is not None:
+                for i in gone:
+                    if 0 <= i < self._counts.size:
+                        self._counts[i] -= 1
 
-    def __call__(self, logits: torch.Tensor) -> tuple[int, float]:
+    def _recent_mask(self, size: int) -> np.ndarray:
+        if self._counts is None or self._counts.size != size:
+            self._counts = np.zeros(size, np.int64)
+            for i in self.recent:
+                if 0 <= i < size:
+                    self._counts[i] += 1
+        return self._counts > 0
+
+    def __call__(self, logits) -> tuple[int, float]:
         """Returns (id, probability the model gave that id at temperature 1)."""
-        logits = logits.detach().float().reshape(-1).cpu()
-        if not torch.isfinite(logits).all():
+        x = _as_vector(logits)
+        p = self.params
+        u = self.rng.random()
+        top = float(x.max())
+        if not math.isfinite(top) or not math.isfinite(float(x.min())):
             raise SamplingError("model produced invalid values (NaN or infinite logits); "
                                 "the checkpoint may be corrupt or training diverged")
-        p = self.params
-        raw = torch.softmax(logits, -1)
+        raw = np.exp(x - top)
+        raw_total = float(raw.sum())
+        penalised = x
         if p.repetition_penalty != 1.0 and self.recent:
-            idx = torch.tensor(sorted(set(self.recent)), dtype=torch.long)
-            sel = logits[idx]
-            logits = logits.clone()
-            logits[idx] = torch.where(sel > 0, sel / p.repetition_penalty, sel * p.repetition_penalty)
+            penalised = apply_repetition_penalty(x, self._recent_mask(x.size), p.repetition_penalty)
         if p.temperature == 0:
-            choice = int(torch.argmax(logits))
+            choice = int(penalised.argmax())
         else:
-            probs = torch.softmax(logits / p.temperature, -1)
-            probs = filter_top(probs, p.top_k, p.top_p)
-            choice = int(torch.multinomial(probs, 1, generator=self.generator))
-        self.remember((choice,))
-        return choice, float(raw[choice])
+            if penalised is x and p.temperature == 1.0:
+                probs = raw
+            else:
+                z = penalised * (1.0 / p.temperature)
+                probs = np.exp(z - z.max())
+            if p.top_k or p.top_p < 1.0:
+                probs = filter_top(probs, p.top_k, p.top_p)
+            choice = draw(probs, u)
+        self._remember_one(choice)
+        return choice, float(raw[choice]) / raw_total
+
+    def _remember_one(self, i: int) -> None:
+        recent = self.recent
+        recent.append(i)
+        counts = self._counts
+        if counts is not None and i < counts.size:
+            counts[i] += 1
+        if len(recent) > REPETITION_WINDOW:
+            old = recent.pop(0)
+            if counts is not None and old < counts.size:
+                counts[old] -= 1
 
 
-def filter_top(probs: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    if top_k and top_k < probs.numel():
-        kth = torch.topk(probs, top_k).values[-1]
-        probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
+def apply_repetition_penalty(x: np.ndarray, recent: np.ndarray, penalty: float) -> np.ndarray:
+    """Divide positive logits of recent ids by ``penalty``, multiply negative ones (CTRL's rule)."""
+    return np.where(recent, np.where(x > 0, x / penalty, x * penalty), x)
+
+
+def draw(probs: np.ndarray, u: float) -> int:
+    """Inverse CDF: the first id whose cumulative (unnormalised) probability exceeds ``u`` x total."""
+    cdf = np.cumsum(probs, dtype=np.float64)
+    choice = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    return min(choice, probs.size - 1)
+
+
+def filter_top(probs, top_k: int, top_p: float):
+    """Zero all but the ``top_k`` most likely ids (ties kept), then all but the smallest set
+    whose probability reaches ``top_p``. Takes and returns NumPy arrays or torch tensors."""
+    if not isinstance(probs, np.ndarray):
+        import torch
+
+        return torch.from_numpy(filter_top(_as_vector(probs).copy(), top_k, top_p)).to(probs.dtype)
+    n = probs.size
+    if top_k and top_k < n:
+        kth = np.partition(probs, n - top_k)[n - top_k]
+        probs = np.where(probs >= kth, probs, 0.0).astype(probs.dtype, copy=False)
     if top_p < 1.0:
-        sorted_p, order = torch.sort(probs, descending=True)
-        cum = torch.cumsum(sorted_p, 0) / sorted_p.sum()
-        keep = cum - sorted_p / sorted_p.sum() < top_p  # keep the smallest set reaching top_p
-        mask = torch.zeros_like(probs, dtype=torch.bool)
-        mask[order[keep]] = True
-        probs = torch.where(mask, probs, torch.zeros_like(probs))
+        order = np.argsort(-probs, kind="stable")
+        sorted_p = probs[order]
+        cum = np.cumsum(sorted_p, dtype=np.float64)
+        # keep the smallest set reaching top_p (a mass within float noise of top_p reaches it)
+        keep = (cum - sorted_p) < (top_p - TOP_P_SLACK) * cum[-1]
+        keep[0] = True
+        out = np.zeros_like(probs)
+        out[order[keep]] = sorted_p[keep]
+        probs = out
     return probs

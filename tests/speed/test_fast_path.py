@@ -1,0 +1,155 @@
+"""The fast per-character paths give the reference path's results (no timing here)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from rnnchat.engine.cells import LSTMCell
+from rnnchat.engine.checkpoint import load_checkpoint
+from rnnchat.engine.fast import build_fast
+from rnnchat.engine.generate import Engine
+from rnnchat.engine.model import CharRNN, ModelConfig
+from rnnchat.params import SamplingParams
+from rnnchat.plugins import CellSpec
+from rnnchat.plugins.manager import get_host
+
+CELLS = [("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
+PROMPT = "ALICE:\nThe cat sat on the mat, and then"
+
+
+def engines(make_checkpoint, cell, options, hidden=16):
+    path = make_checkpoint(cell, hidden=hidden, embedding=6, cell_options=options)
+    return Engine(load_checkpoint(path), "cpu"), Engine(load_checkpoint(path), "cpu", fast=False)
+
+
+def run(engine, params):
+    logits, state = engine.feed(engine.encode(PROMPT).ids, engine.initial_state())
+    stream = engine.stream(logits, state, params)
+    text = "".join(t.char for t in stream)
+    return text, stream
+
+
+def flat(state):
+    return [t for s in state for t in (s if isinstance(s, tuple) else (s,))]
+
+
+@pytest.mark.parametrize("cell,options", CELLS)
+def test_builtin_cells_take_the_numpy_path(make_checkpoint, cell, options):
+    fast, ref = engines(make_checkpoint, cell, options)
+    assert fast.backend == "numpy" and ref.backend == "torch"
+
+
+@pytest.mark.parametrize("cell,options", CELLS)
+def test_same_greedy_text_logits_and_state(make_checkpoint, cell, options):
+    fast, ref = engines(make_checkpoint, cell, options)
+    params = SamplingParams(temperature=0, max_chars=300)
+    a, sa = run(fast, params)
+    b, sb = run(ref, params)
+    assert a == b and len(a) == 300
+    torch.testing.assert_close(sa.logits, sb.logits, rtol=1e-4, atol=1e-4)
+    for x, y in zip(flat(sa.state), flat(sb.state)):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell,options", CELLS)
+@pytest.mark.parametrize("knobs", [dict(temperature=1.0), dict(temperature=0.7, top_k=5),
+                                   dict(temperature=1.3, top_p=0.8, repetition_penalty=1.3)])
+def test_same_seed_same_text(make_checkpoint, cell, options, knobs):
+    fast, ref = engines(make_checkpoint, cell, options)
+    a, _ = run(fast, SamplingParams(seed=11, max_chars=300, **knobs))
+    b, _ = run(ref, SamplingParams(seed=11, max_chars=300, **knobs))
+    assert a == b
+
+
+def test_state_after_fast_stream_continues_exactly(make_checkpoint):
+    fast, ref = engines(make_checkpoint, "lstm", {})
+    params = SamplingParams(temperature=1.0, seed=3, max_chars=40)
+    _, s1 = run(fast, params)
+    text2 = "".join(t.char for t in fast.stream(s1.logits, s1.state, params))
+    _, r1 = run(ref, params)
+    ref2 = "".join(t.char for t in ref.stream(r1.logits, r1.state, params))
+    assert text2 == ref2
+
+
+def test_stop_sequences_on_the_fast_path(make_checkpoint):
+    fast, ref = engines(make_checkpoint, "gru", {})
+    params = SamplingParams(temperature=1.0, seed=5, max_chars=400, stop=("e ", "\n"))
+    a, sa = run(fast, params)
+    b, sb = run(ref, params)
+    assert a == b and sa.reason == sb.reason
+
+
+def test_fast_path_off_by_environment(make_checkpoint, monkeypatch):
+    monkeypatch.setenv("RNNCHAT_FAST", "0")
+    engine = Engine(load_checkpoint(make_checkpoint("lstm")), "cpu")
+    assert engine.backend == "torch"
+
+
+class ThirdPartyLSTM(LSTMCell):
+    """A subclass: the built-in NumPy layer must not assume it behaves like LSTMCell."""
+
+    def step(self, x, state):
+        h, (h2, c) = super().step(x, state)
+        return h * 0.5, (h * 0.5, c)
+
+
+def model_with(cell_class, name):
+    torch.manual_seed(0)
+    return CharRNN(ModelConfig(cell=name, vocab_size=12, hidden=8, layers=2, embedding=4), cell_class=cell_class)
+
+
+def test_third_party_cell_without_fast_path_uses_its_own_step():
+    get_host().cells["halved"] = CellSpec("halved", ThirdPartyLSTM)
+    assert build_fast(model_with(ThirdPartyLSTM, "halved"), torch.device("cpu"), "halved") is None
+
+
+def halved_fast_path(cell, device):
+    """A correct third-party fast path: the built-in LSTM layer with h halved."""
+    from rnnchat.engine.fast_cpu import NumpyLSTM
+
+    class Halved(NumpyLSTM):
+        def _gates(self, s):
+            h = super()._gates(s)
+            np.multiply(h, 0.5, out=h)
+            return h
+
+    return Halved(cell)
+
+
+def wrong_fast_path(cell, device):
+    from rnnchat.engine.fast_cpu import NumpyLSTM
+
+    return NumpyLSTM(cell)  # ignores the halving: must be caught by the load-time check
+
+
+def test_third_party_fast_path_is_used_and_checked():
+    get_host().cells["halved"] = CellSpec("halved", ThirdPartyLSTM, fast_path=f"{__name__}:halved_fast_path")
+    model = model_with(ThirdPartyLSTM, "halved")
+    fm = build_fast(model, torch.device("cpu"), "halved")
+    assert fm is not None and fm.backend == "numpy"
+    st = fm.new_state(model.initial_state(1))
+    state = model.initial_state(1)
+    with torch.inference_mode():
+        for i in [1, 5, 7, 2]:
+            ref, state = model.step(torch.tensor([i]), state)
+            np.testing.assert_allclose(st.step(i), ref[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_wrong_fast_path_is_refused_with_a_warning():
+    get_host().cells["halved"] = CellSpec("halved", ThirdPartyLSTM, fast_path=f"{__name__}:wrong_fast_path")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert build_fast(model_with(ThirdPartyLSTM, "halved"), torch.device("cpu"), "halved") is None
+    assert any("disagrees" in str(w.message) for w in caught)
+
+
+def test_a_broken_fast_path_is_refused_with_a_warning():
+    get_host().cells["halved"] = CellSpec("halved", ThirdPartyLSTM, fast_path="no_such_module_xyz:build")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert build_fast(model_with(ThirdPartyLSTM, "halved"), torch.device("cpu"), "halved") is None
+    assert any("failed to build" in str(w.message) for w in caught)
