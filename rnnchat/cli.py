@@ -92,12 +92,14 @@ def inspect(path, as_json):
 
 
 def _register_builtin_commands() -> None:
-    from rnnchat.commands import chat, corpora, generate, train
+    from rnnchat.commands import chat, corpora, generate, install, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
     cli.add_command(chat.chat)
     cli.add_command(corpora.corpora)
+    cli.add_command(install.install)
+    cli.add_command(install.uninstall)
 
 
 _register_builtin_commands()

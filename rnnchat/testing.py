@@ -429,7 +429,13 @@ def _checkpoint_case(model) -> CheckpointCase:
         name = path.name
         assert path.is_file(), f"{model!r} is neither a registered checkpoint " \
                                f"({', '.join(sorted(host.checkpoints)) or 'none'}) nor a file"
-    return CheckpointCase(name, path, load_checkpoint(path, "cpu"))
+    from rnnchat.errors import RnnchatError
+
+    try:
+        loaded = load_checkpoint(path, "cpu")
+    except RnnchatError as exc:
+        raise AssertionError(f"checkpoint {name!r} does not load: {exc}") from None
+    return CheckpointCase(name, path, loaded)
 
 
 def check_checkpoint_metadata(case: CheckpointCase) -> None:
