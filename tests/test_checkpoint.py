@@ -116,10 +116,10 @@ def test_shapes_that_disagree_with_metadata(make_checkpoint, tmp_path):
 
 def test_cell_not_installed_names_cell_and_plugin(make_checkpoint, tmp_path):
     loaded = load_checkpoint(make_checkpoint())
-    meta = dict(loaded.meta, cell="mingru", cell_plugin="rnnchat-mingru")
+    meta = dict(loaded.meta, cell="warpcell", cell_plugin="rnnchat-warp")
     path = tmp_path / "m.safetensors"
     save_file(dict(loaded.model.state_dict()), str(path), metadata={"rnnchat": json.dumps(meta)})
-    with pytest.raises(CheckpointError, match="'mingru'.*rnnchat install rnnchat-mingru"):
+    with pytest.raises(CheckpointError, match="'warpcell'.*rnnchat install rnnchat-warp"):
         load_checkpoint(path)
 
 
@@ -141,7 +141,7 @@ def test_save_is_atomic_and_failure_keeps_old_file(make_checkpoint, monkeypatch)
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("rnnchat.engine.checkpoint.save_file", boom)
+    monkeypatch.setattr("rnnchat.engine.checkpoint.serialize", boom)
     with pytest.raises(CheckpointError, match="No space left"):
         save_checkpoint(path, loaded.model, loaded.meta)
     assert path.read_bytes() == before

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from rnnchat.atomic import atomic_path, clean_stale
 from rnnchat.checkpoint_meta import FORMAT_VERSION, read_header
@@ -16,6 +16,12 @@ from rnnchat.errors import CheckpointError, PluginError, RnnchatError
 from rnnchat.engine.model import CharRNN, ModelConfig
 from rnnchat.plugins.manager import get_host
 from rnnchat.vocab import Vocab
+
+def serialize(tensors: dict, metadata: dict) -> bytes:
+    """Serialize in memory: the only file written is our own temp file (safetensors' own
+    writer makes a temp file of its own, which a kill -9 would leave behind)."""
+    return save(tensors, metadata=metadata)
+
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -47,8 +53,10 @@ def save_checkpoint(path, model: CharRNN, meta: dict, dtype: str = "float32",
     tensors.update(extra_tensors or {})
     meta = dict(meta, storage_dtype=dtype)
     try:
+        data = serialize(tensors, metadata={"rnnchat": json.dumps(meta, ensure_ascii=False)})
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"rnnchat": json.dumps(meta, ensure_ascii=False)})
+            with open(tmp, "wb") as fh:
+                fh.write(data)
     except OSError as exc:
         raise CheckpointError(f"could not save {path}: {exc.strerror or exc}; the previous file is unchanged") from None
     clean_stale(path.parent)
