@@ -27,10 +27,15 @@ def cli(ctx):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(as_json):
-    """List plugins, what each registered, and the errors of those that failed."""
+    """List plugins, what each registered, and the errors of those that failed.
+
+    Third-party cells are imported to check that they are proper cells.
+    """
     from rnnchat.plugins.manager import get_host
 
-    infos = [p.as_dict() for p in get_host().plugins.values()]
+    host = get_host()
+    host.verify_cells()
+    infos = [p.as_dict() for p in host.plugins.values()]
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return
@@ -50,6 +55,7 @@ def cells(as_json):
     from rnnchat.plugins.manager import get_host
 
     host = get_host()
+    host.verify_cells()
     rows = [{"name": s.name, "description": s.description, "plugin": host.owner_of("cells", s.name)}
             for s in host.cells.values()]
     if as_json:

@@ -85,3 +85,15 @@ COMMAND = """
             "Say hello."
             click.echo("hello from a plugin")
 """
+
+NOT_A_CELL = """
+    from rnnchat.plugins import CellSpec, CheckpointSpec, hookimpl
+
+    @hookimpl
+    def register_cells(register):
+        register(CellSpec("fake", "json:JSONDecoder", "not a torch module"))
+
+    @hookimpl
+    def register_checkpoints(register):
+        register(CheckpointSpec("fake-model", "/nonexistent.safetensors", "left behind?"))
+"""

@@ -99,3 +99,16 @@ def test_cli_survives_a_broken_plugin_and_lists_its_error(site):
     assert r.returncode == 0 and "hello from a plugin" in r.stdout
     r = run_cli("cells", env=_env(site))
     assert r.returncode == 0 and "lstm" in r.stdout
+
+
+def test_cell_that_is_not_a_proper_cell_drops_its_plugin(site):
+    fp.make_plugin(site, "notcell", fp.NOT_A_CELL)
+    h = host()
+    assert "fake" in h.cells  # string factories are checked when cells are first used
+    h.verify_cells()
+    info = h.plugins["notcell"]
+    assert not info.loaded and "not a proper cell" in " ".join(info.errors)
+    assert "fake" not in h.cells and "fake-model" not in h.checkpoints and "lstm" in h.cells
+    r = run_cli("plugins", "--json", env=_env(site))
+    row = next(p for p in json.loads(r.stdout) if p["name"] == "notcell")
+    assert r.returncode == 0 and "not a proper cell" in row["errors"][0]

@@ -66,6 +66,7 @@ def save_checkpoint(path, model: CharRNN, meta: dict, dtype: str = "float32",
 def model_from_meta(meta: dict, path) -> CharRNN:
     host = get_host()
     cell = meta["cell"]
+    host.verify_cells()
     if cell not in host.cells:
         hint = meta.get("cell_plugin")
         how = f" (it comes from the plugin {hint}: run `rnnchat install {hint}`)" if hint and hint != "rnnchat" else ""

@@ -56,6 +56,7 @@ class PluginHost:
         self.corpora: dict[str, CorpusSpec] = {}
         self.owner: dict[tuple[str, str], str] = {}  # (kind, name) -> plugin name
         self._modules: dict[str, Any] = {}
+        self._verified = False
 
     # ---- loading -------------------------------------------------------
     def load(self) -> "PluginHost":
@@ -139,6 +140,39 @@ class PluginHost:
             if _is_impl(value) and attr not in SPEC_NAMES:
                 raise PluginError(f"unknown hook {attr!r} (known: {', '.join(sorted(SPEC_NAMES))})")
 
+    # ---- verification ----------------------------------------------------
+    def verify_cells(self) -> None:
+        """Import every third-party cell and check it is a proper cell (imports torch).
+
+        A plugin whose cell is not a ``torch.nn.Module`` class with ``initial_state``,
+        ``forward`` and ``step`` is skipped whole, with its error recorded.
+        """
+        if self._verified:
+            return
+        self._verified = True
+        for name, spec in list(self.cells.items()):
+            owner = self.owner.get(("cells", name))
+            if owner is None or self.plugins[owner].builtin:
+                continue
+            try:
+                spec.load()
+            except PluginError as exc:
+                self.plugins[owner].errors.append(f"cell {name!r} is not a proper cell: {exc}")
+                self._drop(owner)
+                if strict():
+                    raise
+
+    def _drop(self, plugin: str) -> None:
+        info = self.plugins[plugin]
+        info.loaded = False
+        for kind, names in info.registered.items():
+            table = getattr(self, kind, None)
+            for n in names:
+                if table is not None:
+                    table.pop(n, None)
+                self.owner.pop((kind, n), None)
+        info.registered = {}
+
     # ---- commands ------------------------------------------------------
     def add_commands(self, cli) -> None:
         for name, module in list(self._modules.items()):
@@ -161,6 +195,7 @@ class PluginHost:
 
     # ---- lookups -------------------------------------------------------
     def cell(self, name: str) -> CellSpec:
+        self.verify_cells()
         try:
             return self.cells[name]
         except KeyError:
