@@ -10,7 +10,7 @@ from rnnchat.plugins.specs import NAME_RE
 from rnnchat.presets import PRESETS
 from rnnchat.units import Duration, FiniteFloat
 
-MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size", "lr")
+MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size", "lr", "carry_state")
 
 
 @click.command()
@@ -26,6 +26,9 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
 @click.option("--seq-len", type=click.IntRange(1, 100_000))
 @click.option("--batch-size", type=click.IntRange(1, 100_000))
 @click.option("--lr", type=FiniteFloat(0, 10, min_open=True))
+@click.option("--carry-state/--no-carry-state", default=None,
+              help="Read the text as contiguous streams and carry the recurrent state between batches "
+                   "(char-rnn's way), or train on random windows from a zero state.")
 @click.option("--steps", type=click.IntRange(1), help="Train for N optimizer steps.")
 @click.option("--budget", type=Duration(), help="Train for a wall-clock time: 90s, 10m, 2h.")
 @click.option("--val-fraction", type=FiniteFloat(0, 0.5, min_open=True), default=0.1, show_default=True,
@@ -43,7 +46,10 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the best model to this file.")
 @click.option("--name", help="Save the model under this name (listed by `rnnchat models`).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Folder for resume state (default: by name).")
-@click.option("--resume", "resume", help="Continue a run (its name or folder).")
+@click.option("--resume", "resume", help="Continue a run (its name or folder) exactly where it stopped.")
+@click.option("--stop-after", type=click.IntRange(1), metavar="K",
+              help="Stop after step K, saving the state as Ctrl+C does (the run's plan is unchanged).")
+@click.option("--overwrite", is_flag=True, help="Start over even if the run folder holds an unfinished run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(corpus, preset, **opts):
     """Train a model on CORPUS (a UTF-8 text file or a catalog name)."""

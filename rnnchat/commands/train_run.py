@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -10,14 +11,14 @@ from rnnchat import paths
 from rnnchat.errors import RnnchatError
 
 
-def _run_dir(name, out, run_dir, resume) -> Path:
+def _run_dir(name, out, run_dir, resume, check: bool = True) -> Path:
     if resume:
         p = Path(resume).expanduser()
         if p.is_dir():
             return p
         candidate = paths.runs_dir() / resume
-        if candidate.is_dir():
-            return candidate
+        if candidate.is_dir() or not check:
+            return candidate if not p.is_absolute() else p
         raise RnnchatError(f"no run {resume!r} to resume: not a folder and not under {paths.runs_dir()}")
     if run_dir:
         return Path(run_dir)
@@ -28,80 +29,182 @@ def _run_dir(name, out, run_dir, resume) -> Path:
     raise RnnchatError("say where the model goes: --name NAME or --out PATH")
 
 
+def _say(text: str) -> None:
+    from rnnchat.engine import distributed as dist
+
+    if dist.rank() == 0:
+        click.echo(text, err=True)
+
+
 def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, budget, val_fraction,
-                 eval_every, seed, precision, max_vocab, storage, device, out, name, run_dir, resume, quiet):
+                 eval_every, seed, precision, max_vocab, storage, device, out, name, run_dir, resume, quiet,
+                 stop_after=None, overwrite=False):
+    from rnnchat.engine import distributed as dist
+    from rnnchat.engine.device import pick_device, set_cpu_threads
+
+    dev = dist.local_device(pick_device(device))
+    if dev.type == "cpu":
+        set_cpu_threads()
+    dist.init(dev)
+    try:
+        setup = _agreed(lambda: _prepare(corpus, model_opts, chat, explicit, dev, steps=steps, budget=budget,
+                                         val_fraction=val_fraction, eval_every=eval_every, seed=seed,
+                                         precision=precision, max_vocab=max_vocab, storage=storage, out=out,
+                                         name=name, run_dir=run_dir, resume=resume, overwrite=overwrite), dev)
+        _train(setup, dev, quiet, stop_after)
+    finally:
+        dist.shutdown()
+
+
+def _agreed(fn, dev):
+    """Run a setup step on every rank; if any rank fails, every rank stops (with that rank's message)."""
+    from rnnchat.engine import distributed as dist
+
+    error = None
+    try:
+        result = fn()
+    except RnnchatError as exc:
+        error, result = exc, None
+    ok = dist.all_ok(error is None, dev)
+    if error is not None:
+        raise error
+    if not ok:
+        raise RnnchatError(f"rank {dist.rank()}: another training process failed to start (see its message)")
+    return result
+
+
+def _shared_state(path: Path, dev):
+    """Rank 0 reads the resume state (falling back to the previous save) and sends it to every rank."""
+    from rnnchat.engine import distributed as dist
+    from rnnchat.engine.resume import parse_state, read_state_bytes
+
+    data, note, error = None, None, None
+    if dist.rank() == 0:
+        try:
+            data, path, note = read_state_bytes(path)
+        except RnnchatError as exc:
+            error = exc
+    data = dist.broadcast_bytes(data, dev)
+    if error is not None:
+        raise error
+    if not data:
+        raise RnnchatError(f"rank {dist.rank()}: rank 0 could not read the resume state (see its message)")
+    meta, tensors = parse_state(data, path)
+    return meta, tensors, note
+
+
+def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_fraction, eval_every, seed,
+             precision, max_vocab, storage, out, name, run_dir, resume, overwrite):
     from rnnchat.corpora import resolve_corpus
     from rnnchat.engine import distributed as dist
     from rnnchat.engine.data import load_corpus
-    from rnnchat.engine.device import pick_device, set_cpu_threads
     from rnnchat.engine.precision import auto_precision
-    from rnnchat.engine.resume import read_state_meta
-    from rnnchat.engine.train import FINAL_STATE, TrainConfig, Trainer
-    from rnnchat.train_report import Reporter
+    from rnnchat.engine.resume import peek_state, previous_path, unfinished
+    from rnnchat.engine.train import BEST, FINAL_STATE, TrainConfig, config_from_dict
+    from rnnchat.vocab import Vocab
 
-    folder = _run_dir(name, out, run_dir, resume)
+    folder = _run_dir(name, out, run_dir, resume, check=dist.rank() == 0)
+    state = None
+    notes = []
     if resume:
-        state_meta = read_state_meta(folder / FINAL_STATE)
-        saved = state_meta["config"]
-        cfg = TrainConfig(**saved)
+        meta, tensors, note = _shared_state(folder / FINAL_STATE, dev)
+        state = (meta, tensors)
+        if note:
+            notes.append(note)
+        cfg = config_from_dict(meta["config"])
         if steps is not None:
             cfg.steps, cfg.budget = steps, None
         if budget is not None:
             cfg.budget, cfg.steps = budget, None
-        corpus_path = resolve_corpus(corpus or state_meta["corpus"].get("path"))
-        out = out or state_meta.get("out")
-        name = name or state_meta.get("name")
-        vocab_chars = state_meta["vocab"]
+        corpus_path = resolve_corpus(corpus or meta["corpus"].get("path"))
+        out = out or meta.get("out")
+        name = name or meta.get("name")
+        vocab_chars = meta["vocab"]
+        if "precision" in explicit and precision != "auto":
+            cfg.precision = precision
     else:
         if steps is None and budget is None:
             raise RnnchatError("give --steps N or --budget TIME (e.g. 90s, 10m, 2h)")
         corpus_path = resolve_corpus(corpus)
         cfg = TrainConfig(**model_opts, steps=steps, budget=budget, val_fraction=val_fraction, seed=seed,
                           chat=chat, storage_dtype=storage)
+        cfg.precision = auto_precision(dev) if precision == "auto" else precision
         vocab_chars = None
+        if dist.rank() == 0:
+            saved = peek_state(folder / FINAL_STATE)
+            left = saved and unfinished(saved)
+            if left and not overwrite:
+                raise RnnchatError(f"{folder} holds an unfinished run ({left}): continue it with "
+                                   f"`rnnchat train --resume {folder}`, or pass --overwrite to start over")
+            for old in (folder / FINAL_STATE, previous_path(folder / FINAL_STATE), folder / BEST):
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
     if out is None and name:
         out = str(paths.models_dir() / f"{name}.safetensors")
-    dev = dist.local_device(pick_device(device))
-    if dev.type == "cpu":
-        set_cpu_threads()
-    dist.init(dev)
-    try:
-        if not resume:
-            cfg.precision = auto_precision(dev) if precision == "auto" else precision
-        elif "precision" in explicit and precision != "auto":
-            cfg.precision = precision
-        from rnnchat.vocab import Vocab
+    data = load_corpus(corpus_path, vocab=Vocab(vocab_chars) if vocab_chars else None, max_vocab=max_vocab)
+    if eval_every:
+        cfg.eval_every = cfg.save_every = eval_every
+    elif not resume:
+        cfg.eval_every = cfg.save_every = _auto_eval_every(cfg)
+    cfg.validate()
+    return dict(cfg=cfg, data=data, folder=folder, out=out, name=name, corpus_path=corpus_path, state=state,
+                notes=notes)
 
-        data = load_corpus(corpus_path, vocab=Vocab(vocab_chars) if vocab_chars else None, max_vocab=max_vocab)
-        if eval_every:
-            cfg.eval_every = cfg.save_every = eval_every
-        elif not resume:
-            cfg.eval_every = cfg.save_every = _auto_eval_every(cfg)
-        reporter = None if quiet or dist.rank() != 0 else Reporter()
-        trainer = Trainer(cfg, data, folder, Path(out) if out else None, dev, reporter)
-        trainer.extra_state = {"name": name, "out": out, "corpus_path": str(Path(corpus_path).resolve())}
-        if resume:
-            trainer.restore()
-        if reporter:
-            reporter.start(trainer, resumed=bool(resume))
-        try:
-            trainer.run()
-        except KeyboardInterrupt:
-            if reporter:
-                reporter.stop()
-            click.echo(f"interrupted: state saved in {folder}; continue with `rnnchat train --resume {folder}`",
-                       err=True)
-            raise SystemExit(130)
+
+def _train(setup: dict, dev, quiet: bool, stop_after) -> None:
+    from rnnchat.atomic import clean_stale
+    from rnnchat.engine import distributed as dist
+    from rnnchat.engine.train import Trainer
+    from rnnchat.train_report import Reporter
+
+    cfg, folder, out = setup["cfg"], setup["folder"], setup["out"]
+    reporter = None if quiet or dist.rank() != 0 else Reporter()
+    trainer = _agreed(lambda: Trainer(cfg, setup["data"], folder, Path(out) if out else None, dev, reporter,
+                                      stop_after=stop_after), dev)
+    trainer.extra_state = {"name": setup["name"], "out": out,
+                           "corpus_path": str(Path(setup["corpus_path"]).resolve())}
+    if dist.rank() == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale(folder)
+    resumed = setup["state"] is not None
+    if resumed:
+        trainer.restore(*setup["state"])
+        setup["state"] = None
+    for note in setup["notes"] + trainer.notes:
+        _say(f"note: {note}")
+    if reporter:
+        reporter.start(trainer, resumed=resumed)
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
         if reporter:
             reporter.stop()
-        final = trainer.finalize()
-        if dist.rank() == 0 and final is not None:
-            from rnnchat.checkpoint_meta import read_header
-
-            loss = read_header(final).meta.get("val_loss")
-            click.echo(f"saved {final} (validation loss {loss} nats/char); resume state in {folder}")
+        _say(f"interrupted again: stopped without saving; the last saved state in {folder} is intact")
+        raise SystemExit(130)
+    except RuntimeError as exc:
+        if not dist.active():
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RnnchatError(f"rank {dist.rank()}: training stopped: another process failed or the connection "
+                           f"between processes broke ({first[:200]})") from None
     finally:
-        dist.shutdown()
+        if reporter:
+            reporter.stop()
+    step = trainer.progress.step
+    if trainer.stopped == "signal":
+        _say(f"interrupted at step {step}: state saved in {folder}; continue with "
+             f"`rnnchat train --resume {folder}`")
+        raise SystemExit(130)
+    if trainer.stopped == "stop-after":
+        _say(f"stopped after step {step} (--stop-after): state saved in {folder}; continue with "
+             f"`rnnchat train --resume {folder}`")
+        return
+    final = trainer.finalize()
+    if dist.rank() == 0 and final is not None:
+        from rnnchat.checkpoint_meta import read_header
+
+        loss = read_header(final).meta.get("val_loss")
+        click.echo(f"saved {final} (validation loss {loss} nats/char); resume state in {folder}")
 
 
 def _auto_eval_every(cfg) -> int:

@@ -55,11 +55,65 @@ def barrier() -> None:
         td.barrier()
 
 
-def agree_max(value: float, device: torch.device) -> float:
-    """All ranks use the slowest rank's clock, so a time budget ends on the same step everywhere."""
-    t = torch.tensor([value], dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
+def _comm_device(device: torch.device) -> str:
+    return "cuda" if device.type == "cuda" else "cpu"
+
+
+def agree(elapsed: float, stop: bool, device: torch.device) -> tuple[float, bool]:
+    """One all-reduce per step: the slowest rank's clock and whether any rank wants to stop.
+
+    Every rank then ends a time budget, or an interrupted run, on the same step.
+    """
+    if not active():
+        return elapsed, stop
+    t = torch.tensor([elapsed, 1.0 if stop else 0.0], dtype=torch.float64, device=_comm_device(device))
     td.all_reduce(t, op=td.ReduceOp.MAX)
-    return float(t.item())
+    return float(t[0].item()), bool(t[1].item() > 0)
+
+
+def all_ok(ok: bool, device: torch.device) -> bool:
+    """True on every rank when every rank says ok."""
+    if not active():
+        return ok
+    t = torch.tensor([1 if ok else 0], dtype=torch.int64, device=_comm_device(device))
+    td.all_reduce(t, op=td.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def sum_pair(total: float, count: int, device: torch.device) -> tuple[float, int]:
+    """Sum a (loss total, count) pair over ranks."""
+    if not active():
+        return total, count
+    t = torch.tensor([total, float(count)], dtype=torch.float64, device=_comm_device(device))
+    td.all_reduce(t, op=td.ReduceOp.SUM)
+    return float(t[0].item()), int(round(t[1].item()))
+
+
+def broadcast_bytes(data: bytes | None, device: torch.device) -> bytes:
+    """Rank 0's bytes on every rank (used to share the resume state across machines, no pickle)."""
+    if not active():
+        return data or b""
+    dev = _comm_device(device)
+    size = torch.tensor([len(data) if rank() == 0 and data else 0], dtype=torch.int64, device=dev)
+    td.broadcast(size, src=0)
+    n = int(size.item())
+    if rank() == 0:
+        buf = torch.frombuffer(bytearray(data or b""), dtype=torch.uint8).to(dev) if n else \
+            torch.empty(0, dtype=torch.uint8, device=dev)
+    else:
+        buf = torch.empty(n, dtype=torch.uint8, device=dev)
+    if n:
+        td.broadcast(buf, src=0)
+    return bytes(buf.cpu().numpy().tobytes())
+
+
+def gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's ``t`` along dim 0, in rank order (on every rank)."""
+    if not active():
+        return t
+    parts = [torch.empty_like(t) for _ in range(world_size())]
+    td.all_gather(parts, t.contiguous())
+    return torch.cat(parts, 0)
 
 
 def shutdown() -> None:

@@ -8,32 +8,57 @@ import torch.nn.functional as F
 from rnnchat.vocab import Vocab
 
 CHUNK = 1024
+MAX_LOGITS = 1 << 23  # logits per chunk (32 MB in fp32): a 10,000-character vocabulary stays small
 
 
-def evaluate(model, ids: torch.Tensor, device, streams: int = 1) -> float:
+class Aborted(Exception):
+    """Raised by :func:`evaluate` when ``should_stop`` answers True."""
+
+
+def evaluate(model, ids: torch.Tensor, device, streams: int = 1, should_stop=None) -> float:
     """Mean NLL of ``ids[1:]`` given what came before, read statefully.
 
     ``streams=1`` reads the whole split as one sequence (the reported figure);
     more streams cut it into that many contiguous pieces read side by side,
     which is faster and very close.
     """
+    total, count = evaluate_sum(model, ids, device, streams, should_stop=should_stop)
+    return total / count
+
+
+def evaluate_sum(model, ids: torch.Tensor, device, streams: int = 1, part: tuple[int, int] = (0, 1),
+                 should_stop=None) -> tuple[float, int]:
+    """(summed NLL, characters) over this ``part`` (rank, world) of the streams: ranks split the work.
+
+    Raises :class:`Aborted` between chunks when ``should_stop()`` answers True.
+    """
     was_training = model.training
     model.eval()
+    streams = max(1, min(streams, ids.numel() - 1))
     n = (ids.numel() - 1) // streams
-    x_all = ids[: n * streams].view(streams, n).long()
-    y_all = ids[1: n * streams + 1].view(streams, n).long()
+    rows = list(range(part[0], streams, part[1]))
+    if not rows:
+        return 0.0, 0
+    x_all = ids[: n * streams].view(streams, n)[rows].long()
+    y_all = ids[1: n * streams + 1].view(streams, n)[rows].long()
+    vocab = model.head.out_features if hasattr(model, "head") else 1
+    chunk = max(16, min(CHUNK, MAX_LOGITS // (len(rows) * vocab)))
     total, count = 0.0, 0
-    with torch.inference_mode():
-        state = model.initial_state(streams)
-        for s in range(0, n, CHUNK):
-            x = x_all[:, s:s + CHUNK].to(device)
-            y = y_all[:, s:s + CHUNK].to(device)
-            logits, state = model(x, state)
-            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                     reduction="sum").item()
-            count += y.numel()
-    model.train(was_training)
-    return total / count
+    try:
+        with torch.inference_mode():
+            state = model.initial_state(len(rows))
+            for s in range(0, n, chunk):
+                if should_stop is not None and should_stop():
+                    raise Aborted
+                x = x_all[:, s:s + chunk].to(device)
+                y = y_all[:, s:s + chunk].to(device)
+                logits, state = model(x, state)
+                total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                         reduction="sum").item()
+                count += y.numel()
+    finally:
+        model.train(was_training)
+    return total, count
 
 
 def sample_text(model, vocab: Vocab, device, length: int, seed: int, temperature: float = 0.8) -> str:

@@ -1,73 +1,193 @@
-"""Resume state: weights, optimizer moments, RNG streams and position, in safetensors + JSON."""
+"""Resume state: weights, optimizer moments, RNG streams and data position, in safetensors + JSON.
+
+``state.safetensors`` is replaced atomically at every save, and the save before
+it is kept as ``state.prev.safetensors`` (a hard link, so it costs no copy). A
+reader that finds the latest state unreadable (a copy cut short, a disk that
+lied) falls back to the previous one and says so. Nothing is pickled: the file
+is parsed from bytes, so rank 0 can read it and broadcast it to ranks on other
+machines.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import struct
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
 from safetensors.torch import save_file
 
-from rnnchat.atomic import atomic_path
+from rnnchat.atomic import TMP_SUFFIX, atomic_path
 from rnnchat.errors import RnnchatError
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
-def save_state(path: Path, trainer) -> None:
+def previous_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_state(path: Path, trainer, hidden: list[torch.Tensor] | None = None) -> None:
+    """Write ``trainer``'s state; ``hidden`` is the carried recurrent state of every stream (all ranks)."""
+    path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
     opt = trainer.opt.state_dict()
     for pid, st in opt["state"].items():
         for key, value in st.items():
             tensors[f"opt.{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
+    if trainer.device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
     tensors["rng.data"] = trainer.data_gen.get_state()
+    for i, t in enumerate(hidden or []):
+        tensors[f"hidden.{i}"] = t.detach().cpu().contiguous()
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]]
+    extra = getattr(trainer, "extra_state", {})
     meta = {"format": STATE_FORMAT, "progress": asdict(trainer.progress), "config": asdict(trainer.cfg),
             "corpus": {"name": trainer.corpus.name, "sha256": trainer.corpus.sha256,
-                       "path": str(Path(trainer.corpus.path).resolve())},
-            **{k: v for k, v in getattr(trainer, "extra_state", {}).items() if k in ("name", "out")},
-            "vocab": trainer.corpus.vocab.chars, "param_groups": groups}
+                       "path": extra.get("corpus_path") or str(Path(trainer.corpus.path).resolve())},
+            **{k: v for k, v in extra.items() if k in ("name", "out")},
+            "world_size": trainer.world, "vocab": trainer.corpus.vocab.chars, "param_groups": groups}
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"rnnchat_state": json.dumps(meta, ensure_ascii=False)})
+            _keep_previous(path)
     except OSError as exc:
         raise RnnchatError(f"could not save training state {path}: {exc.strerror or exc}; "
                            "the previous state is unchanged") from None
 
 
-def read_state_meta(path: Path) -> dict:
+def _keep_previous(path: Path) -> None:
+    """Hard-link the current state to ``state.prev.safetensors`` before it is replaced."""
+    if not path.exists():
+        return
+    prev = previous_path(path)
+    link = prev.with_name(f".{prev.name}.link{TMP_SUFFIX}")
     try:
-        with safe_open(str(path), "pt") as fh:
-            return json.loads(fh.metadata()["rnnchat_state"])
-    except FileNotFoundError:
-        raise RnnchatError(f"no training state at {path}: nothing to resume") from None
-    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise RnnchatError(f"training state {path} is unreadable ({exc}); start a new run") from None
+        if link.exists():
+            link.unlink()
+        os.link(path, link)
+        os.replace(link, prev)
+    except OSError:
+        pass  # no hard links on this file system: keep only the latest state
 
 
-def load_state(path: Path, trainer) -> None:
-    meta = read_state_meta(path)
+def parse_state(data: bytes, where: Path | str) -> tuple[dict, dict]:
+    """(metadata, tensors) from the bytes of a state file; RnnchatError if they are not a whole state."""
+    try:
+        if len(data) < 8:
+            raise ValueError("file too short")
+        (n,) = struct.unpack("<Q", data[:8])
+        if n > len(data) - 8:
+            raise ValueError("header runs past the end of the file")
+        header = json.loads(data[8:8 + n])
+        meta = json.loads(header["__metadata__"]["rnnchat_state"])
+        if meta.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"format {meta.get('format')!r}, this rnnchat reads {READABLE_FORMATS}")
+        tensors = load_tensors(data)
+        if "rng.data" not in tensors or not any(k.startswith("model.") for k in tensors):
+            raise ValueError("tensors missing")
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError, RuntimeError) as exc:
+        raise RnnchatError(f"training state {where} is unreadable ({exc})") from None
+    return meta, tensors
+
+
+def read_state_bytes(path: Path) -> tuple[bytes, Path, str | None]:
+    """The bytes of the newest whole state: ``path``, else the previous save. Returns (bytes, file, note)."""
+    path = Path(path)
+    problem = None
+    for candidate in (path, previous_path(path)):
+        try:
+            data = candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problem = problem or f"{candidate}: {exc.strerror or exc}"
+            continue
+        try:
+            parse_state(data, candidate)
+        except RnnchatError as exc:
+            problem = problem or str(exc)
+            continue
+        note = None
+        if candidate != path:
+            note = (f"{path.name} is unreadable or missing ({problem or 'missing'}); "
+                    f"resuming from the save before it, {candidate.name}")
+        return data, candidate, note
+    if problem:
+        raise RnnchatError(f"{problem}; no earlier state to fall back on: start a new run")
+    raise RnnchatError(f"no training state in {path.parent}: nothing to resume")
+
+
+def read_state(path: Path) -> tuple[dict, dict, Path, str | None]:
+    data, used, note = read_state_bytes(path)
+    meta, tensors = parse_state(data, used)
+    return meta, tensors, used, note
+
+
+def read_state_meta(path: Path) -> dict:
+    return read_state(path)[0]
+
+
+def apply_state(meta: dict, tensors: dict, trainer) -> list[torch.Tensor] | None:
+    """Load weights, optimizer, RNG streams and progress into ``trainer``; return the saved hidden leaves."""
     if meta["corpus"]["sha256"] != trainer.corpus.sha256:
-        raise RnnchatError(f"{path} was trained on a different corpus (sha256 differs); resume needs the same text")
-    tensors = {}
-    with safe_open(str(path), "pt") as fh:
-        for key in fh.keys():
-            tensors[key] = fh.get_tensor(key)
+        raise RnnchatError("the run was trained on a different corpus (its sha256 differs); "
+                           "resume needs the same text")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    trainer.model.load_state_dict(model_state, strict=True)
+    try:
+        trainer.model.load_state_dict(model_state, strict=True)
+    except RuntimeError as exc:
+        raise RnnchatError(f"the saved weights do not fit the model: {str(exc).splitlines()[0]}") from None
     opt_state: dict = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
             _, pid, name = key.split(".", 2)
             opt_state.setdefault(int(pid), {})[name] = value
     groups = meta["param_groups"]
-    n_params = len(list(trainer.model.parameters()))
-    groups[0]["params"] = list(range(n_params))
+    for g in groups:
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+    groups[0]["params"] = list(range(len(list(trainer.model.parameters()))))
     trainer.opt.load_state_dict({"state": opt_state, "param_groups": groups})
     torch.set_rng_state(tensors["rng.torch"])
+    if trainer.device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], trainer.device)
     trainer.data_gen.set_state(tensors["rng.data"])
+    known = set(asdict(trainer.progress))
     for k, v in meta["progress"].items():
-        setattr(trainer.progress, k, v)
+        if k in known:
+            setattr(trainer.progress, k, v)
+    hidden = [tensors[f"hidden.{i}"] for i in range(len(tensors)) if f"hidden.{i}" in tensors]
+    return hidden or None
+
+
+def peek_state(path: Path) -> dict | None:
+    """The metadata of a state file from its header alone (None if there is none or it is unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > 100_000_000:
+                return None
+            header = json.loads(fh.read(n))
+        return json.loads(header["__metadata__"]["rnnchat_state"])
+    except (OSError, struct.error, ValueError, KeyError, TypeError):
+        return None
+
+
+def unfinished(meta: dict) -> str | None:
+    """'step 120 of 500' (or '30s of 90s') when a saved run has not reached its end, else None."""
+    cfg, prog = meta.get("config", {}), meta.get("progress", {})
+    if cfg.get("steps"):
+        if prog.get("step", 0) < cfg["steps"]:
+            return f"step {prog.get('step', 0)} of {cfg['steps']}"
+    elif cfg.get("budget"):
+        if prog.get("elapsed", 0.0) < cfg["budget"]:
+            return f"{prog.get('elapsed', 0.0):.0f}s of a {cfg['budget']:.0f}s budget"
+    return None

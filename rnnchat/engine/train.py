@@ -1,32 +1,35 @@
 """The training loop: single process or DistributedDataParallel under torchrun.
 
 A run lives in a folder: ``state.safetensors`` (latest weights, optimizer,
-RNG streams, step, elapsed time: enough to continue exactly) and
+RNG streams, data position and carried recurrent state, step, elapsed time:
+enough to continue exactly; the save before it is ``state.prev.safetensors``) and
 ``best.safetensors`` (the model with the lowest validation loss so far, which
 is also copied to the output path). Nothing is pickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from rnnchat.atomic import atomic_path
 from rnnchat.errors import CorpusError, RnnchatError
 from rnnchat.engine import distributed as dist
 from rnnchat.engine.checkpoint import build_meta, save_checkpoint
 from rnnchat.engine.data import Corpus
-from rnnchat.engine.evaluate import evaluate, sample_text
-from rnnchat.engine.model import CharRNN, ModelConfig
-from rnnchat.engine.resume import load_state, save_state
+from rnnchat.engine.evaluate import Aborted, evaluate, evaluate_sum, sample_text
+from rnnchat.engine.model import CharRNN, ModelConfig, state_map
+from rnnchat.engine.resume import apply_state, save_state
 
 FINAL_STATE = "state.safetensors"
 BEST = "best.safetensors"
@@ -54,6 +57,7 @@ class TrainConfig:
     eval_streams: int = 16
     save_every: int = 200
     seed: int = 1337
+    carry_state: bool = True  # char-rnn's contiguous streams with the state carried (else random windows)
     precision: str = "fp32"  # fp32 | bf16 | fp16
     storage_dtype: str = "float32"
     chat: dict = field(default_factory=lambda: {"template": "{text}", "stop": ["\n\n"]})
@@ -96,11 +100,23 @@ class Progress:
     best_val: float | None = None
     last_val: float | None = None
     chars: int = 0
+    epoch: int = 0    # carried-state data: passes over the text begun
+    window: int = 0   # next window of each stream in this pass (0: a new pass starts)
+    offset: int = 0   # where this pass's windows start in each stream
+    streams: int = 0  # streams the text is cut into (batch size x processes)
 
 
 class Trainer:
+    """One training run. ``run()`` trains until the step count or time budget is reached.
+
+    A run stops early, always on a step boundary and with its state saved, when
+    ``stop_after`` steps are done, or on SIGINT/SIGTERM (the first signal asks for a
+    stop; in a single process a second Ctrl+C gives up at once, leaving the last
+    saved state). Under torchrun every rank agrees on the step where it stops.
+    """
+
     def __init__(self, config: TrainConfig, corpus: Corpus, run_dir: Path, out: Path | None,
-                 device: torch.device, reporter=None) -> None:
+                 device: torch.device, reporter=None, stop_after: int | None = None) -> None:
         self.cfg = config.validate()
         self.corpus = corpus
         self.run_dir = Path(run_dir)
@@ -108,22 +124,38 @@ class Trainer:
         self.device = device
         self.rank, self.world = dist.rank(), dist.world_size()
         self.train_ids, self.val_ids = corpus.split(config.val_fraction)
-        need = config.seq_len + 2
-        if self.train_ids.numel() < need or self.val_ids.numel() < need:
-            raise CorpusError(
-                f"corpus {corpus.name} is too small for --seq-len {config.seq_len}: it has "
-                f"{corpus.ids.numel()} characters, and both the training part and the validation part "
-                f"(--val-fraction {config.val_fraction}) need at least {need}; use a smaller --seq-len "
-                "or a larger text")
+        self._check_size()
         torch.manual_seed(config.seed)
         self.model = CharRNN(config.model_config(len(corpus.vocab))).to(device)
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(0.9, 0.99))
         self.data_gen = torch.Generator().manual_seed(config.seed + 1)
-        self.progress = Progress()
+        self.progress = Progress(streams=config.batch_size * self.world)
         self.reporter = reporter
+        self.stop_after = stop_after
+        self.hidden = None            # carried recurrent state of this rank's streams
+        self.stopped: str | None = None  # None (finished), "signal" or "stop-after"
+        self.notes: list[str] = []
+        self._signals = 0
         self._stop = False
+
+    def _check_size(self) -> None:
+        c, n_train, n_val = self.cfg, self.train_ids.numel(), self.val_ids.numel()
+        what = f"corpus {self.corpus.name} ({self.corpus.ids.numel():,} characters)"
+        if n_val < 2 or n_train < c.seq_len + 2:
+            raise CorpusError(
+                f"{what} is too small for --seq-len {c.seq_len}: its training part has {n_train:,} characters "
+                f"and needs at least {c.seq_len + 2:,}; use a smaller --seq-len or a larger text")
+        if c.carry_state:
+            streams = c.batch_size * self.world
+            need = streams * (c.seq_len + 1) + 1
+            if n_train < need:
+                who = f"--batch-size {c.batch_size}" + (f" x {self.world} processes" if self.world > 1 else "")
+                raise CorpusError(
+                    f"{what} is too small for --seq-len {c.seq_len} and {who}: its training part has "
+                    f"{n_train:,} characters and {streams} streams of {c.seq_len + 1} need {need:,}; "
+                    "use a smaller --seq-len or --batch-size, or a larger text")
 
     # ---- schedule --------------------------------------------------------
     def fraction_done(self) -> float:
@@ -145,25 +177,53 @@ class Trainer:
 
     # ---- data ------------------------------------------------------------
     def batch(self):
-        """Every rank draws the same offsets and takes its own slice: ranks see disjoint data."""
+        """The next (inputs, targets); under torchrun each rank takes its own rows."""
+        if self.cfg.carry_state:
+            return self._stream_batch()
         c = self.cfg
         total = c.batch_size * self.world
         starts = torch.randint(0, self.train_ids.numel() - c.seq_len - 1, (total,), generator=self.data_gen)
         starts = starts[self.rank * c.batch_size:(self.rank + 1) * c.batch_size]
-        idx = starts[:, None] + torch.arange(c.seq_len + 1)
+        return self._windows(starts)
+
+    def _stream_batch(self):
+        """char-rnn's layout: the text is cut into ``batch x processes`` contiguous streams, each read
+        window after window, the recurrent state carried from one window to the next (truncated BPTT).
+        Each pass over the text starts at a random offset below ``seq_len``; its first window starts
+        from a zero state."""
+        c, p = self.cfg, self.progress
+        streams = c.batch_size * self.world
+        length = (self.train_ids.numel() - 1) // streams
+        if p.window == 0 or p.offset + (p.window + 1) * c.seq_len > length:
+            p.epoch += 1
+            p.window = 0
+            top = min(c.seq_len, length - c.seq_len + 1)
+            p.offset = int(torch.randint(0, top, (1,), generator=self.data_gen))
+            self.hidden = None
+        first = torch.arange(self.rank * c.batch_size, (self.rank + 1) * c.batch_size) * length
+        starts = first + p.offset + p.window * c.seq_len
+        p.window += 1
+        return self._windows(starts)
+
+    def _windows(self, starts):
+        idx = starts[:, None] + torch.arange(self.cfg.seq_len + 1)
         chunk = self.train_ids[idx].long().to(self.device, non_blocking=True)
         return chunk[:, :-1], chunk[:, 1:]
 
     # ---- loop ------------------------------------------------------------
     def train_step(self) -> float:
+        _test_fail(self.rank, self.progress.step + 1)
         x, y = self.batch()
         for group in self.opt.param_groups:
             group["lr"] = self.lr_now()
         self.model.train()
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits, _ = self.ddp(x)
+            logits, state = self.ddp(x, self.hidden)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        if self.cfg.carry_state:
+            wdtype = self.model.head.weight.dtype
+            self.hidden = state_map(lambda t: t.detach().to(wdtype), state)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -178,49 +238,76 @@ class Trainer:
 
     def run(self) -> Progress:
         c, p = self.cfg, self.progress
-        old = signal.getsignal(signal.SIGTERM)
-        if self.rank == 0 and threading_main():
-            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
-        interrupted = False
+        handlers = self._install_signals()
         try:
             t0 = time.perf_counter() - p.elapsed
             while not self.finished() and not self._stop:
+                if self.stop_after is not None and p.step >= self.stop_after:
+                    self.stopped = "stop-after"
+                    break
                 loss = self.train_step()
                 p.elapsed = time.perf_counter() - t0
-                if self.world > 1:
-                    p.elapsed = dist.agree_max(p.elapsed, self.device)
+                p.elapsed, self._stop = dist.agree(p.elapsed, self._signals > 0, self.device)
+                if self._stop:
+                    self.stopped = "signal"
+                    break
                 if self.reporter:
                     self.reporter.update(self, loss)
                 if p.step % c.eval_every == 0 or self.finished():
-                    self.evaluate_and_keep()
+                    try:
+                        self.evaluate_and_keep()
+                    except Aborted:
+                        self.stopped = "signal"
+                        break
                     t0 = time.perf_counter() - p.elapsed  # evaluation time does not eat the budget
                 if p.step % c.save_every == 0:
                     self.save_state()
-        except KeyboardInterrupt:
-            interrupted = True
         finally:
-            if threading_main():
-                signal.signal(signal.SIGTERM, old)
+            self._restore_signals(handlers)
+        if self._signals and self.stopped is None and not self.finished():
+            self.stopped = "signal"
         self.save_state()
-        if interrupted:
-            raise KeyboardInterrupt
+        _test_checksum(self)
         return p
 
     def request_stop(self) -> None:
-        self._stop = True
+        self._signals += 1
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signals += 1
+        if signum == signal.SIGINT and self._signals > 1 and self.world == 1:
+            raise KeyboardInterrupt  # a second Ctrl+C: give up now; the last saved state stays
+
+    def _install_signals(self) -> dict:
+        if not threading_main():
+            return {}
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+        return old
+
+    @staticmethod
+    def _restore_signals(old: dict) -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
     def evaluate_and_keep(self) -> None:
         p = self.progress
-        val = evaluate(self.model, self.val_ids, self.device, streams=self.cfg.eval_streams)
+        should_stop = (lambda: self._signals > 0) if self.world == 1 else None
+        total, count = evaluate_sum(self.model, self.val_ids, self.device, streams=self.cfg.eval_streams,
+                                    part=(self.rank, self.world), should_stop=should_stop)
+        total, count = dist.sum_pair(total, count, self.device)
+        val = total / count
         p.last_val = val
-        if self.rank == 0:
-            if p.best_val is None or val < p.best_val:
-                p.best_val = val
+        if p.best_val is None or val < p.best_val:
+            p.best_val = val
+            if self.rank == 0:
                 self.save_best(val)
-            if self.reporter:
-                sample = sample_text(self.model, self.corpus.vocab, self.device, self.cfg.sample_chars,
-                                     seed=self.cfg.seed + p.step)
-                self.reporter.evaluated(self, val, sample)
+        if self.rank == 0 and self.reporter:
+            sample = sample_text(self.model, self.corpus.vocab, self.device, self.cfg.sample_chars,
+                                 seed=self.cfg.seed + p.step)
+            self.reporter.evaluated(self, val, sample)
         dist.barrier()
 
     # ---- files -------------------------------------------------------------
@@ -236,12 +323,31 @@ class Trainer:
         save_checkpoint(self.run_dir / BEST, self.model, self.meta(val), dtype=self.cfg.storage_dtype)
 
     def save_state(self) -> None:
+        """Write the resume state (rank 0), with the carried state of every rank's streams."""
+        hidden = None
+        if self.hidden is not None:
+            hidden = [dist.gather_rows(t) for t in _leaves(self.hidden)]
         if self.rank == 0:
-            save_state(self.run_dir / FINAL_STATE, self)
+            save_state(self.run_dir / FINAL_STATE, self, hidden)
         dist.barrier()
 
-    def restore(self) -> None:
-        load_state(self.run_dir / FINAL_STATE, self)
+    def restore(self, meta: dict, tensors: dict) -> None:
+        """Continue from a state read by :func:`rnnchat.engine.resume.read_state` (on every rank)."""
+        hidden = apply_state(meta, tensors, self)
+        p, c = self.progress, self.cfg
+        streams = c.batch_size * self.world
+        if not c.carry_state:
+            return
+        if p.streams != streams or hidden is None:
+            if p.window:
+                self.notes.append(f"the run was saved with {p.streams} streams and now has {streams} "
+                                  "(another --batch-size or number of processes): the data pass starts over")
+            p.window, p.streams = 0, streams
+            return
+        template = self.model.initial_state(c.batch_size)
+        rows = slice(self.rank * c.batch_size, (self.rank + 1) * c.batch_size)
+        leaves = iter([t[rows].to(self.device) for t in hidden])
+        self.hidden = _rebuild(template, leaves)
 
     def finalize(self) -> Path | None:
         """Re-score the best model on the whole validation split read as one stream; publish it."""
@@ -255,11 +361,53 @@ class Trainer:
         meta = dict(loaded.meta, val_loss=round(exact, 4), val_loss_method="stateful, whole split, 1 stream")
         save_checkpoint(best, loaded.model, meta, dtype=self.cfg.storage_dtype)
         if self.out:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.out.with_name(f".{self.out.name}.copy.rnnchat-tmp")
-            shutil.copyfile(best, tmp)
-            os.replace(tmp, self.out)
+            with atomic_path(self.out) as tmp:
+                shutil.copyfile(best, tmp)
         return self.out or best
+
+
+def _leaves(state) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state]
+    return [t for part in state for t in _leaves(part)]
+
+
+def _rebuild(template, leaves):
+    if isinstance(template, torch.Tensor):
+        return next(leaves)
+    return type(template)(_rebuild(part, leaves) for part in template)
+
+
+def weights_sha256(model) -> str:
+    """A checksum of a model's weights (names, shapes and float32 values), equal across processes."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# Test hooks, read from the environment; they do nothing unless a test sets them.
+#   RNNCHAT_TEST_FAIL_RANK=R[:STEP[:exit]]  rank R raises an error (or exits at once) at step STEP (default 3)
+#   RNNCHAT_TEST_CHECKSUM_DIR=DIR           each rank writes rank<R>.sha256 with its final weights' checksum
+
+def _test_fail(rank: int, step: int) -> None:
+    spec = os.environ.get("RNNCHAT_TEST_FAIL_RANK")
+    if not spec:
+        return
+    parts = spec.split(":")
+    if int(parts[0]) != rank or step != (int(parts[1]) if len(parts) > 1 else 3):
+        return
+    if len(parts) > 2 and parts[2] == "exit":
+        os._exit(3)
+    raise RnnchatError(f"rank {rank}: failure injected at step {step} (RNNCHAT_TEST_FAIL_RANK)")
+
+
+def _test_checksum(trainer) -> None:
+    folder = os.environ.get("RNNCHAT_TEST_CHECKSUM_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"rank{trainer.rank}.sha256").write_text(weights_sha256(trainer.model))
 
 
 def threading_main() -> bool:
@@ -272,4 +420,10 @@ def config_to_json(cfg: TrainConfig) -> str:
 
 
 def config_from_json(text: str) -> TrainConfig:
-    return TrainConfig(**json.loads(text))
+    return config_from_dict(json.loads(text))
+
+
+def config_from_dict(saved: dict) -> TrainConfig:
+    """A TrainConfig from a saved dict; keys this version does not know are ignored."""
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
