@@ -1,4 +1,4 @@
-"""``rnnchat chat``: open the chat app."""
+"""``rnnchat chat`` (and ``rnnchat`` alone): open the chat app."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import click
 
 
 def open_chat(model: str | None) -> None:
-    try:
-        from rnnchat.tui.app import run_app
-    except ImportError:  # the chat app is not built yet
-        ctx = click.get_current_context()
-        click.echo(ctx.get_help() if ctx.parent is None else ctx.parent.get_help())
-        return
+    from rnnchat.tui.app import run_app  # Textual only; the model loads in the app's worker
+
     run_app(model)
 
 
 @click.command()
 @click.option("--model", "-m", help="Model name (see `rnnchat models`) or checkpoint path.")
 def chat(model):
-    """Open the chat app."""
+    """Open the chat app.
+
+    Type to chat; the model answers character by character. Change the temperature while it
+    writes (ctrl+up/down, the panel, or /temp 0.7); /help lists every command. Conversations
+    are saved after each reply and can be reopened with /history.
+    """
     open_chat(model)

@@ -1,0 +1,1 @@
+"""The chat app (Textual). Nothing in this package imports torch: the model loads in a worker."""

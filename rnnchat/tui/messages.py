@@ -1,0 +1,75 @@
+"""Messages the worker threads post to the app (the only thing a worker does with the UI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class ModelLoaded(Message):
+    def __init__(self, token: int, session: Any, info: Any, opened: Any = None) -> None:
+        super().__init__()
+        self.token, self.session, self.info, self.opened = token, session, info, opened
+
+
+class LoadFailed(Message):
+    def __init__(self, token: int, model: str | None, error: str, kind: str) -> None:
+        super().__init__()
+        self.token, self.model, self.error, self.kind = token, model, error, kind
+
+
+class ModelsListed(Message):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+
+class ReplyChunk(Message):
+    def __init__(self, reply_id: int, text: str, probs: tuple[float, ...]) -> None:
+        super().__init__()
+        self.reply_id, self.text, self.probs = reply_id, text, probs
+
+
+class ReplyDone(Message):
+    def __init__(self, reply_id: int, turn: Any, notes: list[str]) -> None:
+        super().__init__()
+        self.reply_id, self.turn, self.notes = reply_id, turn, notes
+
+
+class ReplyFailed(Message):
+    def __init__(self, reply_id: int, error: str) -> None:
+        super().__init__()
+        self.reply_id, self.error = reply_id, error
+
+
+class ConversationOpened(Message):
+    def __init__(self, token: int, conversation: Any) -> None:
+        super().__init__()
+        self.token, self.conversation = token, conversation
+
+
+class ConversationFailed(Message):
+    def __init__(self, token: int, error: str) -> None:
+        super().__init__()
+        self.token, self.error = token, error
+
+
+def one_line(exc: BaseException) -> str:
+    """A user-facing line for an exception: our own errors as they are, others with their type."""
+    from rnnchat.errors import RnnchatError
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, RnnchatError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def error_kind(exc: BaseException) -> str:
+    from rnnchat.errors import CheckpointError, DeviceError, ModelNotFound, PluginError
+
+    for cls, kind in ((ModelNotFound, "not-found"), (CheckpointError, "broken"), (DeviceError, "device"),
+                      (PluginError, "plugin")):
+        if isinstance(exc, cls):
+            return kind
+    return "other"

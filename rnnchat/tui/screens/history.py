@@ -1,0 +1,88 @@
+"""Saved conversations: pick one to reopen it, with its settings and exact state."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from rnnchat.tui.messages import one_line
+
+
+class HistoryScreen(ModalScreen[tuple[int, str] | None]):
+    """Dismisses with (conversation id, model name)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close"), Binding("delete", "delete", "Delete")]
+
+    class Listed(Message):
+        def __init__(self, rows, error: str | None = None) -> None:
+            super().__init__()
+            self.rows, self.error = rows, error
+
+    def __init__(self, store, current_id: int | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.current_id = current_id
+        self.rows = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("Conversations", classes="dialog-title")
+            yield Static("Reading the history…", id="history-status", classes="dim")
+            yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+            yield Static("Enter: reopen and continue · Del: delete · Esc: close", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("When", "Model", "Turns", "Started with")
+        table.focus()
+        self.fetch()
+
+    @work(thread=True, exit_on_error=False, group="history", exclusive=True)
+    def fetch(self) -> None:
+        try:
+            rows = self.store.list()
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Listed(None, one_line(exc)))
+            return
+        self.post_message(self.Listed(rows))
+
+    def on_history_screen_listed(self, message: Listed) -> None:
+        status = self.query_one("#history-status", Static)
+        if message.rows is None:
+            status.update(Text(f"Could not read the history: {message.error}", style="red"))
+            return
+        self.rows = message.rows
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in self.rows:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))
+            title = Text(r.title, style="bold" if r.id == self.current_id else "")
+            table.add_row(when, r.model, str(r.turns), title, key=str(r.id))
+        status.update(Text(f"{len(self.rows)} conversation(s) in {self.store.path}" if self.rows
+                           else "No saved conversations yet: they are saved after each reply.", style="dim"))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        conv_id = int(event.row_key.value)
+        row = next((r for r in self.rows if r.id == conv_id), None)
+        if row is not None:
+            self.dismiss((conv_id, row.model))
+
+    def action_delete(self) -> None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
+            return
+        row = self.rows[table.cursor_row]
+        try:
+            self.store.delete(row.id)
+        except Exception as exc:  # noqa: BLE001
+            self.notify(one_line(exc), severity="error")
+            return
+        self.fetch()

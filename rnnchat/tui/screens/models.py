@@ -1,0 +1,91 @@
+"""Model picker: every registered checkpoint with its cell, size, validation loss and plugin."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from rnnchat.tui.messages import one_line
+from rnnchat.tui.widgets.panel import fmt_params
+
+
+def list_models() -> list[dict]:
+    """Registered checkpoints, read from their headers (no torch)."""
+    from rnnchat.commands.info import model_rows
+
+    return model_rows()
+
+
+class ModelPicker(ModalScreen[str | None]):
+    """Choose a model; dismisses with its name (the app then loads it in a worker)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+
+    class Listed(Message):
+        def __init__(self, rows: list[dict] | None, error: str | None = None) -> None:
+            super().__init__()
+            self.rows, self.error = rows, error
+
+    def __init__(self, current: str | None = None) -> None:
+        super().__init__()
+        self.current = current
+        self.rows: list[dict] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("Models", classes="dialog-title")
+            yield Static("Reading checkpoints…", id="models-status", classes="dim")
+            yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
+            yield Static("Enter: load the model · Esc: close", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("", "Name", "Cell", "Size", "Params", "Val loss", "Plugin")
+        table.focus()
+        self.fetch()
+
+    @work(thread=True, exit_on_error=False, group="models")
+    def fetch(self) -> None:
+        try:
+            rows = list_models()
+        except Exception as exc:  # noqa: BLE001 - shown in the dialog
+            self.post_message(self.Listed(None, one_line(exc)))
+            return
+        self.post_message(self.Listed(rows))
+
+    def on_model_picker_listed(self, message: Listed) -> None:
+        status = self.query_one("#models-status", Static)
+        if message.rows is None:
+            status.update(Text(f"Could not list the models: {message.error}", style="red"))
+            return
+        self.rows = message.rows
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in self.rows:
+            mark = "●" if r["name"] == self.current else ""
+            if r.get("error"):
+                table.add_row(mark, r["name"], Text("broken", style="red"), "", "", "",
+                              r.get("plugin") or "", key=r["name"])
+                continue
+            loss = f"{r['val_loss']:.3f}" if isinstance(r.get("val_loss"), (int, float)) else "-"
+            table.add_row(mark, Text(r["name"], style="bold"), r["cell"], f"{r['layers']}×{r['hidden']}",
+                          fmt_params(r["parameters"]), loss, r.get("plugin") or "", key=r["name"])
+        if not self.rows:
+            status.update(Text("No models are registered. Train one: rnnchat train corpora/tiny.txt --name tiny",
+                               style="yellow"))
+        else:
+            broken = [r for r in self.rows if r.get("error")]
+            status.update(Text(f"{len(self.rows)} model(s)" + (f", {len(broken)} broken: {broken[0]['error']}"
+                                                                if broken else ""), style="dim"))
+            names = [r["name"] for r in self.rows]
+            if self.current in names:
+                table.move_cursor(row=names.index(self.current))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.dismiss(str(event.row_key.value))

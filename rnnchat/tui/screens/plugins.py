@@ -1,0 +1,80 @@
+"""Plugins: what each loaded plugin registered, and the errors of those that failed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from rnnchat.tui.messages import one_line
+
+
+def plugin_infos() -> list[dict]:
+    from rnnchat.plugins.manager import get_host
+
+    return [p.as_dict() for p in get_host().plugins.values()]
+
+
+def render_plugin(p: dict) -> Text:
+    t = Text()
+    t.append(p["name"], style="bold")
+    if p.get("version"):
+        t.append(f" {p['version']}", style="dim")
+    t.append("  ")
+    t.append("loaded" if p["loaded"] else "FAILED", style="green" if p["loaded"] else "bold red")
+    if p.get("builtin"):
+        t.append("  built-in", style="dim")
+    for kind, names in (p.get("registered") or {}).items():
+        t.append(f"\n  {kind}: ", style="dim")
+        t.append(", ".join(names))
+    for err in p.get("errors") or ():
+        t.append("\n  error: ", style="bold red")
+        t.append(err, style="red")
+    return t
+
+
+class PluginsScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+
+    class Listed(Message):
+        def __init__(self, infos: list[dict] | None, error: str | None = None) -> None:
+            super().__init__()
+            self.infos, self.error = infos, error
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("Plugins", classes="dialog-title")
+            yield VerticalScroll(Static("Loading plugins…", id="plugins-body"), id="plugins-scroll")
+            yield Static("Esc: close · `rnnchat plugins` prints the same", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        self.query_one("#plugins-scroll").focus()
+        self.fetch()
+
+    @work(thread=True, exit_on_error=False, group="plugins")
+    def fetch(self) -> None:
+        try:
+            infos = plugin_infos()
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Listed(None, one_line(exc)))
+            return
+        self.post_message(self.Listed(infos))
+
+    def on_plugins_screen_listed(self, message: Listed) -> None:
+        body = self.query_one("#plugins-body", Static)
+        if message.infos is None:
+            body.update(Text(f"Could not load the plugin list: {message.error}", style="red"))
+            return
+        out = Text()
+        failed = [p for p in message.infos if not p["loaded"]]
+        out.append(f"{len(message.infos)} plugin(s), {len(failed)} failed\n\n", style="dim")
+        for i, p in enumerate(sorted(message.infos, key=lambda p: (p["loaded"], p["name"]))):
+            if i:
+                out.append("\n\n")
+            out.append_text(render_plugin(p))
+        body.update(out)

@@ -1,0 +1,6 @@
+"""The chat app's widgets."""
+
+from rnnchat.tui.widgets.panel import SidePanel, TemperatureControl
+from rnnchat.tui.widgets.transcript import Notice, Transcript, TurnView
+
+__all__ = ["SidePanel", "TemperatureControl", "Notice", "Transcript", "TurnView"]
