@@ -67,6 +67,8 @@ class Startup:
         if not exit_after():
             return
         stream = stream or sys.__stderr__ or sys.stderr
+        if not stream.isatty():  # the app's own output went to this stream too: start a fresh line
+            stream.write("\n")
         for event, seconds in self.events:
             stream.write(f"rnnchat-startup {event} {seconds:.3f}\n")
         stream.flush()
