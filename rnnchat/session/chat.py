@@ -226,7 +226,8 @@ class ChatSession:
             name=name, path=str(path), cell=str(meta["cell"]), layers=int(meta["layers"]),
             hidden=int(meta["hidden"]), parameters=int(meta.get("parameters") or engine.model.num_parameters()),
             device=str(engine.device), val_loss=float(val) if isinstance(val, (int, float)) else None,
-            vocab_size=len(engine.vocab), template=self.framing.template, stop=self.framing.stop, note=note)
+            vocab_size=len(engine.vocab), template=self.framing.template, stop=self.framing.stop, note=note,
+            source=name if name in host.checkpoints else str(path))
         return self.info
 
     # ---- talking -------------------------------------------------------------------------
@@ -313,7 +314,7 @@ class ChatSession:
             return self.conversation_id
         if any(t.role == "model" and t.reason is None for t in self.turns):
             return self.conversation_id  # a reply is streaming; saved when it ends
-        conv = Conversation(id=self.conversation_id, title=title_of(self.turns), model=self.info.name,
+        conv = Conversation(id=self.conversation_id, title=title_of(self.turns), model=self.info.source,
                             model_path=self.info.path, signature=self.info.signature,
                             params=self.params.to_dict(), turns=list(self.turns), state=self._current.blob)
         self.conversation_id = self.store.save(conv)

@@ -246,7 +246,7 @@ class FakeSession:
     def save(self) -> int | None:
         if not self.turns or self.info is None or any(t.reason is None and t.role == "model" for t in self.turns):
             return self.conversation_id
-        conv = Conversation(id=self.conversation_id, title=title_of(self.turns), model=self.info.name,
+        conv = Conversation(id=self.conversation_id, title=title_of(self.turns), model=self.info.source,
                             signature=self.info.signature, params=self.params.to_dict(),
                             turns=[Turn(**{**t.__dict__, "snapshot": None}) for t in self.turns])
         self.conversation_id = self.store.save(conv)

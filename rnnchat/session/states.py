@@ -76,16 +76,15 @@ def same_shapes(a, b) -> bool:
 
 
 class RecordingSampler(Sampler):
-    """A :class:`Sampler` that remembers every id it chose, so the session knows exactly what
-    was fed into the state (the stop sequence included, which the stream does not emit)."""
+    """A :class:`Sampler` that remembers every id chosen, so the session knows exactly what was
+    fed into the state (the stop sequence included, which the stream does not emit). It hooks
+    ``accept``, which every generation path calls once per chosen id (overriding ``__call__``
+    would push the CUDA path off its on-device sampling)."""
 
     def __init__(self, params, seed: int) -> None:
-        super().__init__(params)
-        self.seed = seed  # the reply's own seed, which may differ from params.seed (None: random)
-        self.generator = torch.Generator().manual_seed(seed)
         self.chosen: list[int] = []
+        super().__init__(params, seed)  # the reply's own seed (params.seed may be None: random)
 
-    def __call__(self, logits):
-        idx, prob = super().__call__(logits)
-        self.chosen.append(idx)
-        return idx, prob
+    def accept(self, i: int) -> None:
+        super().accept(i)
+        self.chosen.append(int(i))

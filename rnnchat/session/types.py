@@ -40,6 +40,10 @@ class SessionInfo:
     template: str = "{text}"
     stop: tuple[str, ...] = ()
     note: str = ""  # e.g. "the last model was not found; opened shakespeare"
+    source: str = ""  # what reopens this model: its registered name, or the file path
+
+    def __post_init__(self) -> None:
+        self.source = self.source or self.name
 
     @property
     def signature(self) -> str:

@@ -222,7 +222,7 @@ class RnnchatApp(App[int]):
         self.panel.show_model(info)
         self.panel.show_params(self.params)
         self.panel.show_speed(None)
-        self.settings.model = info.name
+        self.settings.model = info.source
         self._settings_changed()
         if message.opened is not None:
             self._rebuild()
@@ -563,7 +563,7 @@ class RnnchatApp(App[int]):
 
     def _open_conversation(self, conv_id: int, model: str) -> None:
         self._conv_token += 1
-        if self.session is not None and self.session.info is not None and self.session.info.name == model:
+        if self.session is not None and self.session.info is not None and self.session.info.source == model:
             self._when_idle(lambda: self._open_in_thread(self.session, conv_id, self._conv_token))
         else:
             self._switch_model(model, then_open=conv_id)

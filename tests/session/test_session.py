@@ -157,13 +157,17 @@ def test_rewind_and_reset_are_exact(session):
 
 
 def test_error_mid_reply_undoes_the_exchange(session, monkeypatch):
+    from rnnchat.session.states import RecordingSampler
+
     drain(session.send("Cat"))
     before = session.current_state
 
-    def broken(*a, **k):
-        raise SessionError("boom")
+    def broken(self, i):
+        if len(self.chosen) == 3:
+            raise SessionError("boom")
+        self.chosen.append(i)
 
-    monkeypatch.setattr(session.engine, "step", broken)
+    monkeypatch.setattr(RecordingSampler, "accept", broken)
     with pytest.raises(SessionError, match="boom"):
         drain(session.send("Day"))
     assert len(session.turns) == 2 and not session.busy

@@ -32,6 +32,7 @@ async def test_chat_with_a_tiny_real_model(make_checkpoint):
         await send(pilot, "/reset", wait=False)
         await pilot.pause()
         assert app.transcript.turn_views() == []
-        app._open_conversation(conv, info.name)
+        assert info.source == str(path)
+        app._open_conversation(conv, info.source)
         await wait_for(pilot, lambda: len(app.transcript.turn_views()) == 4, "the reopened conversation")
         assert [v.text for v in app.transcript.turn_views()] == [t.text for t in turns]

@@ -65,7 +65,8 @@ class HistoryScreen(ModalScreen[tuple[int, str] | None]):
         for r in self.rows:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))
             title = Text(r.title, style="bold" if r.id == self.current_id else "")
-            table.add_row(when, r.model, str(r.turns), title, key=str(r.id))
+            model = r.model.replace("\\", "/").rsplit("/", 1)[-1]  # a model opened by path: its file name
+            table.add_row(when, model, str(r.turns), title, key=str(r.id))
         status.update(Text(f"{len(self.rows)} conversation(s) in {self.store.path}" if self.rows
                            else "No saved conversations yet: they are saved after each reply.", style="dim"))
 
