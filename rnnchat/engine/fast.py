@@ -14,7 +14,9 @@ torch      everything else (MPS, third-party cells without a fast path, a
            so the engine adds nothing around a cell's own ``step``.
 ========== ===================================================================
 
-``RNNCHAT_FAST=0`` forces the torch path (for comparisons and debugging).
+``RNNCHAT_FAST=0`` forces the torch path (for comparisons and debugging);
+``RNNCHAT_BLAS_THREADS`` sets NumPy's BLAS threads for the CPU path (default 1,
+see :mod:`rnnchat.engine.blas`).
 
 The fast-path contract
 ----------------------
@@ -101,6 +103,9 @@ def build_fast(model, device: torch.device, cell_name: str | None = None):
         return None
     if any(layer is None for layer in layers):
         return None
+    from rnnchat.engine.blas import set_blas_threads
+
+    set_blas_threads()  # see blas.py: one BLAS thread unless RNNCHAT_BLAS_THREADS says otherwise
     fm = fast_cpu.NumpyModel(model, layers)
     problem = check(fm, model)
     if problem:

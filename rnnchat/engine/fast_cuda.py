@@ -89,7 +89,7 @@ class DeviceSampledModel:
         self.graph = None
         self.error: str | None = None
         dev = self.device
-        with torch.inference_mode():
+        with torch.no_grad():  # normal tensors: updated in place both in and out of inference mode
             self.V = model.head.out_features
             self.logits = torch.zeros(self.V, device=dev)
             self.state = state_map(lambda t: t.clone(), model.initial_state(1))
@@ -200,7 +200,7 @@ class DeviceRunner:
             raise SamplingError("model produced invalid values (NaN or infinite logits); "
                                 "the checkpoint may be corrupt or training diverged")
         idx = int(out[0])
-        sampler._remember_one(idx)
+        sampler.accept(idx)
         return idx, float(out[1])
 
     def export(self):

@@ -83,7 +83,8 @@ class Engine:
         if fast is not None:
             if fast.backend == "numpy":
                 return _NumpyRunner(fast, logits, state)
-            runner = fast.runner(logits, state, sampler)
+            # a sampler that customises __call__ must see every choice: sample on the host then
+            runner = fast.runner(logits, state, sampler) if type(sampler).__call__ is Sampler.__call__ else None
             if runner is not None:
                 return runner
         return _TorchRunner(self, logits, state)
@@ -143,13 +144,12 @@ class Stream:
         self.reason: str | None = None
         self.generated = 0
         self._run = None
+        self._backend: str | None = None
 
     @property
     def backend(self) -> str:
-        run = self._run
-        if run is None:
-            return self.engine.backend
-        return "torch" if isinstance(run, _TorchRunner) else self.engine.backend
+        """The path this stream runs (or ran) on: the engine's, or 'torch' where it fell back."""
+        return self._backend or self.engine.backend
 
     def _sync(self) -> None:
         if self._run is not None:
@@ -167,6 +167,7 @@ class Stream:
 
     def __iter__(self):
         run = self._run = self.engine._runner(self._logits, self._state, self.sampler)
+        self._backend = "torch" if isinstance(run, _TorchRunner) else self.engine.backend
         try:
             yield from self._generate(run)
         finally:

@@ -37,13 +37,23 @@ def _as_vector(logits) -> np.ndarray:
 class Sampler:
     """Samples one id from logits[V]. Reads ``params`` on every call, so changes apply at once."""
 
-    def __init__(self, params: SamplingParams) -> None:
+    def __init__(self, params: SamplingParams, seed: int | None = None) -> None:
         self.params = params
-        seed = params.seed if params.seed is not None else random.randrange(2**63)
+        if seed is None:
+            seed = params.seed if params.seed is not None else random.randrange(2**63)
         self.seed = seed
-        self.rng = random.Random(seed)
         self.recent: list[int] = []
         self._counts: np.ndarray | None = None  # occurrences of each id in ``recent``
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        """Setting the seed restarts the random stream from it."""
+        self._seed = value
+        self.rng = random.Random(value)
 
     def uniform(self) -> float:
         """The next number of this sampler's stream, in [0, 1)."""
@@ -97,10 +107,12 @@ class Sampler:
             if p.top_k or p.top_p < 1.0:
                 probs = filter_top(probs, p.top_k, p.top_p)
             choice = draw(probs, u)
-        self._remember_one(choice)
+        self.accept(choice)
         return choice, float(raw[choice]) / raw_total
 
-    def _remember_one(self, i: int) -> None:
+    def accept(self, i: int) -> None:
+        """Called once for every chosen id, by every path (the CUDA one samples on the device
+        and calls only this): a subclass that records choices overrides this, not ``__call__``."""
         recent = self.recent
         recent.append(i)
         counts = self._counts

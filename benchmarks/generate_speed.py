@@ -1,0 +1,198 @@
+"""Generation speed at batch 1: rnnchat against the naive loop and the weight-streaming limit.
+
+For each model (2x512 LSTM, GRU and RNN with random weights, and the bundled
+model when it is present) this measures, interleaved in one run:
+
+* naive   -- ``nn.LSTM``/``nn.GRU``/``nn.RNN`` called on one character per step, then
+             ``softmax`` + ``torch.multinomial``: what most char-rnn ports do;
+* rnnchat -- ``Engine.stream`` (the whole per-character path: sampling at
+             temperature 0.8 with the seeded RNG, the Stream's bookkeeping);
+* limit   -- one fp32 matrix-vector product over every weight matrix of the model
+             per character (NumPy, same process, same BLAS threads): the cost of
+             streaming the weights once, nothing else;
+
+and prints medians of the repeats and the two ratios the targets are about
+(rnnchat / naive >= 20, rnnchat / limit >= 0.70). Then the time to the first
+character after a 2,000-character prompt (one fused forward + one sample).
+
+    .venv/bin/python benchmarks/generate_speed.py [--repeats 5] [--chars 2000] [--model PATH ...]
+
+Speed does not depend on the weights, so random ones are fine. Measure on a
+quiet machine: other processes on the 2 cores change every absolute figure
+(the ratios, measured side by side, move much less).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from rnnchat.engine.checkpoint import Loaded, load_checkpoint  # noqa: E402
+from rnnchat.engine.blas import set_blas_threads  # noqa: E402
+from rnnchat.engine.device import set_cpu_threads  # noqa: E402
+from rnnchat.engine.generate import Engine  # noqa: E402
+from rnnchat.engine.model import CharRNN, ModelConfig  # noqa: E402
+from rnnchat.params import SamplingParams  # noqa: E402
+from rnnchat.vocab import Vocab  # noqa: E402
+
+BUNDLED = ROOT / "rnnchat" / "default_plugins" / "models" / "shakespeare.safetensors"
+CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+VOCAB = Vocab(sorted(set("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")))
+
+
+def random_model(cell: str, hidden=512, layers=2, embedding=64) -> Loaded:
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(cell=cell, vocab_size=len(VOCAB), hidden=hidden, layers=layers,
+                                embedding=embedding)).eval()
+    return Loaded(model, VOCAB, {"cell": cell}, Path(f"<random {layers}x{hidden} {cell}>"))
+
+
+# ---- naive: the torch.nn module per step ---------------------------------------
+def naive_module(loaded: Loaded):
+    m = loaded.model
+    c = m.config
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}.get(c.cell)
+    if cls is None:
+        return None
+    kw = {"nonlinearity": c.cell_options.get("nonlinearity", "tanh")} if c.cell == "rnn" else {}
+    rnn = cls(c.embedding, c.hidden, c.layers, batch_first=True, **kw)
+    with torch.no_grad():
+        for i, cell in enumerate(m.layers):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(rnn, f"{name}_l{i}").copy_(getattr(cell, name))
+    return rnn.eval(), m.embedding, m.head
+
+
+def naive_rate(parts, n: int, seed: int = 0) -> float:
+    rnn, emb, head = parts
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        x = torch.tensor([[0]])
+        h = None
+        t0 = time.perf_counter()
+        for _ in range(n):
+            out, h = rnn(emb(x), h)
+            probs = torch.softmax(head(out[0, -1]) / 0.8, -1)
+            x = torch.multinomial(probs, 1, generator=gen).view(1, 1)
+        return n / (time.perf_counter() - t0)
+
+
+# ---- rnnchat ----------------------------------------------------------------
+def rnnchat_rate(engine: Engine, n: int, seed: int = 0) -> float:
+    logits, state = engine.feed([engine.default_start()], engine.initial_state())
+    params = SamplingParams(temperature=0.8, seed=seed, max_chars=n)
+    stream = engine.stream(logits, state, params)
+    count = 0
+    t0 = time.perf_counter()
+    for _ in stream:
+        count += 1
+    return count / (time.perf_counter() - t0)
+
+
+# ---- the weight-streaming limit ---------------------------------------------------
+def weight_matrices(model) -> list[np.ndarray]:
+    mats = []
+    for cell in model.layers:
+        for name in ("weight_ih", "weight_hh"):
+            w = getattr(cell, name, None)
+            if isinstance(w, torch.Tensor) and w.dim() == 2:
+                mats.append(np.ascontiguousarray(w.detach().float().numpy()))
+    mats.append(np.ascontiguousarray(model.head.weight.detach().float().numpy()))
+    return mats
+
+
+def limit_rate(mats, n: int) -> float:
+    vecs = [np.random.default_rng(0).random(w.shape[1], dtype=np.float32) for w in mats]
+    outs = [np.empty(w.shape[0], np.float32) for w in mats]
+    pairs = list(zip(mats, vecs, outs))
+    dot = np.dot
+    t0 = time.perf_counter()
+    for _ in range(n):
+        for w, v, o in pairs:
+            dot(w, v, out=o)
+    return n / (time.perf_counter() - t0)
+
+
+def first_char_ms(engine: Engine, prompt_ids: list[int]) -> float:
+    t0 = time.perf_counter()
+    logits, state = engine.feed(prompt_ids, engine.initial_state())
+    next(iter(engine.stream(logits, state, SamplingParams(temperature=0.8, seed=0, max_chars=1))))
+    return (time.perf_counter() - t0) * 1000
+
+
+def blas_note() -> str:
+    notes = []
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var):
+            notes.append(f"{var}={os.environ[var]}")
+    from rnnchat.engine.blas import blas_threads
+
+    notes.append(f"BLAS threads {blas_threads()}")
+    notes.append(f"torch threads {torch.get_num_threads()}")
+    notes.append("load avg " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    return ", ".join(notes)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--chars", type=int, default=2000, help="characters per rnnchat/limit repeat")
+    ap.add_argument("--naive-chars", type=int, default=300)
+    ap.add_argument("--model", action="append", default=[], help="a checkpoint to add (repeatable)")
+    ap.add_argument("--cells", default="lstm,gru,rnn")
+    ap.add_argument("--hidden", type=int, default=512)
+    args = ap.parse_args(argv)
+
+    set_cpu_threads()
+    set_blas_threads()
+    models = [random_model(c, hidden=args.hidden) for c in args.cells.split(",") if c]
+    paths = [Path(p) for p in args.model] + ([BUNDLED] if BUNDLED.exists() else [])
+    models += [load_checkpoint(p) for p in paths]
+
+    prompt = (CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "To be, or not to be. " * 100)[:2000]
+    print(f"# generate_speed: batch 1, temperature 0.8, {args.repeats} repeats (medians); {blas_note()}")
+    header = (f"{'model':<34} {'backend':<8} {'naive c/s':>10} {'rnnchat c/s':>12} {'limit c/s':>10} "
+              f"{'x naive':>8} {'of limit':>9} {'1st char ms':>12}")
+    print(header)
+    print("-" * len(header))
+    ok = True
+    for loaded in models:
+        engine = Engine(loaded, "cpu")
+        naive = naive_module(loaded)
+        mats = weight_matrices(loaded.model)
+        ids = engine.encode(prompt).ids
+        rnnchat_rate(engine, 200)  # warm up
+        limit_rate(mats, 200)
+        r_naive, r_fast, r_limit, first = [], [], [], []
+        for rep in range(args.repeats):
+            if naive is not None:
+                r_naive.append(naive_rate(naive, args.naive_chars, rep))
+            r_fast.append(rnnchat_rate(engine, args.chars, rep))
+            r_limit.append(limit_rate(mats, args.chars))
+            first.append(first_char_ms(engine, ids))
+        fast, limit = statistics.median(r_fast), statistics.median(r_limit)
+        naive_med = statistics.median(r_naive) if r_naive else float("nan")
+        c = loaded.model.config
+        name = f"{loaded.path.name if loaded.path.exists() else loaded.path} ({c.layers}x{c.hidden} {c.cell})"
+        x_naive, of_limit = fast / naive_med, fast / limit
+        ok &= (x_naive >= 20 or naive is None) and of_limit >= 0.70
+        print(f"{name:<34} {engine.backend:<8} {naive_med:>10,.0f} {fast:>12,.0f} {limit:>10,.0f} "
+              f"{x_naive:>7.1f}x {of_limit:>8.0%} {statistics.median(first):>12.1f}", flush=True)
+    print(f"# targets: >= 20x naive and >= 70% of limit: {'met' if ok else 'NOT met'}; "
+          f"first char after a {len(prompt)}-char prompt (one fused forward + one sample)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The number of threads NumPy's BLAS (OpenBLAS) uses, without an extra dependency.
+
+A batch-1 step is a few matrix-vector products of a few MB each. On a machine
+whose cores are also busy with other work (training in the background, the chat
+app's own thread), a second BLAS thread that has to wait for a free core makes
+every product wait for it: measured here, a 2-thread OpenBLAS step under load
+ran 10x slower than a 1-thread one. ``rnnchat/engine/fast_cpu.py`` therefore
+asks for :data:`DEFAULT_THREADS` threads unless ``RNNCHAT_BLAS_THREADS`` says
+otherwise (see docs/performance.md for the quiet-machine figures).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+DEFAULT_THREADS = 1
+_PREFIXES = ("scipy_openblas_", "openblas_")
+_SUFFIXES = ("64_", "")
+
+
+def _functions(kind: str):
+    """(get or set) functions of every OpenBLAS loaded in this process."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line})
+    except OSError:  # not Linux: leave BLAS alone
+        return []
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in _PREFIXES:
+            for suffix in _SUFFIXES:
+                fn = getattr(lib, f"{prefix}{kind}_num_threads{suffix}", None)
+                if fn is not None:
+                    found.append(fn)
+                    break
+            else:
+                continue
+            break
+    return found
+
+
+def blas_threads() -> int | None:
+    """Threads of the (first) loaded OpenBLAS, or None when none is found."""
+    import numpy  # noqa: F401  (loads the library)
+
+    for fn in _functions("get"):
+        fn.restype = ctypes.c_int
+        return int(fn())
+    return None
+
+
+def set_blas_threads(n: int | None = None) -> int | None:
+    """Set OpenBLAS threads to ``n`` (default: ``RNNCHAT_BLAS_THREADS`` or 1). Returns the new count."""
+    import numpy  # noqa: F401
+
+    if n is None:
+        try:
+            n = int(os.environ.get("RNNCHAT_BLAS_THREADS", "") or DEFAULT_THREADS)
+        except ValueError:
+            n = DEFAULT_THREADS
+    n = max(1, n)
+    for fn in _functions("set"):
+        fn.argtypes = [ctypes.c_int]
+        fn(n)
+    return blas_threads()
