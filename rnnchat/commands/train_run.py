@@ -95,7 +95,7 @@ def _shared_state(path: Path, dev):
 
 def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_fraction, eval_every, seed,
              precision, max_vocab, storage, out, name, run_dir, resume, overwrite):
-    from rnnchat.corpora import resolve_corpus
+    from rnnchat.corpora import resolve_named
     from rnnchat.engine import distributed as dist
     from rnnchat.engine.data import load_corpus
     from rnnchat.engine.precision import auto_precision
@@ -116,7 +116,8 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
             cfg.steps, cfg.budget = steps, None
         if budget is not None:
             cfg.budget, cfg.steps = budget, None
-        corpus_path = resolve_corpus(corpus or meta["corpus"].get("path"))
+        corpus_path, corpus_name = resolve_named(corpus or meta["corpus"].get("path"))
+        corpus_name = meta["corpus"].get("name") or corpus_name
         out = out or meta.get("out")
         name = name or meta.get("name")
         vocab_chars = meta["vocab"]
@@ -125,7 +126,7 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
     else:
         if steps is None and budget is None:
             raise RnnchatError("give --steps N or --budget TIME (e.g. 90s, 10m, 2h)")
-        corpus_path = resolve_corpus(corpus)
+        corpus_path, corpus_name = resolve_named(corpus)
         cfg = TrainConfig(**model_opts, steps=steps, budget=budget, val_fraction=val_fraction, seed=seed,
                           chat=chat, storage_dtype=storage)
         cfg.precision = auto_precision(dev) if precision == "auto" else precision
@@ -141,7 +142,8 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
                     old.unlink()
     if out is None and name:
         out = str(paths.models_dir() / f"{name}.safetensors")
-    data = load_corpus(corpus_path, vocab=Vocab(vocab_chars) if vocab_chars else None, max_vocab=max_vocab)
+    data = load_corpus(corpus_path, name=corpus_name, vocab=Vocab(vocab_chars) if vocab_chars else None,
+                       max_vocab=max_vocab)
     if eval_every:
         cfg.eval_every = cfg.save_every = eval_every
     elif not resume:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rnnchat.corpora import MAX_CORPUS_BYTES, read_text  # noqa: F401  (re-exported)
 from rnnchat.errors import CorpusError
-from rnnchat.vocab import Vocab, normalize
-
-MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: larger texts are refused, never swapped through
+from rnnchat.vocab import Vocab
 
 
 @dataclass
@@ -28,35 +26,6 @@ class Corpus:
         n = self.ids.numel()
         cut = int(n * (1.0 - val_fraction))
         return self.ids[:cut], self.ids[cut:]
-
-
-def read_text(path: str | Path) -> tuple[str, str]:
-    """Return (text, sha256 of the file's bytes) or raise CorpusError with one clear line."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_CORPUS_BYTES:
-            raise CorpusError(f"{path} is {size / 2**30:.1f} GiB; the limit is 1 GiB: split it or sample from it")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorpusError(f"corpus {path} does not exist") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder; give a UTF-8 text file") from None
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
-    if not data.strip():
-        raise CorpusError(f"{path} is empty; give a UTF-8 text file with some text in it")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise CorpusError(f"{path} looks binary (a NUL byte at offset {nul}); give a UTF-8 text file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} is not UTF-8: invalid byte 0x{data[exc.start]:02x} at byte offset "
-                          f"{exc.start}; convert it (e.g. iconv -t utf-8)") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return normalize(text), hashlib.sha256(data).hexdigest()
 
 
 def encode_ids(text: str, vocab: Vocab) -> torch.Tensor:
