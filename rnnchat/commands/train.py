@@ -10,22 +10,26 @@ from rnnchat.plugins.specs import NAME_RE
 from rnnchat.presets import PRESETS
 from rnnchat.units import Duration, FiniteFloat
 
+_D = PRESETS["default"]
 MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size", "lr", "carry_state")
 
 
 @click.command()
 @click.argument("corpus", required=False)
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
-              help="Defaults for the options below.")
+              help="Defaults for the model and batch options below (see docs/training.md).")
 @click.option("--cell", help="Recurrent cell (see `rnnchat cells`).")
 @click.option("--cell-options", help='JSON options for the cell, e.g. \'{"nonlinearity": "relu"}\'.')
-@click.option("--layers", type=click.IntRange(1, 64))
-@click.option("--hidden", type=click.IntRange(1, 16384))
-@click.option("--embedding", type=click.IntRange(1, 16384))
-@click.option("--dropout", type=FiniteFloat(0, 0.99))
-@click.option("--seq-len", type=click.IntRange(1, 100_000))
-@click.option("--batch-size", type=click.IntRange(1, 100_000))
-@click.option("--lr", type=FiniteFloat(0, 10, min_open=True))
+@click.option("--layers", type=click.IntRange(1, 64), help=f"Recurrent layers (default preset: {_D['layers']}).")
+@click.option("--hidden", type=click.IntRange(1, 16384), help=f"Units per layer ({_D['hidden']}).")
+@click.option("--embedding", type=click.IntRange(1, 16384), help=f"Character embedding size ({_D['embedding']}).")
+@click.option("--dropout", type=FiniteFloat(0, 0.99), help=f"Dropout between layers ({_D['dropout']}).")
+@click.option("--seq-len", type=click.IntRange(1, 100_000),
+              help=f"Characters per window of backpropagation ({_D['seq_len']}).")
+@click.option("--batch-size", type=click.IntRange(1, 100_000),
+              help=f"Windows per step, per process under torchrun ({_D['batch_size']}).")
+@click.option("--lr", type=FiniteFloat(0, 10, min_open=True),
+              help=f"Peak learning rate: warmup, then cosine decay to the end of the run ({_D['lr']}).")
 @click.option("--carry-state/--no-carry-state", default=None,
               help="Read the text as contiguous streams and carry the recurrent state between batches "
                    "(char-rnn's way), or train on random windows from a zero state.")
@@ -33,7 +37,7 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
 @click.option("--budget", type=Duration(), help="Train for a wall-clock time: 90s, 10m, 2h.")
 @click.option("--val-fraction", type=FiniteFloat(0, 0.5, min_open=True), default=0.1, show_default=True,
               help="The last part of the text, held out for validation.")
-@click.option("--eval-every", type=click.IntRange(1), help="Steps between validations (default: scaled to the run).")
+@click.option("--eval-every", type=click.IntRange(1), help="Steps between validations and state saves (default: scaled to the run).")
 @click.option("--seed", type=click.IntRange(0, 2**31), default=1337, show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="Autocast precision; auto picks bf16 where the hardware runs it fast.")

@@ -426,4 +426,6 @@ def config_from_json(text: str) -> TrainConfig:
 def config_from_dict(saved: dict) -> TrainConfig:
     """A TrainConfig from a saved dict; keys this version does not know are ignored."""
     known = {f.name for f in fields(TrainConfig)}
+    saved = dict(saved)
+    saved.setdefault("carry_state", False)  # runs saved before carried state existed used random windows
     return TrainConfig(**{k: v for k, v in saved.items() if k in known})
