@@ -45,6 +45,11 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
     dev = dist.local_device(pick_device(device))
     if dev.type == "cpu":
         set_cpu_threads()
+        shared = dist.cpu_threads_per_process()
+        if shared:
+            import torch
+
+            torch.set_num_threads(shared)
     dist.init(dev)
     try:
         setup = _agreed(lambda: _prepare(corpus, model_opts, chat, explicit, dev, steps=steps, budget=budget,

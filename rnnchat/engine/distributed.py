@@ -26,6 +26,14 @@ def world_size() -> int:
     return td.get_world_size() if active() else 1
 
 
+def cpu_threads_per_process() -> int | None:
+    """Under torchrun on the CPU, share the cores among this machine's processes (None: not launched)."""
+    if not launched() or os.environ.get("RNNCHAT_THREADS"):
+        return None
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return max(1, min(os.cpu_count() or 1, 8 * local) // max(1, local))
+
+
 def local_device(requested: torch.device) -> torch.device:
     if requested.type == "cuda" and launched():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
