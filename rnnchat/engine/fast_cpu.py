@@ -29,6 +29,8 @@ import torch
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
 
 F32 = np.float32
+HALF = np.float32(0.5)  # NumPy scalars: a Python float operand costs twice as much per call
+ZERO = np.float32(0.0)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -51,7 +53,7 @@ def _tensor(v: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 class _Buffers:
     """Per-stream state of one layer: the input vector ``[x | h | 1 | 0...]`` and scratch."""
 
-    __slots__ = ("v", "x", "h", "c", "g", "tmp", "vh", "d")
+    __slots__ = ("v", "x", "h", "c", "g", "tmp", "vh", "d", "views")
 
 
 class NumpyLayerBase:
@@ -115,6 +117,8 @@ class NumpyLSTM(NumpyLayerBase):
         s.c = _vec(c)
         s.g = np.empty(4 * H, F32)
         s.tmp = np.empty(H, F32)
+        g = s.g  # views made once: slicing in the step costs as much as a small ufunc call
+        s.views = (g, g[:3 * H], g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:], s.c, s.tmp, s.h)
         return s
 
     def export_state(self, s: _Buffers):
@@ -132,18 +136,17 @@ class NumpyLSTM(NumpyLayerBase):
         return self._gates(s)
 
     def _gates(self, s: _Buffers) -> np.ndarray:
-        H = self.hidden_size
-        g, c, tmp = s.g, s.c, s.tmp
-        np.tanh(g, out=g)
-        sig = g[:3 * H]
-        np.multiply(sig, 0.5, out=sig)
-        np.add(sig, 0.5, out=sig)
-        np.multiply(c, g[H:2 * H], out=c)            # f * c
-        np.multiply(g[:H], g[3 * H:], out=tmp)        # i * g
-        np.add(c, tmp, out=c)
-        np.tanh(c, out=tmp)
-        np.multiply(g[2 * H:3 * H], tmp, out=s.h)     # h = o * tanh(c)
-        return s.h
+        g, sig, i, f, o, gg, c, tmp, h = s.views
+        tanh, mul, add = np.tanh, np.multiply, np.add
+        tanh(g, out=g)
+        mul(sig, HALF, out=sig)
+        add(sig, HALF, out=sig)
+        mul(c, f, out=c)           # f * c
+        mul(i, gg, out=tmp)        # i * g
+        add(c, tmp, out=c)
+        tanh(c, out=tmp)
+        mul(o, tmp, out=h)         # h = o * tanh(c)
+        return h
 
 
 class NumpyGRU(NumpyLayerBase):
@@ -181,6 +184,8 @@ class NumpyGRU(NumpyLayerBase):
         s.c = np.empty(3 * H, F32)                 # hidden products
         s.tmp = np.empty(H, F32)
         s.d = np.empty(H, F32)
+        gh = s.c
+        s.views = (gh, gh[:2 * H], gh[:H], gh[H:2 * H], gh[2 * H:], s.tmp, s.d, s.h, s.vh)
         return s
 
     def export_state(self, s: _Buffers):
@@ -196,20 +201,20 @@ class NumpyGRU(NumpyLayerBase):
 
     def _gates(self, gi: np.ndarray, s: _Buffers) -> np.ndarray:
         H = self.hidden_size
-        gh, tmp, d = s.c, s.tmp, s.d
-        np.dot(self.Wh, s.vh, out=gh)
-        rz = gh[:2 * H]
-        np.add(rz, gi[:2 * H], out=rz)
-        np.tanh(rz, out=rz)
-        np.multiply(rz, 0.5, out=rz)
-        np.add(rz, 0.5, out=rz)                     # r = rz[:H], z = rz[H:]
-        np.multiply(rz[:H], gh[2 * H:], out=tmp)     # r * (W_hn h + b_hn)
-        np.add(tmp, gi[2 * H:], out=tmp)
-        np.tanh(tmp, out=tmp)                       # n
-        np.subtract(s.h, tmp, out=d)
-        np.multiply(d, rz[H:], out=d)
-        np.add(tmp, d, out=s.h)                     # h' = n + z (h - n)
-        return s.h
+        gh, rz, r, z, hn, tmp, d, h, vh = s.views
+        tanh, mul, add = np.tanh, np.multiply, np.add
+        np.dot(self.Wh, vh, out=gh)
+        add(rz, gi[:2 * H], out=rz)
+        tanh(rz, out=rz)
+        mul(rz, HALF, out=rz)
+        add(rz, HALF, out=rz)
+        mul(r, hn, out=tmp)                  # r * (W_hn h + b_hn)
+        add(tmp, gi[2 * H:], out=tmp)
+        tanh(tmp, out=tmp)                   # n
+        np.subtract(h, tmp, out=d)
+        mul(d, z, out=d)
+        add(tmp, d, out=h)                   # h' = n + z (h - n)
+        return h
 
 
 class NumpyRNN(NumpyLayerBase):
@@ -261,7 +266,7 @@ class NumpyRNN(NumpyLayerBase):
 
     def _act(self, s: _Buffers) -> np.ndarray:
         if self.relu:
-            np.maximum(s.g, 0.0, out=s.h)
+            np.maximum(s.g, ZERO, out=s.h)
         else:
             np.tanh(s.g, out=s.h)
         return s.h

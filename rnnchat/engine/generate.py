@@ -97,6 +97,8 @@ class _TorchRunner:
         self.model, self.device = engine.model, engine.device
         self.logits, self.state = logits, state
 
+    stepped = False
+
     def step(self, idx: int):
         with torch.inference_mode():
             logits, self.state = self.model.step(torch.tensor([idx], device=self.device), self.state)
@@ -116,14 +118,11 @@ class _NumpyRunner:
         self.logits = logits.detach().float().cpu().numpy().reshape(-1) if isinstance(logits, torch.Tensor) \
             else np.asarray(logits, np.float32)
         self.like = logits
-        self._step = self.st.step
-
-    def step(self, idx: int):
-        self.logits = self._step(idx)
-        return self.logits
+        self.step = self.st.step  # no wrapper: the stream calls the NumPy step directly
+        self.stepped = False
 
     def export(self):
-        logits = torch.from_numpy(self.logits.copy())
+        logits = torch.from_numpy((self.st.logits if self.stepped else self.logits).copy())
         if isinstance(self.like, torch.Tensor):
             logits = logits.to(self.like.device, self.like.dtype)
         return logits, self.st.export()
@@ -193,6 +192,7 @@ class Stream:
             if device_next is None:
                 idx, prob = sampler(logits)
                 logits = step(idx)
+                run.stepped = True
             else:
                 idx, prob = device_next(params, sampler)
             self.generated += 1

@@ -24,6 +24,8 @@ from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
 
 REPETITION_WINDOW = 64
+_sum, _max, _exp, _accumulate = np.add.reduce, np.maximum.reduce, np.exp, np.add.accumulate
+_ONE = np.float32(1.0)
 TOP_P_SLACK = 1e-6
 
 
@@ -84,26 +86,29 @@ class Sampler:
 
     def __call__(self, logits) -> tuple[int, float]:
         """Returns (id, probability the model gave that id at temperature 1)."""
-        x = _as_vector(logits)
+        # ufunc methods (np.add.reduce, ...) cost about half of the ndarray methods at this size
+        x = logits if type(logits) is np.ndarray else _as_vector(logits)
         p = self.params
         u = self.rng.random()
-        top = float(x.max())
-        if not math.isfinite(top) or not math.isfinite(float(x.min())):
+        if not math.isfinite(_sum(x)):  # any NaN or infinity makes the sum non-finite
             raise SamplingError("model produced invalid values (NaN or infinite logits); "
                                 "the checkpoint may be corrupt or training diverged")
-        raw = np.exp(x - top)
-        raw_total = float(raw.sum())
-        penalised = x
+        d = x - _max(x)
+        raw = _exp(d)
+        raw_total = float(_sum(raw))
+        temperature = p.temperature
         if p.repetition_penalty != 1.0 and self.recent:
-            penalised = apply_repetition_penalty(x, self._recent_mask(x.size), p.repetition_penalty)
-        if p.temperature == 0:
-            choice = int(penalised.argmax())
+            x = apply_repetition_penalty(x, self._recent_mask(x.size), p.repetition_penalty)
+            if temperature:
+                d = x - _max(x)
+        elif temperature == 1.0 and not (p.top_k or p.top_p < 1.0):
+            choice = draw(raw, u)
+            self.accept(choice)
+            return choice, float(raw[choice]) / raw_total
+        if temperature == 0:
+            choice = int(x.argmax())
         else:
-            if penalised is x and p.temperature == 1.0:
-                probs = raw
-            else:
-                z = penalised * (1.0 / p.temperature)
-                probs = np.exp(z - z.max())
+            probs = _exp(d * (_ONE / np.float32(temperature)))  # float32 like the device sampler
             if p.top_k or p.top_p < 1.0:
                 probs = filter_top(probs, p.top_k, p.top_p)
             choice = draw(probs, u)
@@ -131,9 +136,9 @@ def apply_repetition_penalty(x: np.ndarray, recent: np.ndarray, penalty: float) 
 
 def draw(probs: np.ndarray, u: float) -> int:
     """Inverse CDF: the first id whose cumulative (unnormalised) probability exceeds ``u`` x total."""
-    cdf = np.cumsum(probs, dtype=np.float64)
-    choice = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-    return min(choice, probs.size - 1)
+    cdf = _accumulate(probs)
+    choice = int(cdf.searchsorted(u * cdf[-1], "right"))
+    return choice if choice < probs.size else probs.size - 1
 
 
 def filter_top(probs, top_k: int, top_p: float):
@@ -150,7 +155,7 @@ def filter_top(probs, top_k: int, top_p: float):
     if top_p < 1.0:
         order = np.argsort(-probs, kind="stable")
         sorted_p = probs[order]
-        cum = np.cumsum(sorted_p, dtype=np.float64)
+        cum = _accumulate(sorted_p)
         # keep the smallest set reaching top_p (a mass within float noise of top_p reaches it)
         keep = (cum - sorted_p) < (top_p - TOP_P_SLACK) * cum[-1]
         keep[0] = True
