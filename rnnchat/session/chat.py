@@ -82,8 +82,7 @@ class Reply:
         engine, states = s._engine, s._states
         chars: list[str] = []
         probs: list[float] = []
-        stream = sampler = None
-        t0 = time.perf_counter()
+        stream = sampler = t0 = None
         try:
             if self._feed_ids is not None:
                 logits, state = engine.feed(self._feed_ids, s._current.state)
@@ -91,8 +90,10 @@ class Reply:
             snap = self.turn.snapshot
             sampler = states.RecordingSampler(s.params, self.seed)
             stream = engine.stream(snap.logits, snap.state, s.params, sampler, self.cancel_event)
-            t0 = time.perf_counter()
+            t0 = None
             for tok in stream:
+                if t0 is None:
+                    t0 = time.perf_counter()
                 chars.append(tok.char)
                 probs.append(tok.prob)
                 yield Chunk(tok.char, (tok.prob,))
@@ -100,21 +101,23 @@ class Reply:
             if stream is None:
                 self._abort()
             else:
-                self._finish(stream, sampler, "".join(chars), probs, time.perf_counter() - t0, "cancelled")
+                self._finish(stream, sampler, "".join(chars), probs, t0, "cancelled")
             raise
         except BaseException:
             self._abort()
             raise
-        self._finish(stream, sampler, "".join(chars), probs, time.perf_counter() - t0, stream.reason)
+        self._finish(stream, sampler, "".join(chars), probs, t0, stream.reason)
 
-    def _finish(self, stream, sampler, text: str, probs: list[float], elapsed: float, reason: str) -> None:
+    def _finish(self, stream, sampler, text: str, probs: list[float], t0: float | None, reason: str) -> None:
         s = self.session
         t = self.turn
         t.text, t.probs, t.reason = text, probs, reason
         t.fed = s._engine.vocab.decode(sampler.chosen)
         t.speaker, t.body_start = s.framing.split_speaker(text)
+        # speed from the first character to the end: the characters after the first, per second
         n = len(sampler.chosen)
-        t.chars_per_s = n / elapsed if n and elapsed > 0 else None
+        elapsed = time.perf_counter() - t0 if t0 is not None else 0.0
+        t.chars_per_s = (n - 1) / elapsed if n > 1 and elapsed > 0 else None
         s._current = Snapshot(stream.state, stream.logits, s._states.state_to_bytes(stream.state, stream.logits))
         s._reply = None
         self.done = True

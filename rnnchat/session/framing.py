@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 _SPEAKER_TEMPLATE = re.compile(r"^[^\n{}]{1,40}:\n")
-_SPEAKER_LINE = re.compile(r"^[ \t]*([^\s:][^:\n]{0,39}?)[ \t]*:[ \t]*\n")
+_SPEAKER_LINE = re.compile(r"^\s*([^\s:][^:\n]{0,39}?)[ \t]*:[ \t]*(?:\n|$)")
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,13 @@ class Framing:
         closing = self.stop[0] if close_previous and self.stop else ""
         return closing + self.template.replace("{text}", text)
 
-    def split_speaker(self, text: str) -> tuple[str | None, int]:
+    def split_speaker(self, text: str, final: bool = True) -> tuple[str | None, int]:
         """(speaker, index where the speech starts) for a model reply; (None, 0) when there is no
-        speaker line (yet: while the first line is still streaming it is undecided)."""
+        speaker line. While a reply streams (``final=False``) the first line counts only once its
+        newline has arrived, so "ROMEO: but soft" on one line is not taken for a name."""
         if not self.has_speakers:
             return None, 0
         m = _SPEAKER_LINE.match(text)
-        if not m:
+        if not m or (not final and not m.group(0).endswith("\n")):
             return None, 0
         return m.group(1), m.end()

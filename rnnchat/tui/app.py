@@ -8,6 +8,8 @@ screen in small batches (a few updates per 100 ms), so drawing never slows gener
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import threading
 import time
 from typing import Callable
@@ -33,7 +35,8 @@ from rnnchat.tui.startup import Startup, exit_after
 from rnnchat.tui.widgets import Notice, SidePanel, TemperatureControl, Transcript, TurnView
 from rnnchat.tui.widgets.panel import TEMP_STEP
 
-FLUSH_SECONDS = 0.03  # a worker posts the characters it has every 30 ms: ~3 screen updates per 100 ms
+FLUSH_SECONDS = 0.04  # a worker posts the characters it has every 40 ms at most: 2-3 screen updates per 100 ms
+PAINT_SHARE = 0.25  # ...and less often when painting a batch takes longer: the screen gets at most ~25 %
 TRAIN_HINT = "rnnchat train corpora/tiny.txt --name tiny"
 
 SessionFactory = Callable[[str | None, SamplingParams, bool], object]
@@ -43,6 +46,35 @@ def default_session_factory(model: str | None, params: SamplingParams, fallback:
     from rnnchat.session.chat import ChatSession  # torch-free at import; load() imports the engine
 
     return ChatSession(model, params=params, fallback=fallback)
+
+
+class Pacer:
+    """Paces a reply's screen updates (shared by its worker and the UI thread).
+
+    The worker posts the next batch only when the UI has painted the previous one and at least
+    ``max(FLUSH_SECONDS, cost / PAINT_SHARE)`` has passed, where ``cost`` is how long the last batch
+    took from posting to painted. Drawing shares the interpreter with generation, so bounding its
+    share is what keeps a fast model fast. The worker only reads it; the UI thread only calls
+    :meth:`painted` (an Event and a float: safe across threads).
+    """
+
+    def __init__(self, interval: float = FLUSH_SECONDS, share: float = PAINT_SHARE) -> None:
+        self.interval, self.share = interval, share
+        self.cost = 0.0
+        self.last = 0.0
+        self._painted = threading.Event()
+        self._painted.set()
+
+    def ready(self, now: float) -> bool:
+        return self._painted.is_set() and now - self.last >= max(self.interval, self.cost / self.share)
+
+    def sent(self, now: float) -> None:
+        self.last = now
+        self._painted.clear()
+
+    def painted(self, posted_at: float) -> None:
+        self.cost = max(0.0, time.monotonic() - posted_at)
+        self._painted.set()
 
 
 @dataclasses.dataclass
@@ -119,7 +151,7 @@ class RnnchatApp(App[int]):
                 yield Transcript(id="transcript")
                 yield Input(placeholder="Say something… (Enter sends · /help for commands)", id="input")
             yield SidePanel(id="panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def transcript(self) -> Transcript:
@@ -315,14 +347,23 @@ class RnnchatApp(App[int]):
             problem = "No model is open: pick one with /model (ctrl+l)"
         elif self._loading is not None:
             problem = f"switching to {self._loading}…"
-        elif self.session.busy:
+        elif self.replying:
             problem = "A reply is still being written: Esc stops it"
         if problem:
             self.notify(problem, severity="warning", markup=False)
             if restore is not None:
-                self.input.value = restore
+                self._restore_input(restore)
             return False
         return True
+
+    @property
+    def replying(self) -> bool:
+        """A reply is in flight: its worker has not reported the end yet (it may be saving)."""
+        return self._live is not None or (self.session is not None and self.session.busy)
+
+    def _restore_input(self, text: str) -> None:
+        self.input.value = text
+        self.input.cursor_position = len(text)
 
     def send_text(self, text: str) -> None:
         if not self._can_talk(restore=text):
@@ -331,7 +372,7 @@ class RnnchatApp(App[int]):
             reply = self.session.send(text)
         except SessionError as exc:
             self.notify(str(exc), severity="error", markup=False)
-            self.input.value = text
+            self._restore_input(text)
             return
         self.transcript.remove_notices("tip")
         self.transcript.add_turn(TurnView("user", text=text))
@@ -356,9 +397,9 @@ class RnnchatApp(App[int]):
     def _stream_reply(self, reply, reply_id: int) -> None:
         """Iterate the reply; post what arrived every FLUSH_SECONDS. Only post_message touches the app."""
         worker = get_current_worker()
+        pacer = Pacer()  # the first character goes out at once, the rest in paced batches
         text: list[str] = []
         probs: list[float] = []
-        last = 0.0  # the first character goes out at once, the rest in batches
         try:
             for chunk in reply:
                 text.append(chunk.text)
@@ -366,11 +407,11 @@ class RnnchatApp(App[int]):
                 if worker.is_cancelled or self._quitting.is_set():
                     reply.cancel()
                 now = time.monotonic()
-                if now - last >= FLUSH_SECONDS:
-                    self.post_message(ReplyChunk(reply_id, "".join(text), tuple(probs)))
+                if pacer.ready(now):
+                    pacer.sent(now)
+                    self.post_message(ReplyChunk(reply_id, "".join(text), tuple(probs), pacer, now))
                     text.clear()
                     probs.clear()
-                    last = now
         except Exception as exc:  # noqa: BLE001 - the session undid the exchange; the UI says why
             self.post_message(ReplyFailed(reply_id, one_line(exc)))
             return
@@ -382,6 +423,8 @@ class RnnchatApp(App[int]):
         live = self._live
         if live is not None and live.id == message.reply_id:
             live.view.append(message.text, message.probs)
+        if message.pacer is not None:  # tell the worker once this batch is on the screen
+            self.call_after_refresh(message.pacer.painted, message.posted_at)
 
     def on_reply_done(self, message: ReplyDone) -> None:
         live = self._live
@@ -401,7 +444,7 @@ class RnnchatApp(App[int]):
         self._live = None
         self._rebuild()
         if live.user_text is not None and not self.input.value:
-            self.input.value = live.user_text
+            self._restore_input(live.user_text)
         self.transcript.add_notice(Notice(Text.assemble(("The reply failed: ", "bold"), message.error), kind="error"))
         self.notify(message.error, title="The reply failed", severity="error", markup=False)
         self._run_pending()
@@ -413,9 +456,10 @@ class RnnchatApp(App[int]):
 
     def _when_idle(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` now, or stop the reply in flight and run it when the reply has ended."""
-        if self.session is not None and self.session.busy:
+        if self.replying:
             self._after_reply.append(fn)
-            self.session.stop()
+            if self.session is not None:
+                self.session.stop()
             return
         fn()
 
@@ -520,7 +564,7 @@ class RnnchatApp(App[int]):
             self.notify(str(exc), severity="error", markup=False)
             return
         self._rebuild()
-        self.input.value = text
+        self._restore_input(text)
         self.input.focus()
         self.notify(f"Back to before your message {n}; it is in the input to edit or resend", markup=False)
 
@@ -688,11 +732,24 @@ class RnnchatApp(App[int]):
             self.notify(f"could not save the settings: {exc}", severity="warning", markup=False)
 
 
-def run_app(model: str | None = None) -> None:
-    """Open the chat app (``rnnchat``, ``rnnchat chat``)."""
+def run_app(model: str | None = None, fast_exit: bool = True) -> None:
+    """Open the chat app (``rnnchat``, ``rnnchat chat``).
+
+    When the app has closed (terminal restored, workers finished, history and settings written)
+    and torch was loaded, the process ends with ``os._exit``: tearing torch down takes from half a
+    second to several on a busy machine, and nothing is left to do, so quitting stays immediate.
+    """
     settings, warning = Settings.load()
     app = RnnchatApp(model, settings=settings, settings_warning=warning)
     code = app.run()
     app.startup.report()
+    code = code or 0
+    if fast_exit and "torch" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
     if code:
         raise SystemExit(code)

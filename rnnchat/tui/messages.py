@@ -26,9 +26,11 @@ class ModelsListed(Message):
 
 
 class ReplyChunk(Message):
-    def __init__(self, reply_id: int, text: str, probs: tuple[float, ...]) -> None:
+    def __init__(self, reply_id: int, text: str, probs: tuple[float, ...], pacer=None,
+                 posted_at: float = 0.0) -> None:
         super().__init__()
         self.reply_id, self.text, self.probs = reply_id, text, probs
+        self.pacer, self.posted_at = pacer, posted_at
 
 
 class ReplyDone(Message):

@@ -88,12 +88,13 @@ class TemperatureControl(Widget):
         w = self._bar_width()
         frac = min(self.value / TEMP_SCALE, 1.0)
         knob = round(frac * (w - 1))
-        out = Text()
+        out = Text(no_wrap=True, overflow="crop")
         out.append("Temperature ", style="bold")
         mood = "greedy" if self.value == 0 else "calm" if self.value < 0.5 else "balanced" \
             if self.value <= 1.0 else "wild" if self.value <= 1.6 else "chaotic"
         out.append(f"{self.value:.2f}", style="bold")
-        out.append(f" {mood}", style="dim")
+        if len(out) + 1 + len(mood) <= self.size.width:
+            out.append(f" {mood}", style="dim")
         out.append("\n ")
         out.append("━" * knob, style="#f0964b" if self.value > 1.0 else "#6fb3d2")
         out.append("●", style="bold")

@@ -44,7 +44,12 @@ class TurnView(Widget):
         self.text += text
         self.streamed += text
         self.probs.extend(probs)
-        self.refresh(layout=True)
+        # a new layout (and a repaint of everything it moves) only when the turn grew a line
+        width = self.content_size.width
+        if width and self.content_size.height == self._render().get_height(self.styles, width):
+            self.refresh()
+        else:
+            self.refresh(layout=True)
 
     def finish(self, turn) -> None:
         """The reply ended: take the session's final text (the source of truth) and reason."""
@@ -67,7 +72,7 @@ class TurnView(Widget):
     def speaker_split(self) -> tuple[str | None, int]:
         if self.role != "model":
             return None, 0
-        return self.framing.split_speaker(self.text)
+        return self.framing.split_speaker(self.text, final=not self.live)
 
     @property
     def label(self) -> str:
@@ -80,6 +85,7 @@ class TurnView(Widget):
         speaker, start = self.speaker_split
         head = Text(self.label, style="bold")
         if self.role == "model":
+            start += len(self.text) - start - len(self.text[start:].lstrip("\n"))  # leading blank lines
             if speaker:
                 head.append(f"  {self.model_name}", style="dim")
             notes = []
@@ -90,7 +96,7 @@ class TurnView(Widget):
             if not self.live and self.chars_per_s:
                 notes.append(f"{self.chars_per_s:,.0f} chars/s")
             if notes:
-                head.append("  · " + " · ".join(notes), style="dim italic")
+                head.append(" · " + " · ".join(notes), style="dim italic")
         body_text = self.text[start:]
         if self.role == "model" and self.confidence:
             body = coloured(body_text, self.probs[start:])
