@@ -97,3 +97,22 @@ def test_a_peer_that_dies_outside_torchrun_stops_rank_0_with_one_line(rnnchat_ho
     assert procs[0].returncode == 1, err0
     assert "rank 0: training stopped: another process failed" in err0
     assert "Traceback" not in err0 and len(err0.strip().splitlines()) == 1
+
+
+def test_two_ranks_stopped_and_resumed_equal_an_uninterrupted_two_rank_run(rnnchat_home):
+    # rank 0 gathers both ranks' carried state into the resume state and sends the state back to rank 1
+    from tests.train.helpers import assert_same_tensors, state_tensors
+
+    args = (str(TINY_TEXT), *TINY, "--dropout", "0.2", "-q")
+    r = torchrun(*args, "--name", "whole")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = torchrun(*args, "--name", "parts", "--stop-after", "8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("stopped after step 8") == 1
+    r = torchrun("--resume", "parts", "-q")
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = rnnchat_home / "data" / "runs"
+    _, whole = state_tensors(runs / "whole")
+    _, parts = state_tensors(runs / "parts")
+    assert whole["hidden.0"].shape[0] == 8  # 2 ranks x 4 streams
+    assert_same_tensors(whole, parts)
