@@ -90,6 +90,7 @@ class RnnchatApp(App[int]):
     CSS_PATH = "rnnchat.tcss"
     COMMANDS = App.COMMANDS | {ChatCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("escape", "stop_reply", "Stop", id="stop"),

@@ -408,14 +408,18 @@ async def test_settings_persist_between_runs(harness, rnnchat_home):
         await ready(pilot)
         await send(pilot, "/temp 0.35", wait=False)
         await pilot.press("ctrl+o")
+        app.theme = "nord"
+        await pilot.pause()
         await pilot.press("ctrl+q")
     saved = json.loads(paths.settings_file().read_text())
     assert saved["temperature"] == 0.35 and saved["model"] == "mine" and saved["confidence"] is True
+    assert saved["theme"] == "nord"
     settings, warning = Settings.load()
     app2 = harness().app(None, settings=settings)
     async with app2.run_test() as pilot:
         await ready(pilot)
         assert app2.session.model_name == "mine" and app2.query_one(TemperatureControl).value == 0.35
+        assert app2.theme == "nord" and app2.confidence
 
 
 async def test_exit_after_first_frame_and_ready(harness, monkeypatch, gate):
@@ -431,3 +435,17 @@ async def test_exit_after_first_frame_and_ready(harness, monkeypatch, gate):
         await wait_for(pilot, lambda: not app.is_running, "the exit", limit=400)
     assert [e for e, _ in app.startup.events] == ["first-frame", "ready"]
     assert all(s >= 0 for _, s in app.startup.events)
+
+
+def test_pacer_waits_for_the_paint_and_bounds_its_share():
+    from rnnchat.tui.app import Pacer
+
+    p = Pacer(interval=0.04, share=0.25)
+    assert p.ready(100.0)  # the first batch goes out at once
+    p.sent(100.0)
+    assert not p.ready(100.5), "not before the previous batch is painted"
+    p.cost = 0.0
+    p._painted.set()
+    assert p.ready(100.05) and not p.ready(100.01)
+    p.cost = 0.1  # painting took 100 ms: wait 400 ms between batches
+    assert not p.ready(100.3) and p.ready(100.41)

@@ -46,7 +46,7 @@ class ModelPicker(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("", "Name", "Cell", "Size", "Params", "Val loss", "Plugin")
+        table.add_columns("", "Name", "Cell", "Layers", "Params", "File", "Val loss", "Plugin")
         table.focus()
         self.fetch()
 
@@ -70,12 +70,13 @@ class ModelPicker(ModalScreen[str | None]):
         for r in self.rows:
             mark = "●" if r["name"] == self.current else ""
             if r.get("error"):
-                table.add_row(mark, r["name"], Text("broken", style="red"), "", "", "",
+                table.add_row(mark, r["name"], Text("broken", style="red"), "", "", "", "",
                               r.get("plugin") or "", key=r["name"])
                 continue
             loss = f"{r['val_loss']:.3f}" if isinstance(r.get("val_loss"), (int, float)) else "-"
+            size = f"{r['size_bytes'] / 1e6:.1f} MB" if isinstance(r.get("size_bytes"), int) else "-"
             table.add_row(mark, Text(r["name"], style="bold"), r["cell"], f"{r['layers']}×{r['hidden']}",
-                          fmt_params(r["parameters"]), loss, r.get("plugin") or "", key=r["name"])
+                          fmt_params(r["parameters"]), size, loss, r.get("plugin") or "", key=r["name"])
         if not self.rows:
             status.update(Text("No models are registered. Train one: rnnchat train corpora/tiny.txt --name tiny",
                                style="yellow"))
