@@ -124,11 +124,36 @@ def limit_rate(mats, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def first_char_ms(engine: Engine, prompt_ids: list[int]) -> float:
+def first_char_ms(engine: Engine, prompt_ids: list[int], precision: str = "fp32") -> float:
+    engine.prompt_precision = precision
     t0 = time.perf_counter()
     logits, state = engine.feed(prompt_ids, engine.initial_state())
     next(iter(engine.stream(logits, state, SamplingParams(temperature=0.8, seed=0, max_chars=1))))
-    return (time.perf_counter() - t0) * 1000
+    ms = (time.perf_counter() - t0) * 1000
+    engine.prompt_precision = "fp32"
+    return ms
+
+
+def prompt_nats(engine: Engine, text: str, precision: str, window: int = 2000, windows: int = 10) -> float:
+    """Mean loss (nats/char) of the model reading ``windows`` 2,000-char pieces of held-out text, each
+    fed as one prompt from the initial state: how much a bf16 prompt read changes what the model knows."""
+    import torch.nn.functional as F
+
+    engine.prompt_precision = precision
+    ids = engine.encode(text).ids
+    total = 0.0
+    for w in range(windows):
+        piece = ids[w * window:(w + 1) * window + 1]
+        x, y = piece[:-1], torch.tensor(piece[1:])
+        with torch.inference_mode():
+            if precision == "bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits, _ = engine.model(torch.tensor([x]), None)
+            else:
+                logits, _ = engine.model(torch.tensor([x]), None)
+        total += F.cross_entropy(logits[0].float(), y).item()
+    engine.prompt_precision = "fp32"
+    return total / windows
 
 
 def blas_note() -> str:
@@ -152,6 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", default=[], help="a checkpoint to add (repeatable)")
     ap.add_argument("--cells", default="lstm,gru,rnn")
     ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--no-prompt-quality", dest="prompt_quality", action="store_false",
+                    help="skip the bf16 prompt-reading loss check on checkpoints")
     args = ap.parse_args(argv)
 
     set_cpu_threads()
@@ -162,8 +189,8 @@ def main(argv=None) -> int:
 
     prompt = (CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "To be, or not to be. " * 100)[:2000]
     print(f"# generate_speed: batch 1, temperature 0.8, {args.repeats} repeats (medians); {blas_note()}")
-    header = (f"{'model':<34} {'backend':<8} {'naive c/s':>10} {'rnnchat c/s':>12} {'limit c/s':>10} "
-              f"{'x naive':>8} {'of limit':>9} {'1st char ms':>12}")
+    header = (f"{'model':<36} {'backend':<7} {'naive c/s':>9} {'rnnchat c/s':>11} {'limit c/s':>9} "
+              f"{'x naive':>7} {'of limit':>8} {'1st char ms fp32/bf16':>22}")
     print(header)
     print("-" * len(header))
     ok = True
@@ -174,23 +201,31 @@ def main(argv=None) -> int:
         ids = engine.encode(prompt).ids
         rnnchat_rate(engine, 200)  # warm up
         limit_rate(mats, 200)
-        r_naive, r_fast, r_limit, first = [], [], [], []
+        r_naive, r_fast, r_limit, first, first16 = [], [], [], [], []
         for rep in range(args.repeats):
             if naive is not None:
                 r_naive.append(naive_rate(naive, args.naive_chars, rep))
             r_fast.append(rnnchat_rate(engine, args.chars, rep))
             r_limit.append(limit_rate(mats, args.chars))
             first.append(first_char_ms(engine, ids))
+            first16.append(first_char_ms(engine, ids, "bf16"))
         fast, limit = statistics.median(r_fast), statistics.median(r_limit)
         naive_med = statistics.median(r_naive) if r_naive else float("nan")
         c = loaded.model.config
         name = f"{loaded.path.name if loaded.path.exists() else loaded.path} ({c.layers}x{c.hidden} {c.cell})"
         x_naive, of_limit = fast / naive_med, fast / limit
         ok &= (x_naive >= 20 or naive is None) and of_limit >= 0.70
-        print(f"{name:<34} {engine.backend:<8} {naive_med:>10,.0f} {fast:>12,.0f} {limit:>10,.0f} "
-              f"{x_naive:>7.1f}x {of_limit:>8.0%} {statistics.median(first):>12.1f}", flush=True)
+        first_ms = f"{statistics.median(first):.1f} / {statistics.median(first16):.1f}"
+        print(f"{name:<36} {engine.backend:<7} {naive_med:>9,.0f} {fast:>11,.0f} {limit:>9,.0f} "
+              f"{x_naive:>6.1f}x {of_limit:>8.0%} {first_ms:>22}", flush=True)
+        if loaded.path.exists() and CORPUS.exists() and args.prompt_quality:
+            held_out = CORPUS.read_text(encoding="utf-8")[-25000:]
+            a, b = prompt_nats(engine, held_out, "fp32"), prompt_nats(engine, held_out, "bf16")
+            print(f"{'':<36} prompt read in bf16: loss on 10 held-out 2,000-char prompts {b:.4f} nats/char "
+                  f"(fp32: {a:.4f})", flush=True)
     print(f"# targets: >= 20x naive and >= 70% of limit: {'met' if ok else 'NOT met'}; "
-          f"first char after a {len(prompt)}-char prompt (one fused forward + one sample)")
+          f"first char after a {len(prompt)}-char prompt (one fused forward + one sample), "
+          "prompt read in fp32 (default) or bf16 (RNNCHAT_PROMPT_PRECISION=bf16)")
     return 0
 
 
