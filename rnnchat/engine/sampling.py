@@ -90,7 +90,8 @@ class Sampler:
         x = logits if type(logits) is np.ndarray else _as_vector(logits)
         p = self.params
         u = self.rng.random()
-        if not math.isfinite(_sum(x)):  # any NaN or infinity makes the sum non-finite
+        # any NaN or infinity makes the sum non-finite (huge finite logits may overflow it: check those)
+        if not math.isfinite(_sum(x)) and not np.isfinite(x).all():
             raise SamplingError("model produced invalid values (NaN or infinite logits); "
                                 "the checkpoint may be corrupt or training diverged")
         d = x - _max(x)
