@@ -89,6 +89,11 @@ async def test_temperature_control_arrows_click_and_wheel(harness):
         assert app.focused is control
         await pilot.press("right", "right", "up")
         assert h.session.params.temperature == 0.95
+        control.action_nudge(1)  # two nudges before the app handles either: they add up
+        control.action_nudge(1)
+        await pilot.pause()
+        assert h.session.params.temperature == 1.05
+        await pilot.press("left", "left")
         await pilot.press("shift+left")
         assert h.session.params.temperature == 0.7
         await pilot.press("home")

@@ -59,6 +59,7 @@ class TemperatureControl(Widget):
 
     def _request(self, value: float) -> None:
         value = round(min(max(value, 0.0), 100.0), 2)
+        self.value = value  # at once, so quick repeated keys add up; the app then applies it
         self.post_message(self.Changed(self, value))
 
     def action_nudge(self, steps: int) -> None:
@@ -128,7 +129,8 @@ class SidePanel(VerticalScroll):
             return
         if info is None:
             name.update(Text("no model", style="bold red"))
-            facts.update(Text(error or "", style="dim"))
+            facts.update(Text("could not load: see the message in the chat; ctrl+l picks another"
+                              if error else "", style="dim"))
             return
         name.update(Text(info.name, style="bold"))
         loss = f"{info.val_loss:.3f}" if isinstance(info.val_loss, (int, float)) else "-"
