@@ -67,6 +67,8 @@ class FakeReply:
                 if s.hold_after is not None and i >= s.hold_after and s.gate is not None:
                     while not s.gate.is_set() and not self.cancel_event.is_set():
                         time.sleep(0.002)
+                if s.fail_after is not None and i >= s.fail_after:
+                    raise s.fail_error if s.fail_error is not None else RuntimeError("generation failed")
                 if self.cancel_event.is_set():
                     reason = "cancelled"
                     break
@@ -135,7 +137,9 @@ class FakeSession:
         self.gate = gate
         self.hold_after = hold_after
         self.char_delay = char_delay
-        self.fail_reply: str | None = None
+        self.fail_reply: str | None = None  # a reply raises SessionError(fail_reply) before its first character
+        self.fail_after: int | None = None  # ...or raises fail_error (default RuntimeError) after this many
+        self.fail_error: BaseException | None = None
         self.framing = Framing(template, stop)
         self.info: SessionInfo | None = None
         self.turns: list[Turn] = []

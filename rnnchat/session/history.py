@@ -7,7 +7,9 @@ its own connection, so the store can be used from the app's worker threads.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from array import array
 from contextlib import closing
@@ -82,98 +84,190 @@ def title_of(turns: list[Turn]) -> str:
     return "(empty)"
 
 
+def _is_damage(exc: BaseException) -> bool:
+    """A damaged file (not a database, malformed), as opposed to a busy or locked one."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
 class HistoryStore:
+    """Each call opens its own connection (WAL journal, 10 s busy timeout), so two app instances
+    and the app's worker threads can write at once. A damaged file is moved aside
+    (``history.sqlite3.damaged-<time>``), a new history is started, and :meth:`take_warnings`
+    returns what happened for the user."""
+
+    BUSY_TIMEOUT = 10.0
+    _checked: set[str] = set()  # files given a quick_check in this process
+    _lock = threading.Lock()
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else paths.history_db()
+        self.warnings: list[str] = []
+
+    def take_warnings(self) -> list[str]:
+        out, self.warnings = self.warnings, []
+        return out
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise SessionError(f"cannot open the chat history {self.path}: {exc}") from None
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            key = str(self.path.resolve())
+            if key not in self._checked:
+                rows = db.execute("PRAGMA quick_check").fetchall()
+                if rows != [("ok",)]:
+                    raise sqlite3.DatabaseError("quick_check: " + "; ".join(str(r[0]) for r in rows[:3]))
+                self._checked.add(key)
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SessionError(f"the chat history {self.path} was written by a newer rnnchat; upgrade rnnchat")
+            if version < SCHEMA_VERSION:
+                db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0)
-        except (OSError, sqlite3.Error) as exc:
-            raise SessionError(f"cannot open the chat history {self.path}: {exc}") from None
-        db.execute("PRAGMA foreign_keys = ON")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                db.close()
-                raise SessionError(f"the chat history {self.path} was written by a newer rnnchat; upgrade rnnchat")
-            if version < SCHEMA_VERSION:
-                db.executescript(SCHEMA)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                db.commit()
+            return self._open()
         except sqlite3.DatabaseError as exc:
-            db.close()
-            raise SessionError(f"the chat history {self.path} is damaged ({exc}); move it away to start a new one") from None
-        return db
+            if not _is_damage(exc):
+                raise SessionError(f"cannot open the chat history {self.path}: {exc}") from None
+            self._move_aside(exc)
+        try:
+            return self._open()
+        except sqlite3.Error as exc:
+            raise SessionError(f"cannot open the chat history {self.path}: {exc}") from None
+
+    def _move_aside(self, exc: BaseException) -> None:
+        """Keep the damaged file (and its WAL) beside the new one and tell the user."""
+        with self._lock:
+            if not self.path.exists():
+                return
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            backup = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+            n = 1
+            while backup.exists():
+                n += 1
+                backup = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{n}")
+            try:
+                os.replace(self.path, backup)
+                for ext in ("-wal", "-shm", "-journal"):
+                    side = self.path.with_name(self.path.name + ext)
+                    if side.exists():
+                        os.replace(side, backup.with_name(backup.name + ext))
+            except OSError as err:
+                raise SessionError(f"the chat history {self.path} is damaged ({exc}) and could not be moved "
+                                   f"aside ({err}); move it away to start a new one") from None
+            self._checked.discard(str(self.path.resolve()))
+            self.warnings.append(f"the chat history {self.path} was damaged ({exc}); it was moved aside to "
+                                 f"{backup.name} and a new history was started")
+
+    def _run(self, what: str, fn):
+        """Run ``fn(db)``; if the file turns out to be damaged mid-way, move it aside and retry once."""
+        for attempt in (0, 1):
+            try:
+                with closing(self._connect()) as db:
+                    return fn(db)
+            except sqlite3.DatabaseError as exc:
+                if attempt == 0 and _is_damage(exc):
+                    self._move_aside(exc)
+                    continue
+                raise SessionError(f"{what} {self.path}: {exc}") from None
 
     def save(self, conv: Conversation) -> int:
-        """Insert or replace a whole conversation; returns its id."""
+        """Insert or replace a whole conversation (one transaction); returns its id."""
         now = time.time()
         conv.created = conv.created or now
         conv.updated = now
-        try:
-            with closing(self._connect()) as db, db:
-                row = (conv.title, conv.model, conv.model_path, conv.signature, conv.created, conv.updated,
-                       json.dumps(conv.params), conv.state)
-                if conv.id is None or not db.execute("SELECT 1 FROM conversations WHERE id=?", (conv.id,)).fetchone():
-                    cur = db.execute("INSERT INTO conversations (title, model, model_path, signature, created, "
-                                     "updated, params, state) VALUES (?,?,?,?,?,?,?,?)", row)
-                    conv.id = cur.lastrowid
+        row = (conv.title, conv.model, conv.model_path, conv.signature, conv.created, conv.updated,
+               json.dumps(conv.params), conv.state)
+        turns = [(i, t.role, t.text, t.fed, t.speaker, t.body_start, t.reason, t.seed, t.chars_per_s,
+                  json.dumps(t.params) if t.params is not None else None,
+                  array("f", t.probs).tobytes() if t.probs else None,
+                  t.snapshot.blob if t.snapshot else None, t.created or now)
+                 for i, t in enumerate(conv.turns)]
+
+        def write(db: sqlite3.Connection) -> int:
+            db.execute("BEGIN IMMEDIATE")  # take the write lock now (waits up to the busy timeout)
+            try:
+                conv_id = conv.id
+                if conv_id is None or not db.execute("SELECT 1 FROM conversations WHERE id=?", (conv_id,)).fetchone():
+                    conv_id = db.execute("INSERT INTO conversations (title, model, model_path, signature, created, "
+                                         "updated, params, state) VALUES (?,?,?,?,?,?,?,?)", row).lastrowid
                 else:
                     db.execute("UPDATE conversations SET title=?, model=?, model_path=?, signature=?, created=?, "
-                               "updated=?, params=?, state=? WHERE id=?", (*row, conv.id))
-                    db.execute("DELETE FROM turns WHERE conversation_id=?", (conv.id,))
+                               "updated=?, params=?, state=? WHERE id=?", (*row, conv_id))
+                    db.execute("DELETE FROM turns WHERE conversation_id=?", (conv_id,))
                 db.executemany(
                     "INSERT INTO turns (conversation_id, idx, role, text, fed, speaker, body_start, reason, seed, "
                     "chars_per_s, params, probs, snapshot, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(conv.id, i, t.role, t.text, t.fed, t.speaker, t.body_start, t.reason, t.seed, t.chars_per_s,
-                      json.dumps(t.params) if t.params is not None else None,
-                      array("f", t.probs).tobytes() if t.probs else None,
-                      t.snapshot.blob if t.snapshot else None, t.created or now)
-                     for i, t in enumerate(conv.turns)])
-        except sqlite3.Error as exc:
-            raise SessionError(f"could not save the conversation to {self.path}: {exc}") from None
+                    [(conv_id, *t) for t in turns])
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return conv_id
+
+        conv.id = self._run("could not save the conversation to", write)
         return conv.id
 
     def list(self, limit: int = 200) -> list[ConversationSummary]:
-        try:
-            with closing(self._connect()) as db:
-                rows = db.execute(
-                    "SELECT c.id, c.title, c.model, c.created, c.updated, "
-                    "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) "
-                    "FROM conversations c ORDER BY c.updated DESC LIMIT ?", (limit,)).fetchall()
-        except sqlite3.Error as exc:
-            raise SessionError(f"could not read the chat history {self.path}: {exc}") from None
+        rows = self._run("could not read the chat history", lambda db: db.execute(
+            "SELECT c.id, c.title, c.model, c.created, c.updated, "
+            "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) "
+            "FROM conversations c ORDER BY c.updated DESC LIMIT ?", (limit,)).fetchall())
         return [ConversationSummary(*r) for r in rows]
 
     def load(self, conv_id: int) -> Conversation:
-        try:
-            with closing(self._connect()) as db:
-                row = db.execute("SELECT id, title, model, model_path, signature, params, state, created, updated "
-                                 "FROM conversations WHERE id=?", (conv_id,)).fetchone()
-                if row is None:
-                    raise SessionError(f"there is no saved conversation {conv_id}")
-                turns = db.execute("SELECT role, text, fed, speaker, body_start, reason, seed, chars_per_s, params, "
+        def read(db: sqlite3.Connection):
+            row = db.execute("SELECT id, title, model, model_path, signature, params, state, created, updated "
+                             "FROM conversations WHERE id=?", (conv_id,)).fetchone()
+            if row is None:
+                return None, []
+            return row, db.execute("SELECT role, text, fed, speaker, body_start, reason, seed, chars_per_s, params, "
                                    "probs, snapshot, created FROM turns WHERE conversation_id=? ORDER BY idx",
                                    (conv_id,)).fetchall()
-        except sqlite3.Error as exc:
-            raise SessionError(f"could not read the chat history {self.path}: {exc}") from None
-        out = Conversation(id=row[0], title=row[1], model=row[2], model_path=row[3], signature=row[4],
-                           params=json.loads(row[5]), state=row[6], created=row[7], updated=row[8])
-        for (role, text, fed, speaker, body_start, reason, seed, cps, params, probs, snap, created) in turns:
-            p = array("f")
-            if probs:
-                p.frombytes(probs)
-            out.turns.append(Turn(role=role, text=text, fed=fed, speaker=speaker, body_start=body_start,
-                                  reason=reason, seed=seed, chars_per_s=cps,
-                                  params=json.loads(params) if params else None, probs=list(p),
-                                  snapshot=Snapshot(blob=snap) if snap is not None else None, created=created))
+
+        row, turns = self._run("could not read the chat history", read)
+        if row is None:
+            raise SessionError(f"there is no saved conversation {conv_id}")
+        try:
+            out = Conversation(id=row[0], title=row[1], model=row[2], model_path=row[3], signature=row[4],
+                               params=_json_dict(row[5]), state=row[6], created=row[7], updated=row[8])
+            for (role, text, fed, speaker, body_start, reason, seed, cps, params, probs, snap, created) in turns:
+                p = array("f")
+                if probs:
+                    p.frombytes(probs)
+                out.turns.append(Turn(role=role, text=text, fed=fed, speaker=speaker, body_start=body_start,
+                                      reason=reason, seed=seed, chars_per_s=cps,
+                                      params=_json_dict(params) if params else None, probs=list(p),
+                                      snapshot=Snapshot(blob=snap) if snap is not None else None, created=created))
+        except (TypeError, ValueError) as exc:
+            raise SessionError(f"saved conversation {conv_id} is damaged: {exc}") from None
         return out
 
     def delete(self, conv_id: int) -> None:
-        try:
-            with closing(self._connect()) as db, db:
-                db.execute("DELETE FROM conversations WHERE id=?", (conv_id,))
-        except sqlite3.Error as exc:
-            raise SessionError(f"could not delete conversation {conv_id}: {exc}") from None
+        def remove(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM conversations WHERE id=?", (conv_id,))
+            db.execute("COMMIT")
+
+        self._run(f"could not delete conversation {conv_id} from", remove)
+
+
+def _json_dict(text) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value

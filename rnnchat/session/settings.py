@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import asdict, dataclass, fields
 
 from rnnchat import paths
@@ -27,31 +29,40 @@ class Settings:
 
     @classmethod
     def load(cls) -> tuple["Settings", str | None]:
-        """(settings, warning). A missing file gives the defaults; a damaged one gives the defaults
-        and a one-line warning, and is left in place until the next save."""
+        """(settings, warning). A missing file gives the defaults. A damaged one (not JSON, not an
+        object, values of the wrong type or out of range) is moved aside to
+        ``settings.json.damaged-<time>`` so it is neither lost nor overwritten silently; the
+        defaults are used for what was damaged and the warning says where the copy went."""
         path = paths.settings_file()
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             return cls(), None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except IsADirectoryError as exc:
             return cls(), f"ignored the settings in {path}: {exc}"
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return cls(), _damaged(path, f"not valid JSON ({_short(exc)})")
         if not isinstance(raw, dict):
-            return cls(), f"ignored the settings in {path}: not a JSON object"
+            return cls(), _damaged(path, f"not a JSON object but {type(raw).__name__}")
         s = cls()
-        names = {f.name for f in fields(cls)}
-        for key, value in raw.items():
-            if key in names:
-                setattr(s, key, value)
-        try:
-            s.params().validate()
-        except SamplingError as exc:
-            return cls(model=s.model if isinstance(s.model, str) else None), f"ignored the sampling settings: {exc}"
-        if s.model is not None and not isinstance(s.model, str):
-            s.model = None
-        if s.theme is not None and not isinstance(s.theme, str):
-            s.theme = None
-        s.confidence = bool(s.confidence)
+        problems: list[str] = []
+        for f in fields(cls):
+            if f.name not in raw:
+                continue
+            value, default = raw[f.name], getattr(s, f.name)
+            if f.name in ("model", "theme"):
+                ok = value is None or isinstance(value, str)
+            elif f.name == "confidence":
+                ok = isinstance(value, bool)
+            else:
+                ok = _valid_sampling(f.name, value)
+            if ok:
+                setattr(s, f.name, value)
+            else:
+                problems.append(f"{f.name}={_short(repr(value))}")
+                setattr(s, f.name, default)
+        if problems:
+            return s, _damaged(path, "bad values: " + ", ".join(problems))
         return s, None
 
     def params(self) -> SamplingParams:
@@ -64,3 +75,30 @@ class Settings:
     def save(self) -> None:
         data = json.dumps(asdict(self), indent=2).encode("utf-8")
         write_bytes(paths.settings_file(), data + b"\n")
+
+
+def _valid_sampling(name: str, value) -> bool:
+    try:
+        SamplingParams(**{name: value}).validate()
+    except (SamplingError, TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _short(x, limit: int = 80) -> str:
+    x = " ".join(str(x).split())
+    return x if len(x) <= limit else x[:limit - 1] + "…"
+
+
+def _damaged(path, why: str) -> str:
+    """Move a damaged settings file aside (kept for the user); the one-line warning says where."""
+    backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    try:
+        os.replace(path, backup)
+    except OSError as exc:
+        return f"the settings in {path} are damaged ({why}); using the defaults (could not move the file aside: {exc})"
+    return f"the settings in {path} were damaged ({why}); using the defaults, the old file is kept as {backup.name}"

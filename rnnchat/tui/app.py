@@ -225,6 +225,12 @@ class RnnchatApp(App[int]):
             except BaseException as exc:  # noqa: BLE001 - reported to the UI
                 box["error"] = exc
                 return
+            store = getattr(session, "store", None)
+            if store is not None:  # a damaged history is found (and moved aside) now, not at the first save
+                try:
+                    store.list(1)
+                except Exception:  # noqa: BLE001 - reported when the history is used
+                    pass
             if then_open is not None:
                 try:
                     box["opened"] = session.open_conversation(then_open)
@@ -266,7 +272,15 @@ class RnnchatApp(App[int]):
         if info.note:
             self.notify(info.note, severity="warning", markup=False)
         self.refresh_model_names()
+        self._tell_history()
         self._mark_ready()
+
+    def _tell_history(self) -> None:
+        """Say what the history store had to do (a damaged file moved aside)."""
+        store = getattr(self.session, "store", None)
+        take = getattr(store, "take_warnings", None)
+        for warning in (take() if take is not None else ()):
+            self.notify(warning, title="Chat history", severity="warning", markup=False, timeout=15)
 
     def _welcome(self, info) -> Text:
         t = Text()
@@ -436,6 +450,7 @@ class RnnchatApp(App[int]):
         self.panel.show_speed(message.turn)
         for note in message.notes:
             self.notify(note, severity="warning", markup=False)
+        self._tell_history()
         self._run_pending()
 
     def on_reply_failed(self, message: ReplyFailed) -> None:

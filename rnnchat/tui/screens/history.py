@@ -56,6 +56,9 @@ class HistoryScreen(ModalScreen[tuple[int, str] | None]):
 
     def on_history_screen_listed(self, message: Listed) -> None:
         status = self.query_one("#history-status", Static)
+        take = getattr(self.store, "take_warnings", None)
+        for warning in (take() if take is not None else ()):
+            self.notify(warning, title="Chat history", severity="warning", markup=False, timeout=15)
         if message.rows is None:
             status.update(Text(f"Could not read the history: {message.error}", style="red"))
             return
