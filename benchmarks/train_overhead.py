@@ -8,6 +8,7 @@ load on the machine hits both alike; chars/s are medians over the blocks.
 
     .venv/bin/python benchmarks/train_overhead.py [--precision fp32,bf16] [--blocks 5] [--steps 10]
     .venv/bin/python benchmarks/train_overhead.py --val-budget 90   # 90 s validation loss per precision
+    .venv/bin/python benchmarks/train_overhead.py --val-steps 300   # same steps: loss per step
 
 The second form trains the same model for the same wall-clock budget at each
 precision from the same seed and prints the validation loss (rnnchat's
@@ -118,13 +119,15 @@ def overhead(args, corpus, tmp: Path) -> bool:
 
 
 def val_at_budget(args, corpus, tmp: Path) -> None:
-    print(f"# {args.val_budget:.0f} s of training per precision, {args.cell} {args.layers}x{args.hidden}, "
+    what = f"{args.val_budget:.0f} s" if args.val_budget else f"{args.val_steps} steps"
+    print(f"# {what} of training per precision, {args.cell} {args.layers}x{args.hidden}, "
           f"batch {args.batch}, seq {args.seq}, seed 1337; validation loss (nats/char, stateful, 16 streams)")
     head = f"{'precision':<10} {'steps':>6} {'chars/s':>9} {'val loss':>9}"
     print(head + "\n" + "-" * len(head))
     for prec in args.precision.split(","):
         cfg = TrainConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embedding=args.embedding,
-                          seq_len=args.seq, batch_size=args.batch, budget=args.val_budget, eval_every=10**9,
+                          seq_len=args.seq, batch_size=args.batch, budget=args.val_budget or None,
+                          steps=args.val_steps or None, eval_every=10**9,
                           save_every=10**9, precision=prec, lr=args.lr)
         trainer = make_trainer(cfg, corpus, tmp)
         p = trainer.run()
@@ -145,12 +148,14 @@ def main(argv=None) -> int:
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--val-budget", type=float, default=0, help="seconds: train this long per precision")
+    ap.add_argument("--val-steps", type=int, default=0,
+                    help="train this many steps per precision (quality per step, immune to other load)")
     ap.add_argument("--corpus", default=str(CORPUS))
     args = ap.parse_args(argv)
     set_cpu_threads()
     corpus = load_corpus(args.corpus)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.val_budget:
+        if args.val_budget or args.val_steps:
             val_at_budget(args, corpus, Path(tmp))
         else:
             overhead(args, corpus, Path(tmp))

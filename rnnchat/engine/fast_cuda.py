@@ -133,7 +133,8 @@ class DeviceSampledModel:
                         self.body()
                 torch.cuda.current_stream(self.device).wait_stream(stream)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, stream=stream):
+                # thread_local: the chat app captures from its worker thread while the UI thread runs
+                with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
                     self.body()
                 for dst, src in zip(self.flat_state, saved):
                     dst.copy_(src)

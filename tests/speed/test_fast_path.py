@@ -153,3 +153,17 @@ def test_a_broken_fast_path_is_refused_with_a_warning():
         warnings.simplefilter("always")
         assert build_fast(model_with(ThirdPartyLSTM, "halved"), torch.device("cpu"), "halved") is None
     assert any("failed to build" in str(w.message) for w in caught)
+
+
+def test_bf16_prompt_reading_keeps_fp32_state_and_is_close(make_checkpoint):
+    path = make_checkpoint("lstm", hidden=16, embedding=6)
+    exact = Engine(load_checkpoint(path), "cpu")
+    quick = Engine(load_checkpoint(path), "cpu", prompt_precision="bf16")
+    ids = exact.encode(PROMPT * 8).ids
+    assert len(ids) >= 128
+    a, sa = exact.feed(ids, exact.initial_state())
+    b, sb = quick.feed(ids, quick.initial_state())
+    assert b.dtype == torch.float32 and all(t.dtype == torch.float32 for t in flat(sb))
+    torch.testing.assert_close(torch.softmax(b, 0), torch.softmax(a, 0), atol=0.02, rtol=0)
+    short = exact.encode(PROMPT).ids  # short prompts are read in fp32 whatever the setting
+    torch.testing.assert_close(quick.feed(short, quick.initial_state())[0], exact.feed(short, exact.initial_state())[0])
