@@ -177,3 +177,38 @@ async def test_exception_inside_generation_shows_and_the_app_keeps_working(error
         assert [v.text for v in views] == [t.text for t in h.session.turns if t.role == "model"]
         assert views[-1].text.endswith("reply 2") and h.session.turns[-1].reason == "stop"
         assert app.is_running
+
+
+# ---- any prompt, through the app ----------------------------------------------------------------
+NASTY = ["emoji 🙂👍🏽👨‍👩‍👧", "nul \x00 byte", "controls \x01\x07\x1b[31m\x7f\u200b\ufeff",
+         "right-to-left \u202eعربي עברית\u202c", "combining e\u0301\u0301\u0301 \U0010ffff", "[bold]not markup[/b]"]
+
+
+async def test_any_unicode_prompt_and_a_1mb_paste_through_the_app():
+    from textual import events
+
+    h = Harness(replies=lambda text, n: f"ROMEO:\nreply {n} 🙂\x00[red]x")
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        for i, prompt in enumerate(NASTY):
+            await send(pilot, prompt)
+            assert h.session.turns[-2].text == prompt and h.session.turns[-1].reason == "stop"
+        big = ("All the world's a stage 🙂 عربي " * 40_000)[:1_000_000]  # Input keeps a paste's first line
+        app.input.focus()
+        app.input.value = ""
+        app.input.post_message(events.Paste(big))
+        await wait_for(pilot, lambda: len(app.input.value) > 900_000, "the paste")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app._live is None and not h.session.busy
+                       and len(h.session.turns) == 2 * len(NASTY) + 2, "the reply to the paste", limit=3000)
+        assert len(h.session.turns[-2].text) >= 900_000
+        [paste_view] = [v for v in app.transcript.turn_views() if v.role == "user" and len(v.text) > 900_000]
+        assert "more characters (not shown; the model read them all)" in str(paste_view.render().renderables[1])
+        await pilot.resize_terminal(60, 20)  # re-wrapping shows only the first 20,000 characters
+        await pilot.resize_terminal(100, 30)
+        await pilot.press(*"still typing")
+        assert app.input.value == "still typing", "the app stays responsive"
+        views = app.transcript.turn_views()
+        assert [v.text for v in views if v.role == "model"] == [t.text for t in h.session.turns if t.role == "model"]
+        assert app.is_running and not h.errors()

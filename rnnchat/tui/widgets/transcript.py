@@ -12,6 +12,7 @@ from textual.widgets import Static
 from rnnchat.session.framing import Framing
 from rnnchat.tui.confidence import coloured
 
+USER_DISPLAY_LIMIT = 20_000  # characters of a message shown in the transcript (the session gets all)
 REASON_NOTES = {"cancelled": "stopped", "length": "length limit reached", "error": "failed"}
 
 
@@ -98,11 +99,17 @@ class TurnView(Widget):
             if notes:
                 head.append(" · " + " · ".join(notes), style="dim italic")
         body_text = self.text[start:]
+        hidden = 0
+        if self.role == "user" and len(body_text) > USER_DISPLAY_LIMIT:  # a huge paste: wrapping it all
+            hidden = len(body_text) - USER_DISPLAY_LIMIT                  # on every resize froze the app
+            body_text = body_text[:USER_DISPLAY_LIMIT]
         if self.role == "model" and self.confidence:
             body = coloured(body_text, self.probs[start:])
         else:
             body = Text(body_text)
         body.rstrip()
+        if hidden:
+            body.append(f"… and {hidden:,} more characters (not shown; the model read them all)", style="dim italic")
         if self.live:
             body.append("▌", style=Style(blink=False, dim=True))
         return Group(head, body)
