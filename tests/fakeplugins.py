@@ -97,3 +97,11 @@ NOT_A_CELL = """
     def register_checkpoints(register):
         register(CheckpointSpec("fake-model", "/nonexistent.safetensors", "left behind?"))
 """
+
+RETURNS_VALUE = """
+    from rnnchat.plugins import CellSpec, hookimpl
+
+    @hookimpl
+    def register_cells(register):
+        return [CellSpec("returned", "rnnchat.engine.cells:GRUCell")]
+"""

@@ -44,6 +44,7 @@ def test_good_plugin_is_loaded_with_its_distribution(site):
     (fp.RAISES_HALFWAY, "boom inside the hook"),
     (fp.WRONG_TYPE, "expects a CellSpec"),
     (fp.MISSPELT, "unknown hook 'register_cels'"),
+    (fp.RETURNS_VALUE, "returned list"),
 ])
 def test_broken_plugin_is_recorded_and_skipped(site, source, error):
     fp.make_plugin(site, "broken", source)
