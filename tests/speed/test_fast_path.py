@@ -167,3 +167,18 @@ def test_bf16_prompt_reading_keeps_fp32_state_and_is_close(make_checkpoint):
     torch.testing.assert_close(torch.softmax(b, 0), torch.softmax(a, 0), atol=0.02, rtol=0)
     short = exact.encode(PROMPT).ids  # short prompts are read in fp32 whatever the setting
     torch.testing.assert_close(quick.feed(short, quick.initial_state())[0], exact.feed(short, exact.initial_state())[0])
+
+
+BUNDLED = __import__("pathlib").Path(__file__).resolve().parents[2] / "rnnchat/default_plugins/models/shakespeare.safetensors"
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="bundled model not present")
+def test_bundled_model_fast_path_matches_reference():
+    fast = Engine(load_checkpoint(BUNDLED), "cpu")
+    ref = Engine(load_checkpoint(BUNDLED), "cpu", fast=False)
+    assert fast.backend == "numpy"
+    for params in (SamplingParams(temperature=0, max_chars=120),
+                   SamplingParams(temperature=0.8, top_p=0.95, seed=2, max_chars=120)):
+        a, sa = run(fast, params)
+        b, _ = run(ref, params)
+        assert a == b
