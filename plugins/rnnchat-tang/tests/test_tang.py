@@ -35,7 +35,7 @@ def test_registered_and_listed():
 
 def test_metadata_frames_a_title_and_stops_at_the_end_of_the_poem():
     meta = json.loads(rnnchat("inspect", "tang-poems", "--json").stdout)
-    assert meta["chat"] == {"template": "《{text}》", "stop": ["\n\n"]}
+    assert meta["chat"] == {"template": "\n《{text}》", "stop": ["\n\n"]}
     assert len(meta["vocab"]) <= 4000 and "\ufffd" in meta["vocab"]  # capped; rare characters share one token
     assert meta["storage_dtype"] == "float16" and meta["val_loss"] < 6.0
 
@@ -45,7 +45,7 @@ def test_checkpoint_contract():
 
 
 def test_a_title_gives_a_poem():
-    out = rnnchat("generate", "《春望》", "-m", "tang-poems", "--seed", "1", "-t", "0.8", "--stop", "\\n\\n",
+    out = rnnchat("generate", "\n《春望》", "-m", "tang-poems", "--seed", "1", "-t", "0.8", "--stop", "\\n\\n",
                   "-n", "300")
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.split("\n")[1:] if line.strip()]
