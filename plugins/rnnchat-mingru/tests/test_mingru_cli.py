@@ -64,3 +64,17 @@ def test_without_the_plugin_loading_names_it(trained):
     assert out.returncode == 1
     assert "rnnchat install rnnchat-mingru" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_a_chat_session_carries_state_and_regenerates_exactly(trained, cell):
+    from rnnchat.session import ChatSession
+
+    session = ChatSession(str(trained[cell]))
+    info = session.load()
+    assert info.cell == cell
+    session.params.max_chars = 30
+    first = "".join(chunk.text for chunk in session.send("the cat"))
+    second = "".join(chunk.text for chunk in session.send("the dog"))
+    again = "".join(chunk.text for chunk in session.regenerate(same_seed=True))
+    assert again == second and len(session.turns) == 4 and isinstance(first, str)
