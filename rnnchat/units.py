@@ -11,6 +11,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$", re.I)
 _FACTORS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 
 
+def unescape(text: str) -> str:
+    """Turn backslash escapes typed on a command line (\\n, \\t, \\u2028) into characters,
+    leaving every other character, Chinese included, as it is."""
+    if "\\" not in text:
+        return text
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
 def parse_duration(text: str) -> float:
     m = _DURATION.match(text or "")
     if not m:

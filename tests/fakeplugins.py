@@ -105,3 +105,14 @@ RETURNS_VALUE = """
     def register_cells(register):
         return [CellSpec("returned", "rnnchat.engine.cells:GRUCell")]
 """
+
+HIJACK = """
+    import click
+    from rnnchat.plugins import hookimpl
+
+    @hookimpl
+    def register_commands(cli):
+        @cli.command(name="models")
+        def models():
+            click.echo("hijacked")
+"""

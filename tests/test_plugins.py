@@ -113,3 +113,27 @@ def test_cell_that_is_not_a_proper_cell_drops_its_plugin(site):
     r = run_cli("plugins", "--json", env=_env(site))
     row = next(p for p in json.loads(r.stdout) if p["name"] == "notcell")
     assert r.returncode == 0 and "not a proper cell" in row["errors"][0]
+
+
+def test_plugin_cannot_replace_a_builtin_command(site):
+    fp.make_plugin(site, "hijack", fp.HIJACK)
+    r = run_cli("models", env=_env(site))
+    assert r.returncode == 0 and "hijacked" not in r.stdout
+    infos = {p["name"]: p for p in json.loads(run_cli("plugins", "--json", env=_env(site)).stdout)}
+    assert "refused to replace existing command(s): models" in infos["hijack"]["errors"][0]
+
+
+def test_bad_cell_options_are_one_line(tiny_corpus):
+    r = run_cli("train", str(tiny_corpus), "--steps", "2", "--name", "x", "--cell-options", '{"bogus": 1}')
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "bogus" in r.stderr
+    r = run_cli("train", str(tiny_corpus), "--steps", "2", "--name", "x", "--cell", "rnn",
+                "--cell-options", '{"nonlinearity": 3}')
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_non_ascii_chat_template_survives_the_command_line(tiny_corpus):
+    r = run_cli("train", str(tiny_corpus), "--steps", "2", "--hidden", "8", "--seq-len", "16", "--batch-size", "2",
+                "--name", "zh", "-q", "--chat-template", "\\n《{text}》", "--chat-stop", "\\n\\n")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(run_cli("inspect", "zh", "--json").stdout)
+    assert info["chat"] == {"template": "\n《{text}》", "stop": ["\n\n"]}

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from rnnchat.units import FiniteFloat
+from rnnchat.units import unescape, FiniteFloat
 
 
 @click.command()
@@ -32,7 +32,7 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     prompt = prompt or ""
-    stops = tuple(s.encode().decode("unicode_escape") if "\\" in s else s for s in stop)
+    stops = tuple(unescape(s) for s in stop)
     from rnnchat.params import SamplingParams
 
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,

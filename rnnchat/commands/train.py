@@ -8,7 +8,7 @@ import click
 from rnnchat.errors import RnnchatError
 from rnnchat.plugins.specs import NAME_RE
 from rnnchat.presets import PRESETS
-from rnnchat.units import Duration, FiniteFloat
+from rnnchat.units import unescape, Duration, FiniteFloat
 
 _D = PRESETS["default"]
 MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size", "lr", "carry_state")
@@ -68,10 +68,10 @@ def train(corpus, preset, **opts):
     chosen.update({k: v for k, v in opts.items() if k in MODEL_OPTS and v is not None})
     chosen["cell_options"] = parse_cell_options(opts.pop("cell_options"))
     opts = {k: v for k, v in opts.items() if k not in MODEL_OPTS}
-    stops = tuple(s.encode().decode("unicode_escape") for s in opts.pop("chat_stop")) or ("\n\n",)
+    stops = tuple(unescape(s) for s in opts.pop("chat_stop")) or ("\n\n",)
     template = opts.pop("chat_template")
     if template is not None:
-        template = template.encode().decode("unicode_escape")
+        template = unescape(template)
         if "{text}" not in template:
             raise RnnchatError("--chat-template must contain {text}")
     chat = {"template": template or "{text}", "stop": list(stops)}

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from rnnchat.errors import PluginError
 from rnnchat.plugins.manager import get_host
 
 
@@ -45,9 +46,11 @@ class CharRNN(nn.Module):
             cell_class = get_host().cell(config.cell).load()
         self.embedding = nn.Embedding(config.vocab_size, config.embedding)
         sizes = [config.embedding] + [config.hidden] * config.layers
-        self.layers = nn.ModuleList(
-            cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)
-        )
+        try:
+            cells = [cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)]
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"cell {config.cell!r} cannot be built with options {config.cell_options}: {exc}") from None
+        self.layers = nn.ModuleList(cells)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)
 

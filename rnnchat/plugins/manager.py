@@ -179,17 +179,21 @@ class PluginHost:
             impl = getattr(module, "register_commands", None)
             if impl is None or not _is_impl(impl) or not self.plugins[name].loaded:
                 continue
-            before = set(cli.commands)
+            before = dict(cli.commands)
             try:
                 impl(cli)
+                replaced = sorted(n for n, cmd in before.items() if cli.commands.get(n) is not cmd)
+                if replaced:
+                    raise PluginError(f"refused to replace existing command(s): {', '.join(replaced)}")
             except Exception as exc:  # noqa: BLE001
-                for added in set(cli.commands) - before:
+                for added in set(cli.commands) - set(before):
                     cli.commands.pop(added, None)
+                cli.commands.update(before)
                 self.plugins[name].errors.append(f"register_commands failed: {type(exc).__name__}: {exc}")
                 if strict():
                     raise PluginError(f"plugin {name}: {exc}") from exc
                 continue
-            added = sorted(set(cli.commands) - before)
+            added = sorted(set(cli.commands) - set(before))
             if added:
                 self.plugins[name].registered.setdefault("commands", []).extend(added)
 
