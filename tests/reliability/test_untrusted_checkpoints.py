@@ -158,3 +158,21 @@ def test_plugin_supplied_checkpoint_goes_through_the_same_validation(tmp_path, m
 
     row = next(r for r in model_rows() if r["name"] == "badmodel")
     assert "pickle" in row["error"]
+
+
+def test_memory_stays_bounded_on_hostile_headers(tmp_path):
+    import resource
+
+    hostile = [
+        (struct.pack("<Q", 2**62) + b"{}"),  # huge header length
+        header_file(tmp_path / "a", {"__metadata__": {"rnnchat": "{}"},
+                                     "w": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}},
+                    b"\0" * 16).read_bytes(),  # a terabyte tensor claimed in a 16-byte body
+    ]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for i, data in enumerate(hostile):
+        path = tmp_path / f"hostile{i}.safetensors"
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError):
+            load_checkpoint(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB: nothing was allocated for them
