@@ -28,25 +28,31 @@ class Corpus:
         return self.ids[:cut], self.ids[cut:]
 
 
+ENCODE_CHUNK = 1 << 20  # characters encoded at a time: temporaries stay a few MB whatever the text
+
+
 def encode_ids(text: str, vocab: Vocab) -> torch.Tensor:
-    """Map a text to int32 ids without a Python object per character (a 5 M char text stays small).
+    """Map a text to int32 ids with numpy, a chunk at a time (no Python object per character).
 
     Characters outside the vocabulary become its UNK token when it has one, else they are dropped.
     """
-    points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
     table = np.array([ord(c) for c in vocab.chars], dtype=np.uint32)
-    order = np.argsort(table, kind="stable")
+    order = np.argsort(table, kind="stable").astype(np.int32)
     sorted_table = table[order]
-    where = np.searchsorted(sorted_table, points)
-    where[where == len(sorted_table)] = 0
-    known = sorted_table[where] == points
-    ids = order[where].astype(np.int32)
-    if not known.all():
-        if vocab.unk is not None:
-            ids[~known] = vocab.unk
-        else:
-            ids = ids[known]
-    return torch.from_numpy(np.ascontiguousarray(ids))
+    parts = []
+    for start in range(0, len(text), ENCODE_CHUNK):
+        points = np.frombuffer(text[start:start + ENCODE_CHUNK].encode("utf-32-le"), dtype="<u4")
+        where = np.searchsorted(sorted_table, points)
+        where[where == len(sorted_table)] = 0
+        known = sorted_table[where] == points
+        ids = order[where]
+        if not known.all():
+            if vocab.unk is not None:
+                ids[~known] = vocab.unk
+            else:
+                ids = ids[known]
+        parts.append(ids)
+    return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
 
 def load_corpus(path: str | Path, name: str | None = None, vocab: Vocab | None = None,
