@@ -71,3 +71,30 @@ def test_cli_stop_after_then_resume_equals_uninterrupted(tmp_path, tiny_corpus):
     from rnnchat import paths
 
     assert_same_tensors(state_tensors(paths.runs_dir() / "full")[1], state_tensors(paths.runs_dir() / "part")[1])
+
+
+def test_a_state_from_before_carried_state_still_resumes(tmp_path):
+    # format 1 (the first release): no hidden.* tensors, no carry_state in the config, no stream position
+    import json
+
+    from safetensors.torch import save_file
+
+    from rnnchat.engine.resume import read_state
+    from rnnchat.engine.train import config_from_dict
+
+    make_trainer(TINY_TEXT, tmp_path / "old", stop_after=7, carry_state=False).run()
+    path = tmp_path / "old" / "state.safetensors"
+    meta, tensors, _, _ = read_state(path)
+    meta["format"] = 1
+    del meta["config"]["carry_state"]
+    for key in ("epoch", "window", "offset", "streams"):
+        del meta["progress"][key]
+    save_file(tensors, str(path), metadata={"rnnchat_state": json.dumps(meta)})
+
+    meta, tensors, _, _ = read_state(path)
+    cfg = config_from_dict(meta["config"])
+    assert cfg.carry_state is False  # old runs read random windows, and go on doing so
+    resumed = resume_trainer(TINY_TEXT, tmp_path / "old", carry_state=False)
+    assert resumed.progress.step == 7
+    resumed.run()
+    assert resumed.progress.step == 40
