@@ -77,7 +77,22 @@ class NumpyLayerBase:
         return self.cell.weight_hh
 
 
-class NumpyLSTM(NumpyLayerBase):
+class _FusedStep(NumpyLayerBase):
+    """Layers whose whole pre-activation is one product ``W @ [x | h | 1]`` (LSTM, RNN);
+    ``_finish`` applies the cell's non-linearities in place."""
+
+    def step(self, x: np.ndarray, s: _Buffers) -> np.ndarray:
+        s.x[:] = x
+        np.dot(self.W, s.v, out=s.g)
+        return self._finish(s)
+
+    def step_row(self, i: int, s: _Buffers) -> np.ndarray:
+        np.dot(self.W, s.v, out=s.g)
+        np.add(s.g, self.table[i], out=s.g)
+        return self._finish(s)
+
+
+class NumpyLSTM(_FusedStep):
     def __init__(self, cell: LSTMCell) -> None:
         super().__init__(cell)
         H, I = self.hidden_size, self.input_size
@@ -125,17 +140,7 @@ class NumpyLSTM(NumpyLayerBase):
         like = self._like()
         return (_tensor(s.h, like), _tensor(s.c, like))
 
-    def step(self, x: np.ndarray, s: _Buffers) -> np.ndarray:
-        s.x[:] = x
-        np.dot(self.W, s.v, out=s.g)
-        return self._gates(s)
-
-    def step_row(self, i: int, s: _Buffers) -> np.ndarray:
-        np.dot(self.W, s.v, out=s.g)
-        np.add(s.g, self.table[i], out=s.g)
-        return self._gates(s)
-
-    def _gates(self, s: _Buffers) -> np.ndarray:
+    def _finish(self, s: _Buffers) -> np.ndarray:
         g, sig, i, f, o, gg, c, tmp, h = s.views
         tanh, mul, add = np.tanh, np.multiply, np.add
         tanh(g, out=g)
@@ -217,7 +222,7 @@ class NumpyGRU(NumpyLayerBase):
         return h
 
 
-class NumpyRNN(NumpyLayerBase):
+class NumpyRNN(_FusedStep):
     def __init__(self, cell: RNNCell) -> None:
         super().__init__(cell)
         self.relu = cell.nonlinearity == "relu"
@@ -254,17 +259,7 @@ class NumpyRNN(NumpyLayerBase):
     def export_state(self, s: _Buffers):
         return _tensor(s.h, self._like())
 
-    def step(self, x: np.ndarray, s: _Buffers) -> np.ndarray:
-        s.x[:] = x
-        np.dot(self.W, s.v, out=s.g)
-        return self._act(s)
-
-    def step_row(self, i: int, s: _Buffers) -> np.ndarray:
-        np.dot(self.W, s.v, out=s.g)
-        np.add(s.g, self.table[i], out=s.g)
-        return self._act(s)
-
-    def _act(self, s: _Buffers) -> np.ndarray:
+    def _finish(self, s: _Buffers) -> np.ndarray:
         if self.relu:
             np.maximum(s.g, ZERO, out=s.h)
         else:

@@ -112,8 +112,8 @@ def halved_fast_path(cell, device):
     from rnnchat.engine.fast_cpu import NumpyLSTM
 
     class Halved(NumpyLSTM):
-        def _gates(self, s):
-            h = super()._gates(s)
+        def _finish(self, s):
+            h = super()._finish(s)
             np.multiply(h, 0.5, out=h)
             return h
 
