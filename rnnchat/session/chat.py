@@ -23,6 +23,7 @@ from rnnchat.params import SamplingParams
 from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore, title_of
+from rnnchat.session.readahead import ReadAhead
 from rnnchat.session.types import Chunk, SessionBusy, SessionError, SessionInfo, Snapshot, Turn
 
 
@@ -63,6 +64,7 @@ class Reply:
         self.done = False
         self._feed_ids = feed_ids
         self._started = False
+        self.read_ahead = 0  # characters of the turn that were read while the user typed
 
     @property
     def reason(self) -> str | None:
@@ -85,7 +87,11 @@ class Reply:
         stream = sampler = t0 = None
         try:
             if self._feed_ids is not None:
-                logits, state = engine.feed(self._feed_ids, s._current.state)
+                ids = self._feed_ids
+                n, state, logits = s._ahead.take(self.user_turn.snapshot, ids)
+                if n < len(ids):  # the rest of the turn after what was read ahead (all of it if nothing was)
+                    logits, state = engine.feed(ids[n:], state if n else self.user_turn.snapshot.state)
+                self.read_ahead = n
                 self.turn.snapshot = Snapshot(state, logits, states.state_to_bytes(state, logits))
             snap = self.turn.snapshot
             sampler = states.RecordingSampler(s.params, self.seed)
@@ -166,6 +172,7 @@ class ChatSession:
         self._initial = Snapshot()
         self._current = Snapshot()
         self._reply: Reply | None = None
+        self._ahead = ReadAhead()
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -218,6 +225,7 @@ class ChatSession:
         self.framing = Framing.from_meta(meta)
         initial = engine.initial_state()
         self._states = states
+        self._ahead.clear()
         self._engine = engine
         self._initial = Snapshot(initial, None, states.state_to_bytes(initial))
         self._current = self._initial
@@ -239,9 +247,7 @@ class ChatSession:
         self._ready()
         if not text.strip():
             raise SessionError("type something to send")
-        prev = self.turns[-1] if self.turns else None
-        framed = self.framing.frame(text, close_previous=prev is not None and prev.role == "model"
-                                    and prev.reason != "stop")
+        framed = self.framing.frame(text, close_previous=self._closes_previous())
         enc = self._engine.encode(framed)
         if not enc.ids:
             raise SessionError("the model knows none of these characters")
@@ -257,6 +263,22 @@ class ChatSession:
         self.turns += [user, model]
         self._reply = Reply(self, model, user, enc.ids, seed, notes)
         return self._reply
+
+    def _closes_previous(self) -> bool:
+        prev = self.turns[-1] if self.turns else None
+        return prev is not None and prev.role == "model" and prev.reason != "stop"
+
+    def read_ahead(self, draft: str) -> None:
+        """Start reading the user's ``draft`` in the background (any thread; never blocks), so that
+        ``send`` of it, or of anything that starts with it, has little left to read. Ignored while
+        the model loads or a reply streams. See ``readahead.py``."""
+        if self._engine is None or self._reply is not None or not draft:
+            return
+        head = self.framing.head(draft, close_previous=self._closes_previous())
+        if head is None:
+            return
+        engine = self._engine
+        self._ahead.request(self._current, head, lambda t: engine.encode(t).ids, engine.feed)
 
     def regenerate(self, seed: int | None = None, same_seed: bool = False) -> Reply:
         """Replace the last reply with a new one from the exact same state. The seed is ``seed``,
@@ -296,6 +318,7 @@ class ChatSession:
         if k == len(self.turns):
             return
         self._current = self.turns[k].snapshot
+        self._ahead.clear()
         del self.turns[k:]
         self._autosave()
 
@@ -304,6 +327,7 @@ class ChatSession:
         self._ready()
         self.turns = []
         self._current = self._initial
+        self._ahead.clear()
         self.conversation_id = None
 
     # ---- history -------------------------------------------------------------------------
@@ -345,6 +369,7 @@ class ChatSession:
         self._check_state(state, conv_id)
         self.turns = turns
         self._current = Snapshot(state, logits, conv.state)
+        self._ahead.clear()
         self.conversation_id = conv.id
         for key, value in conv.params.items():
             if key != "stop" and hasattr(self.params, key):

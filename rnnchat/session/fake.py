@@ -146,6 +146,7 @@ class FakeSession:
         self.conversation_id: int | None = None
         self.read_temperatures: list[tuple[int, float]] = []
         self.replies_made: list[FakeReply] = []
+        self.drafts: list[str] = []  # what read_ahead was asked to read, in order
         self._initial = Snapshot("")
         self._current = self._initial
         self._reply: FakeReply | None = None
@@ -206,6 +207,10 @@ class FakeSession:
                      snapshot=Snapshot(self._current.state + fed), created=time.time())
         self.turns += [user, model]
         return self._start(model, user, seed)
+
+    def read_ahead(self, draft: str) -> None:
+        if self._loaded and self._reply is None and draft:
+            self.drafts.append(draft)
 
     def _start(self, model: Turn, user: Turn | None, seed: int) -> FakeReply:
         self._reply = FakeReply(self, model, user, self._script(model.snapshot.state), seed)

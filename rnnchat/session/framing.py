@@ -39,6 +39,15 @@ class Framing:
         closing = self.stop[0] if close_previous and self.stop else ""
         return closing + self.template.replace("{text}", text)
 
+    def head(self, text: str, close_previous: bool = False) -> str | None:
+        """What :meth:`frame` starts with up to the end of ``text``: the part a draft can be read
+        ahead (see ``readahead.py``). None when the template does not contain ``{text}``."""
+        i = self.template.find("{text}")
+        if i < 0:
+            return None
+        closing = self.stop[0] if close_previous and self.stop else ""
+        return closing + self.template[:i] + text
+
     def split_speaker(self, text: str, final: bool = True) -> tuple[str | None, int]:
         """(speaker, index where the speech starts) for a model reply; (None, 0) when there is no
         speaker line. While a reply streams (``final=False``) the first line counts only once its

@@ -354,6 +354,19 @@ class RnnchatApp(App[int]):
         else:
             self.send_text(text)
 
+    @on(Input.Changed, "#input")
+    def _draft_changed(self, event: Input.Changed) -> None:
+        self._read_draft(event.value)
+
+    def _read_draft(self, text: str) -> None:
+        """Let the model read the draft while it is typed (or pasted): Enter then has only the
+        template's last characters left to read (see rnnchat/session/readahead.py)."""
+        session = self.session
+        if (not text.strip() or text.lstrip().startswith("/") or session is None or not session.loaded
+                or self._loading is not None or self.replying):
+            return
+        session.read_ahead(text)
+
     def _can_talk(self, restore: str | None = None) -> bool:
         problem = None
         if self._loading is not None and (self.session is None or not self.session.loaded):
@@ -452,6 +465,7 @@ class RnnchatApp(App[int]):
             self.notify(note, severity="warning", markup=False)
         self._tell_history()
         self._run_pending()
+        self._read_draft(self.input.value)  # typed while the reply streamed
 
     def on_reply_failed(self, message: ReplyFailed) -> None:
         live = self._live

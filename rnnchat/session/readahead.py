@@ -1,0 +1,140 @@
+"""Read-ahead: the model reads the user's draft while it is being typed or pasted. Torch-free.
+
+A recurrent model can read a prompt before the user presses Enter: every character
+only moves the state forward. :class:`ReadAhead` keeps one background thread that
+feeds the newest draft (framed as it will be sent: the template's text before
+``{text}``, then the draft) from the state the turn will start from. When the turn
+is sent, :meth:`take` hands over the state after the longest read prefix of what
+is sent, and only the rest (usually the template's closing characters) is fed
+before the first character comes out.
+
+Edits are cheap: the thread keeps the state at the end of each draft it read
+(:data:`MAX_MARKS` of them, thinned evenly), so a backspace resumes from the
+state before it instead of rereading the whole draft.
+
+The engine is used by one thread at a time: a request carries the engine's
+``encode`` and ``feed``; :meth:`take` waits for a read in progress to end before
+the reply uses the engine, and a session that is busy or reloads clears the
+read-ahead first.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+MAX_MARKS = 32
+
+
+@dataclass
+class _Mark:
+    n: int  # ids read from the base
+    state: Any
+    logits: Any
+
+
+@dataclass
+class _Request:
+    base: Any  # the Snapshot the turn will start from (compared by identity)
+    text: str  # the framed head: everything of the turn up to the end of the draft
+    encode: Callable[[str], list[int]]
+    feed: Callable[[list[int], Any], tuple[Any, Any]]
+
+
+@dataclass
+class _Read:
+    base: Any = None
+    ids: list[int] = field(default_factory=list)
+    marks: list[_Mark] = field(default_factory=list)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class ReadAhead:
+    """One background reader of drafts. ``request`` never blocks; ``take`` waits for the
+    reader to be idle. ``reads`` counts the feeds it made (for tests and the benchmark)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._want: _Request | None = None
+        self._busy = False  # a feed is in progress in the thread
+        self._read = _Read()
+        self._thread: threading.Thread | None = None
+        self._generation = 0  # bumped by clear(): a feed that started before it is thrown away
+        self.reads = 0
+        self.error: BaseException | None = None
+
+    # ---- the caller's side ------------------------------------------------------------
+    def request(self, base, text: str, encode, feed) -> None:
+        """Read ``text`` (the framed head of the turn) from ``base`` in the background."""
+        with self._cond:
+            self._want = _Request(base, text, encode, feed)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="rnnchat-read-ahead", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every request so far has been read. True when idle."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._want is None and not self._busy, timeout)
+
+    def take(self, base, ids: list[int]) -> tuple[int, Any, Any]:
+        """Stop reading ahead and return ``(n, state, logits)``: the state after the first ``n``
+        of ``ids`` read from ``base`` (n == 0: nothing usable). The read-ahead is empty after."""
+        with self._cond:
+            self._want = None  # what was asked but not started is not needed any more
+            self._cond.wait_for(lambda: not self._busy)
+            read, self._read = self._read, _Read()
+        if read.base is not base or not read.marks:
+            return 0, None, None
+        n = common_prefix(read.ids, ids)
+        mark = max((m for m in read.marks if m.n <= n), key=lambda m: m.n)
+        return mark.n, mark.state, mark.logits
+
+    def clear(self) -> None:
+        """Forget drafts and their states (the conversation moved, or the model changed)."""
+        with self._cond:
+            self._want = None
+            self._read = _Read()
+            self._generation += 1
+
+    # ---- the reader thread ------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._want is not None)
+                req, self._want = self._want, None
+                read, generation = self._read, self._generation
+                self._busy = True
+            try:
+                read = self._advance(read, req)
+            except BaseException as exc:  # the send feeds everything itself and reports the error
+                self.error, read = exc, _Read()
+            with self._cond:
+                if generation == self._generation:
+                    self._read = read
+                self._busy = False
+                self._cond.notify_all()
+
+    def _advance(self, read: _Read, req: _Request) -> _Read:
+        ids = req.encode(req.text)
+        if read.base is not req.base:
+            read = _Read(req.base, [], [_Mark(0, req.base.state, req.base.logits)])
+        n = common_prefix(read.ids, ids)
+        mark = max((m for m in read.marks if m.n <= n), key=lambda m: m.n)
+        marks = [m for m in read.marks if m.n <= mark.n]
+        if len(ids) > mark.n:
+            logits, state = req.feed(ids[mark.n:], mark.state)
+            self.reads += 1
+            marks.append(_Mark(len(ids), state, logits))
+        if len(marks) > MAX_MARKS:  # keep the base and the newest; thin the rest evenly
+            marks = marks[:1] + marks[1:-1][1::2] + marks[-1:]
+        return _Read(req.base, ids, marks)

@@ -1,0 +1,167 @@
+"""Read-ahead: the draft is read while typed; a send of it reads only the rest, with the same result."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from rnnchat.session import ChatSession
+from rnnchat.session.framing import Framing
+from rnnchat.session.readahead import MAX_MARKS, ReadAhead
+from rnnchat.session.types import Snapshot
+
+from tests.session.test_session import assert_state_close, drain
+
+
+class CountingFeed:
+    """A torch-free model: the state is the text read so far; records every feed."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.gate = gate
+        self.entered = threading.Event()
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def feed(self, ids, state):
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        chunk = "".join(map(chr, ids))
+        self.calls.append((state, chunk))
+        return f"logits<{state + chunk}>", state + chunk
+
+
+def ahead_with(feed: CountingFeed):
+    ra = ReadAhead()
+    base = Snapshot("", None)
+    return ra, base, lambda text: ra.request(base, text, feed.encode, feed.feed)
+
+
+def test_typing_feeds_each_new_character_once_and_take_returns_the_read_prefix():
+    feed = CountingFeed()
+    ra, base, ask = ahead_with(feed)
+    for k in range(1, 6):
+        ask("hello"[:k])
+        assert ra.wait_idle(10)
+    assert [c for _, c in feed.calls] == list("hello")
+    n, state, logits = ra.take(base, feed.encode("hello\n\n"))
+    assert (n, state, logits) == (5, "hello", "logits<hello>")
+
+
+def test_a_backspace_resumes_from_the_state_before_it():
+    feed = CountingFeed()
+    ra, base, ask = ahead_with(feed)
+    for draft in ("abc", "abcd", "abc", "abX"):
+        ask(draft)
+        assert ra.wait_idle(10)
+    # "abcd" -> "abc" needs no feed (the state at "abc" is kept); "abX" has no mark at "ab": from ""
+    assert feed.calls == [("", "abc"), ("abc", "d"), ("", "abX")]
+    assert ra.take(base, feed.encode("abX!"))[:2] == (3, "abX")
+
+
+def test_take_of_other_text_or_another_base_uses_only_what_matches():
+    feed = CountingFeed()
+    ra, base, ask = ahead_with(feed)
+    ask("abc")
+    ask("abcdef")  # may be merged with the first while the thread is busy: both end at "abcdef"
+    assert ra.wait_idle(10)
+    assert ra.take(base, feed.encode("abcdxx"))[0] in (0, 3)  # the mark at "abc" at most, never "abcdef"
+    ask("abc")
+    assert ra.wait_idle(10)
+    assert ra.take(Snapshot("", None), feed.encode("abc")) == (0, None, None)  # another starting state
+    assert ra.take(base, feed.encode("abc")) == (0, None, None)  # take empties it
+
+
+def test_take_waits_for_a_read_in_progress_and_drops_a_request_not_started():
+    gate = threading.Event()
+    feed = CountingFeed(gate)
+    ra, base, ask = ahead_with(feed)
+    ask("abc")
+    assert feed.entered.wait(10)
+    result = []
+    t = threading.Thread(target=lambda: result.append(ra.take(base, feed.encode("abc!"))))
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()  # waiting for the feed in progress
+    gate.set()
+    t.join(10)
+    assert result == [(3, "abc", "logits<abc>")]
+
+
+def test_clear_forgets_and_marks_stay_bounded():
+    feed = CountingFeed()
+    ra, base, ask = ahead_with(feed)
+    text = ""
+    for k in range(3 * MAX_MARKS):
+        text += "x"
+        ask(text)
+        assert ra.wait_idle(10)
+    assert len(ra._read.marks) <= MAX_MARKS + 1
+    ra.clear()
+    assert ra.take(base, feed.encode(text)) == (0, None, None)
+
+
+def test_framing_head_is_the_start_of_the_framed_turn():
+    f = Framing("YOU:\n{text}\n\n", ("\n\n",))
+    for close in (False, True):
+        assert f.frame("hi there", close).startswith(f.head("hi there", close))
+        assert f.head("hi there", close).endswith("YOU:\nhi there")
+    assert Framing("no text slot").head("hi") is None
+
+
+# ---- with a tiny real model -----------------------------------------------------------------
+def test_send_after_read_ahead_reads_only_the_rest_and_matches_a_cold_send(tiny_model):
+    draft = "Cat tree and a dog"
+    cold = ChatSession(str(tiny_model), autosave=False)
+    cold.load()
+    warm = ChatSession(str(tiny_model), autosave=False)
+    warm.load()
+    for s in (cold, warm):
+        s.params.seed, s.params.max_chars = 3, 40
+        drain(s.send("Hello"))  # a second turn: the draft also carries the closing of the first
+    for k in range(1, len(draft) + 1):
+        warm.read_ahead(draft[:k])
+    assert warm._ahead.wait_idle(10)
+    head = warm.framing.head(draft, close_previous=warm._closes_previous())
+    reply_cold, reply_warm = cold.send(draft), warm.send(draft)
+    text_cold, text_warm = drain(reply_cold), drain(reply_warm)
+    assert reply_cold.read_ahead == 0
+    assert reply_warm.read_ahead == len(warm.engine.encode(head).ids)
+    assert text_warm == text_cold
+    assert_state_close(warm.current_state, cold.current_state)
+    assert warm.history_text() == cold.history_text()
+
+
+def test_read_ahead_of_a_draft_that_is_then_changed_is_not_used_wrongly(session):
+    session.params.seed = 9
+    session.read_ahead("Cat tree")
+    assert session._ahead.wait_idle(10)
+    reply = session.send("Dog")  # not an extension of the draft
+    drain(reply)
+    assert reply.read_ahead == 0  # the state after "BOB:\nCat tree" is no use for "BOB:\nDog"
+    engine = session.engine
+    _, whole = engine.feed(engine.encode(session.history_text()).ids, engine.initial_state())
+    assert_state_close(session.current_state, whole)
+
+
+@pytest.mark.parametrize("move", ["rewind", "reset"])
+def test_a_draft_read_before_the_conversation_moved_is_not_used(session, move):
+    session.params.seed = 2
+    drain(session.send("Cat"))
+    session.read_ahead("Sea dog")
+    assert session._ahead.wait_idle(10)
+    session.rewind(0) if move == "rewind" else session.reset()
+    reply = session.send("Sea dog")
+    drain(reply)
+    assert reply.read_ahead == 0
+    assert session.history_text().startswith("BOB:\nSea dog\n\n")
+
+
+def test_read_ahead_is_ignored_while_a_reply_streams(session):
+    reply = session.send("Cat")
+    session.read_ahead("Dog")
+    assert session._ahead.wait_idle(10) and session._ahead.reads == 0
+    drain(reply)
