@@ -27,3 +27,7 @@ class SamplingError(RnnchatError):
 
 class ModelNotFound(RnnchatError):
     """A model name or path that does not exist."""
+
+
+class SettingError(RnnchatError, ValueError):
+    """A setting (an option or an ``RNNCHAT_*`` environment variable) with a value it cannot take."""

@@ -22,9 +22,10 @@ from rnnchat.units import unescape, FiniteFloat
 @click.option("--max-chars", "-n", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
 @click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
-@click.option("--prompt-precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help="Read long prompts in bf16 (faster where the hardware has bf16 units; the state differs "
-                   "slightly). Default: fp32, or RNNCHAT_PROMPT_PRECISION.")
+@click.option("--prompt-precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="How prompts of 128+ characters are read: bf16 is faster where the hardware has bf16 "
+                   "units (the state differs slightly); auto picks bf16 where it was measured faster "
+                   "(LSTM on such CPUs). Default: auto, or RNNCHAT_PROMPT_PRECISION.")
 @click.option("--stats", is_flag=True, help="Print chars/s, device and model to stderr.")
 def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed, max_chars, stop, device,
              prompt_precision, stats):
@@ -38,12 +39,13 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty, seed=seed, max_chars=max_chars,
                             stop=stops).validate()
+    from rnnchat.engine.generate import BF16_MIN_PROMPT
     from rnnchat.engine.runtime import open_engine
 
     t_load = time.perf_counter()
     engine, path = open_engine(model, device)
     if prompt_precision:
-        engine.prompt_precision = prompt_precision
+        engine.set_prompt_precision(prompt_precision)
     enc = engine.encode(prompt)
     if enc.dropped:
         click.echo(f"note: the model does not know these characters, left out: {enc.dropped!r}", err=True)
@@ -67,9 +69,10 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     out.flush()
     t1 = time.perf_counter()
     if stats:
+        prompt_note = f" read in {engine.prompt_precision}" if len(ids) >= BF16_MIN_PROMPT else ""
         gen_time = t1 - (t_first or t1)
         rate = (n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0
         click.echo(f"{n} chars, {rate:,.0f} chars/s, first char after {((t_first or t1) - t0) * 1000:.1f} ms "
-                   f"({len(ids)}-char prompt), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
+                   f"({len(ids)}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
                    f"({stream.backend} steps), "
                    f"model {path}, seed {stream.sampler.seed}", err=True)

@@ -23,11 +23,30 @@ import torch
 from rnnchat.engine.checkpoint import Loaded
 from rnnchat.engine.fast import build_fast
 from rnnchat.engine.model import state_map
+from rnnchat.errors import SettingError
 from rnnchat.engine.sampling import Sampler
 from rnnchat.params import SamplingParams
 from rnnchat.vocab import Encoded
 
 BF16_MIN_PROMPT = 128  # shorter prompts read in fp32 whatever the setting: they are fast anyway
+PROMPT_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def auto_prompt_precision(model, device: torch.device) -> str:
+    """bf16 where it reads long prompts faster at the same quality, else fp32.
+
+    Measured with ``benchmarks/generate_speed.py`` (docs/performance.md): built-in LSTM layers
+    on a CPU with native bf16 (oneDNN's bf16 LSTM) read 2,000 characters 2.4-3.3x faster, and
+    the loss on held-out prompts moved by 0.0001 nats/char; bf16 GRU and RNN layers on the CPU
+    ran 3-4x *slower* than fp32, and CUDA has not been measured: fp32 there.
+    """
+    from rnnchat.engine.cells import LSTMCell
+    from rnnchat.engine.precision import cpu_bf16_fast
+
+    layers = list(getattr(model, "layers", ()))
+    if device.type == "cpu" and layers and all(type(c) is LSTMCell for c in layers) and cpu_bf16_fast():
+        return "bf16"
+    return "fp32"
 
 
 @dataclass(slots=True)
@@ -42,10 +61,12 @@ class Engine:
     ``fast=False`` turns the fast path off (the reference path); ``None`` follows
     ``RNNCHAT_FAST`` (on unless set to 0). ``backend`` names the path in use.
 
-    ``prompt_precision`` ("fp32", default, or "bf16"; ``RNNCHAT_PROMPT_PRECISION``) is the
-    precision of ``feed`` for prompts of ``BF16_MIN_PROMPT`` characters or more: bf16 reads a
-    long prompt 2-3x faster on hardware with bf16 matrix units, with a state that differs
-    slightly from fp32 (see docs/performance.md). Generation itself is always fp32.
+    ``prompt_precision`` ("auto", default, "fp32" or "bf16"; ``RNNCHAT_PROMPT_PRECISION``) is
+    the precision of ``feed`` for prompts of ``BF16_MIN_PROMPT`` characters or more: bf16 reads
+    a long prompt 2-3x faster on hardware with bf16 matrix units, with a state that differs
+    slightly from fp32; "auto" picks it where it was measured faster (:func:`auto_prompt_precision`,
+    docs/performance.md). ``prompt_precision`` holds the precision chosen. Generation itself is
+    always fp32.
     """
 
     def __init__(self, loaded: Loaded, device: torch.device | str = "cpu", fast: bool | None = None,
@@ -54,11 +75,18 @@ class Engine:
         self.vocab = loaded.vocab
         self.device = torch.device(device)
         self.model = loaded.model.to(self.device).eval()
-        self.prompt_precision = prompt_precision or os.environ.get("RNNCHAT_PROMPT_PRECISION", "fp32")
-        if self.prompt_precision not in ("fp32", "bf16"):
-            raise ValueError(f"prompt precision must be fp32 or bf16, not {self.prompt_precision!r}")
+        env = os.environ.get("RNNCHAT_PROMPT_PRECISION", "").strip().lower()
+        self.set_prompt_precision(prompt_precision or env or "auto",
+                                  "RNNCHAT_PROMPT_PRECISION" if env and not prompt_precision else "prompt precision")
         self.fast = build_fast(self.model, self.device, loaded.meta.get("cell")) if fast is not False else None
         self.backend = self.fast.backend if self.fast is not None else "torch"
+
+    def set_prompt_precision(self, value: str, what: str = "prompt precision") -> str:
+        """Set how long prompts are read: "auto", "fp32" or "bf16". Returns the precision chosen."""
+        if value not in PROMPT_PRECISIONS:
+            raise SettingError(f"{what} must be auto, fp32 or bf16, not {value!r}")
+        self.prompt_precision = auto_prompt_precision(self.model, self.device) if value == "auto" else value
+        return self.prompt_precision
 
     def initial_state(self):
         with torch.inference_mode():

@@ -157,7 +157,7 @@ def test_a_broken_fast_path_is_refused_with_a_warning():
 
 def test_bf16_prompt_reading_keeps_fp32_state_and_is_close(make_checkpoint):
     path = make_checkpoint("lstm", hidden=16, embedding=6)
-    exact = Engine(load_checkpoint(path), "cpu")
+    exact = Engine(load_checkpoint(path), "cpu", prompt_precision="fp32")
     quick = Engine(load_checkpoint(path), "cpu", prompt_precision="bf16")
     ids = exact.encode(PROMPT * 8).ids
     assert len(ids) >= 128
@@ -167,6 +167,30 @@ def test_bf16_prompt_reading_keeps_fp32_state_and_is_close(make_checkpoint):
     torch.testing.assert_close(torch.softmax(b, 0), torch.softmax(a, 0), atol=0.02, rtol=0)
     short = exact.encode(PROMPT).ids  # short prompts are read in fp32 whatever the setting
     torch.testing.assert_close(quick.feed(short, quick.initial_state())[0], exact.feed(short, exact.initial_state())[0])
+
+
+@pytest.mark.parametrize("cell, native, expected", [
+    ("lstm", True, "bf16"), ("lstm", False, "fp32"), ("gru", True, "fp32"), ("rnn", True, "fp32")])
+def test_auto_prompt_precision_is_bf16_only_for_lstm_on_a_cpu_with_native_bf16(
+        make_checkpoint, monkeypatch, cell, native, expected):
+    import rnnchat.engine.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_fast", lambda: native)
+    monkeypatch.delenv("RNNCHAT_PROMPT_PRECISION", raising=False)
+    engine = Engine(load_checkpoint(make_checkpoint(cell)), "cpu")
+    assert engine.prompt_precision == expected
+    assert engine.set_prompt_precision("fp32") == "fp32" and engine.set_prompt_precision("auto") == expected
+    monkeypatch.setenv("RNNCHAT_PROMPT_PRECISION", "fp32")
+    assert Engine(load_checkpoint(make_checkpoint(cell)), "cpu").prompt_precision == "fp32"
+
+
+def test_a_bad_prompt_precision_setting_is_one_line_in_the_cli(make_checkpoint):
+    from tests.conftest import run_cli
+
+    r = run_cli("generate", "-m", str(make_checkpoint("lstm")), "-n", "3", "Cat",
+                env={"RNNCHAT_PROMPT_PRECISION": "fp8"})
+    assert r.returncode == 1
+    assert r.stderr.strip() == "error: RNNCHAT_PROMPT_PRECISION must be auto, fp32 or bf16, not 'fp8'"
 
 
 BUNDLED = __import__("pathlib").Path(__file__).resolve().parents[2] / "rnnchat/default_plugins/models/shakespeare.safetensors"
