@@ -7,8 +7,11 @@ one fused ``forward`` call, then streams characters one ``step`` at a time, read
 started from, so regenerate, rewind and reset are exact and instant.
 
 Threads: ``load``, iterating a :class:`Reply` and ``open_conversation`` run torch code and
-belong in a worker thread. ``stop`` may be called from any thread. ``rewind``, ``reset``,
-``save`` and ``export_markdown`` only move references and write bytes.
+belong in a worker thread. ``stop`` and ``read_ahead`` may be called from any thread.
+``rewind``, ``reset``, ``save`` and ``export_markdown`` only move references and write bytes.
+Loading and reading text (the fused forwards) run on the session's one engine thread,
+whichever thread asks: PyTorch keeps an OpenMP pool per calling thread, and two pools on
+the same cores made each forward 3x slower here (see ``readahead.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -90,7 +94,8 @@ class Reply:
                 ids = self._feed_ids
                 n, state, logits = s._ahead.take(self.user_turn.snapshot, ids)
                 if n < len(ids):  # the rest of the turn after what was read ahead (all of it if nothing was)
-                    logits, state = engine.feed(ids[n:], state if n else self.user_turn.snapshot.state)
+                    logits, state = s._on_engine_thread(engine.feed, ids[n:],
+                                                        state if n else self.user_turn.snapshot.state)
                 self.read_ahead = n
                 self.turn.snapshot = Snapshot(state, logits, states.state_to_bytes(state, logits))
             snap = self.turn.snapshot
@@ -172,7 +177,8 @@ class ChatSession:
         self._initial = Snapshot()
         self._current = Snapshot()
         self._reply: Reply | None = None
-        self._ahead = ReadAhead()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rnnchat-engine")
+        self._ahead = ReadAhead(self._executor)
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -202,6 +208,16 @@ class ChatSession:
         if self._reply is not None:
             raise SessionBusy("a reply is still streaming; stop it first (Esc)")
 
+    def close(self) -> None:
+        """Let the engine thread end (after what it is doing). Call it when the session is
+        replaced: a live engine thread keeps its OpenMP pool, which slows every other one."""
+        self._ahead.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _on_engine_thread(self, fn, *args):
+        """``fn(*args)`` on the session's engine thread; waits for it and returns its result."""
+        return self._executor.submit(fn, *args).result()
+
     # ---- loading -------------------------------------------------------------------------
     def load(self) -> SessionInfo:
         """Import torch, open the model and set up the initial state. Slow: call it in a worker."""
@@ -212,11 +228,11 @@ class ChatSession:
 
         note = ""
         try:
-            engine, path = open_engine(self.model_name, self.device_name)
+            engine, path = self._on_engine_thread(open_engine, self.model_name, self.device_name)
         except ModelNotFound:
             if not (self.fallback and self.model_name):
                 raise
-            engine, path = open_engine(None, self.device_name)
+            engine, path = self._on_engine_thread(open_engine, None, self.device_name)
             note = f"model {self.model_name!r} was not found; opened the default model instead"
         host = get_host()
         name = next((n for n, spec in host.checkpoints.items() if Path(spec.path) == Path(path)), None)

@@ -147,6 +147,7 @@ class FakeSession:
         self.read_temperatures: list[tuple[int, float]] = []
         self.replies_made: list[FakeReply] = []
         self.drafts: list[str] = []  # what read_ahead was asked to read, in order
+        self.closed = False
         self._initial = Snapshot("")
         self._current = self._initial
         self._reply: FakeReply | None = None
@@ -207,6 +208,9 @@ class FakeSession:
                      snapshot=Snapshot(self._current.state + fed), created=time.time())
         self.turns += [user, model]
         return self._start(model, user, seed)
+
+    def close(self) -> None:
+        self.closed = True
 
     def read_ahead(self, draft: str) -> None:
         if self._loaded and self._reply is None and draft:

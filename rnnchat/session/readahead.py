@@ -12,15 +12,19 @@ Edits are cheap: the thread keeps the state at the end of each draft it read
 (:data:`MAX_MARKS` of them, thinned evenly), so a backspace resumes from the
 state before it instead of rereading the whole draft.
 
-The engine is used by one thread at a time: a request carries the engine's
-``encode`` and ``feed``; :meth:`take` waits for a read in progress to end before
-the reply uses the engine, and a session that is busy or reloads clears the
-read-ahead first.
+The reads run on the session's engine thread (``executor``, one thread that does
+all of a session's torch work): PyTorch's OpenMP pool is per thread, and two
+threads that each run parallel torch code keep two pools busy on the same cores;
+measured here that made a 2,000-character forward 3x slower in both. A request
+carries the engine's ``encode`` and ``feed``; :meth:`take` waits for a read in
+progress to end before the reply uses the engine, and a session that is busy or
+reloads clears the read-ahead first.
 """
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -58,15 +62,15 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class ReadAhead:
-    """One background reader of drafts. ``request`` never blocks; ``take`` waits for the
-    reader to be idle. ``reads`` counts the feeds it made (for tests and the benchmark)."""
+    """A background reader of drafts on ``executor``. ``request`` never blocks; ``take`` waits
+    for the reader to be idle. ``reads`` counts the feeds it made (for tests and the benchmark)."""
 
-    def __init__(self) -> None:
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
         self._cond = threading.Condition()
         self._want: _Request | None = None
-        self._busy = False  # a feed is in progress in the thread
+        self._busy = False  # a read is queued or in progress on the executor
         self._read = _Read()
-        self._thread: threading.Thread | None = None
         self._generation = 0  # bumped by clear(): a feed that started before it is thrown away
         self.reads = 0
         self.error: BaseException | None = None
@@ -76,10 +80,9 @@ class ReadAhead:
         """Read ``text`` (the framed head of the turn) from ``base`` in the background."""
         with self._cond:
             self._want = _Request(base, text, encode, feed)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="rnnchat-read-ahead", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+            if not self._busy:
+                self._executor.submit(self._drain)  # raises if the executor was shut down
+                self._busy = True
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every request so far has been read. True when idle."""
@@ -106,14 +109,17 @@ class ReadAhead:
             self._read = _Read()
             self._generation += 1
 
-    # ---- the reader thread ------------------------------------------------------------
-    def _loop(self) -> None:
+    # ---- on the engine thread ---------------------------------------------------------
+    def _drain(self) -> None:
+        """Read the newest request until none is left (drafts typed meanwhile are merged)."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._want is not None)
                 req, self._want = self._want, None
+                if req is None:
+                    self._busy = False
+                    self._cond.notify_all()
+                    return
                 read, generation = self._read, self._generation
-                self._busy = True
             try:
                 read = self._advance(read, req)
             except BaseException as exc:  # the send feeds everything itself and reports the error
@@ -121,8 +127,6 @@ class ReadAhead:
             with self._cond:
                 if generation == self._generation:
                     self._read = read
-                self._busy = False
-                self._cond.notify_all()
 
     def _advance(self, read: _Read, req: _Request) -> _Read:
         ids = req.encode(req.text)

@@ -245,6 +245,7 @@ class RnnchatApp(App[int]):
                 return
         if "error" in box:
             exc = box["error"]
+            session.close()
             self.post_message(LoadFailed(token, session.model_name, one_line(exc), error_kind(exc)))
             return
         self.post_message(ModelLoaded(token, session, box["info"], box.get("opened")))
@@ -252,10 +253,13 @@ class RnnchatApp(App[int]):
             self.post_message(ConversationFailed(self._conv_token, one_line(box["open_error"])))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        if message.token != self._load_token:
+        if message.token != self._load_token:  # a newer load superseded this one
+            message.session.close()
             return
         self._loading = None
-        self.session = message.session
+        old, self.session = self.session, message.session
+        if old is not None and old is not message.session:
+            old.close()
         info = message.info
         self.sub_title = info.name
         self.panel.show_model(info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -35,7 +36,7 @@ class CountingFeed:
 
 
 def ahead_with(feed: CountingFeed):
-    ra = ReadAhead()
+    ra = ReadAhead(ThreadPoolExecutor(1))
     base = Snapshot("", None)
     return ra, base, lambda text: ra.request(base, text, feed.encode, feed.feed)
 
@@ -143,6 +144,7 @@ def test_read_ahead_of_a_draft_that_is_then_changed_is_not_used_wrongly(session)
     drain(reply)
     assert reply.read_ahead == 0  # the state after "BOB:\nCat tree" is no use for "BOB:\nDog"
     engine = session.engine
+    engine.set_prompt_precision("fp32")  # the turns were short: read in fp32
     _, whole = engine.feed(engine.encode(session.history_text()).ids, engine.initial_state())
     assert_state_close(session.current_state, whole)
 
@@ -165,3 +167,26 @@ def test_read_ahead_is_ignored_while_a_reply_streams(session):
     session.read_ahead("Dog")
     assert session._ahead.wait_idle(10) and session._ahead.reads == 0
     drain(reply)
+
+
+def test_loads_and_reads_run_on_the_one_engine_thread_and_close_ends_it(tiny_model, monkeypatch):
+    import rnnchat.engine.generate as generate
+
+    threads = set()
+    real_feed = generate.Engine.feed
+
+    def feed(self, ids, state):
+        threads.add(threading.current_thread())
+        return real_feed(self, ids, state)
+
+    monkeypatch.setattr(generate.Engine, "feed", feed)
+    s = ChatSession(str(tiny_model), autosave=False)
+    s.load()
+    s.read_ahead("Cat")
+    drain(s.send("Cat tree"))
+    assert len(threads) == 1
+    (engine_thread,) = threads
+    assert engine_thread.name.startswith("rnnchat-engine") and engine_thread is not threading.current_thread()
+    s.close()
+    engine_thread.join(10)
+    assert not engine_thread.is_alive()

@@ -228,6 +228,7 @@ async def test_model_switch_by_command(harness):
         await wait_for(pilot, lambda: app.session.info.name == "second", "the switch")
         assert app.session is h.sessions[-1] and app.session.params is app.params
         assert views(app) == [] and app.sub_title == "second" and app.settings.model == "second"
+        assert h.sessions[0].closed and not app.session.closed  # the old engine thread may end
         assert app.panel.query_one("#model-name").render().plain == "second"
 
 
@@ -296,6 +297,7 @@ async def test_broken_checkpoint_while_another_model_is_open(harness):
         text = notice_text(notices(app, "error")[0])
         assert "corrupt" in text and "rnnchat inspect bad" in text and "Still chatting with good" in text
         assert app.session.info.name == "good"
+        assert h.sessions[1].closed and not app.session.closed  # the failed one lets its thread end
         h.fake_kwargs.pop("load_error")
         await send(pilot, "Hello")
         assert len(views(app)) == 2
