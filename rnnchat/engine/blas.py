@@ -1,12 +1,10 @@
 """The number of threads NumPy's BLAS (OpenBLAS) uses, without an extra dependency.
 
-A batch-1 step is a few matrix-vector products of a few MB each. On a machine
-whose cores are also busy with other work (training in the background, the chat
-app's own thread), a second BLAS thread that has to wait for a free core makes
-every product wait for it: measured here, a 2-thread OpenBLAS step under load
-ran 10x slower than a 1-thread one. ``rnnchat/engine/fast_cpu.py`` therefore
-asks for :data:`DEFAULT_THREADS` threads unless ``RNNCHAT_BLAS_THREADS`` says
-otherwise (see docs/performance.md for the quiet-machine figures).
+A batch-1 step is a few matrix-vector products of a few MB each. Whether a second
+thread helps depends on the machine and on what else runs on its cores, so the
+engine times the candidates on each stream's first characters
+(:mod:`rnnchat.engine.blas_choice`); :data:`DEFAULT_THREADS` is where it starts.
+``RNNCHAT_BLAS_THREADS`` fixes the count.
 """
 
 from __future__ import annotations
@@ -19,8 +17,19 @@ _PREFIXES = ("scipy_openblas_", "openblas_")
 _SUFFIXES = ("64_", "")
 
 
+_FOUND: dict[str, list] = {}
+
+
 def _functions(kind: str):
-    """(get or set) functions of every OpenBLAS loaded in this process."""
+    """(get or set) functions of every OpenBLAS loaded in this process, looked up once (the
+    engine sets the count at each stream start: re-reading /proc/self/maps each time left
+    ctypes objects behind)."""
+    if kind not in _FOUND:
+        _FOUND[kind] = _lookup(kind)
+    return _FOUND[kind]
+
+
+def _lookup(kind: str):
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
             paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line})
@@ -36,6 +45,10 @@ def _functions(kind: str):
             for suffix in _SUFFIXES:
                 fn = getattr(lib, f"{prefix}{kind}_num_threads{suffix}", None)
                 if fn is not None:
+                    if kind == "get":
+                        fn.restype = ctypes.c_int
+                    else:
+                        fn.argtypes = [ctypes.c_int]
                     found.append(fn)
                     break
             else:
@@ -49,7 +62,6 @@ def blas_threads() -> int | None:
     import numpy  # noqa: F401  (loads the library)
 
     for fn in _functions("get"):
-        fn.restype = ctypes.c_int
         return int(fn())
     return None
 
@@ -65,6 +77,5 @@ def set_blas_threads(n: int | None = None) -> int | None:
             n = DEFAULT_THREADS
     n = max(1, n)
     for fn in _functions("set"):
-        fn.argtypes = [ctypes.c_int]
         fn(n)
     return blas_threads()

@@ -15,8 +15,8 @@ torch      everything else (MPS, third-party cells without a fast path, a
 ========== ===================================================================
 
 ``RNNCHAT_FAST=0`` forces the torch path (for comparisons and debugging);
-``RNNCHAT_BLAS_THREADS`` sets NumPy's BLAS threads for the CPU path (default 1,
-see :mod:`rnnchat.engine.blas`).
+``RNNCHAT_BLAS_THREADS`` fixes NumPy's BLAS threads for the CPU path (default:
+timed per stream, see :mod:`rnnchat.engine.blas_choice`).
 
 The fast-path contract
 ----------------------
@@ -103,10 +103,11 @@ def build_fast(model, device: torch.device, cell_name: str | None = None):
         return None
     if any(layer is None for layer in layers):
         return None
-    from rnnchat.engine.blas import set_blas_threads
+    from rnnchat.engine.blas_choice import ThreadChoice
 
-    set_blas_threads()  # see blas.py: one BLAS thread unless RNNCHAT_BLAS_THREADS says otherwise
+    threads = ThreadChoice()  # starts at 1 thread; each stream times the candidates (blas_choice.py)
     fm = fast_cpu.NumpyModel(model, layers)
+    fm.threads = threads
     problem = check(fm, model)
     if problem:
         warnings.warn(f"cell {cell_name!r}: its fast path disagrees with its step ({problem}); "

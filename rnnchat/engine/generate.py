@@ -164,8 +164,13 @@ class _NumpyRunner:
         self.logits = logits.detach().float().cpu().numpy().reshape(-1) if isinstance(logits, torch.Tensor) \
             else np.asarray(logits, np.float32)
         self.like = logits
-        self.step = self.st.step  # no wrapper: the stream calls the NumPy step directly
+        self.threads = getattr(fm, "threads", None)
+        # the stream's first characters time the BLAS thread counts; then the plain NumPy step
+        self.step = self.st.step if self.threads is None else self.threads.probe(self.st.step, self._unwrap)
         self.stepped = False
+
+    def _unwrap(self, step) -> None:
+        self.step = step
 
     def export(self):
         logits = torch.from_numpy((self.st.logits if self.stepped else self.logits).copy())
@@ -174,7 +179,9 @@ class _NumpyRunner:
         return logits, self.st.export()
 
     def close(self) -> None:
-        pass
+        close = getattr(self.step, "close", None)
+        if close is not None:
+            close()
 
 
 class Stream:
@@ -224,7 +231,6 @@ class Stream:
         chars = self.engine.vocab.chars
         params, cancel, sampler = self.params, self.cancel, self.sampler
         device_next = getattr(run, "next", None)
-        step = getattr(run, "step", None)
         logits = run.logits if device_next is None else None
         held: list[Token] = []
         text = ""
@@ -237,7 +243,7 @@ class Stream:
                 break
             if device_next is None:
                 idx, prob = sampler(logits)
-                logits = step(idx)
+                logits = run.step(idx)  # read each time: a runner may swap its step (blas_choice.py)
                 run.stepped = True
             else:
                 idx, prob = device_next(params, sampler)
