@@ -69,6 +69,7 @@ class Reply:
         self._feed_ids = feed_ids
         self._started = False
         self.read_ahead = 0  # characters of the turn that were read while the user typed
+        self.created = time.perf_counter()
 
     @property
     def reason(self) -> str | None:
@@ -96,7 +97,7 @@ class Reply:
                 if n < len(ids):  # the rest of the turn after what was read ahead (all of it if nothing was)
                     logits, state = s._on_engine_thread(engine.feed, ids[n:],
                                                         state if n else self.user_turn.snapshot.state)
-                self.read_ahead = n
+                self.read_ahead = self.turn.read_ahead = n
                 self.turn.snapshot = Snapshot(state, logits, states.state_to_bytes(state, logits))
             snap = self.turn.snapshot
             sampler = states.RecordingSampler(s.params, self.seed)
@@ -105,6 +106,7 @@ class Reply:
             for tok in stream:
                 if t0 is None:
                     t0 = time.perf_counter()
+                    self.turn.first_char_ms = (t0 - self.created) * 1000
                 chars.append(tok.char)
                 probs.append(tok.prob)
                 yield Chunk(tok.char, (tok.prob,))
@@ -237,6 +239,7 @@ class ChatSession:
         host = get_host()
         name = next((n for n, spec in host.checkpoints.items() if Path(spec.path) == Path(path)), None)
         name = name or (self.model_name if self.model_name in host.checkpoints else Path(path).stem)
+        self._on_engine_thread(engine.warm_up)
         meta = engine.loaded.meta
         self.framing = Framing.from_meta(meta)
         initial = engine.initial_state()

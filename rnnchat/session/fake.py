@@ -77,6 +77,8 @@ class FakeReply:
                     break
                 s.read_temperatures.append((len(self.produced), s.params.temperature))
                 p = fake_prob(ch, i)
+                if i == 0:
+                    self.turn.first_char_ms = 2.0  # a fixed figure: the fake takes no time
                 self.produced.append(ch)
                 probs.append(p)
                 if s.char_delay:
@@ -206,6 +208,8 @@ class FakeSession:
         user = Turn("user", text, fed=fed, snapshot=self._current, created=time.time())
         model = Turn("model", "", seed=seed, params=self.params.to_dict(),
                      snapshot=Snapshot(self._current.state + fed), created=time.time())
+        model.read_ahead = max((len(d) for d in self.drafts if text.startswith(d)), default=0)
+        self.drafts.clear()
         self.turns += [user, model]
         return self._start(model, user, seed)
 

@@ -76,6 +76,8 @@ class Turn:
     reason: str | None = None  # model turns: "stop", "length", "cancelled" (or None while streaming)
     seed: int | None = None
     chars_per_s: float | None = None
+    first_char_ms: float | None = None  # model turns: from send/regenerate to the first character (not saved)
+    read_ahead: int = 0  # model turns: characters of the user's turn read while it was typed (not saved)
     params: dict | None = None  # the sampling values when the reply started
     snapshot: Snapshot | None = field(default=None, repr=False)  # the state this turn started from
     created: float = 0.0

@@ -131,6 +131,8 @@ def test_send_after_read_ahead_reads_only_the_rest_and_matches_a_cold_send(tiny_
     text_cold, text_warm = drain(reply_cold), drain(reply_warm)
     assert reply_cold.read_ahead == 0
     assert reply_warm.read_ahead == len(warm.engine.encode(head).ids)
+    assert warm.turns[-1].read_ahead == reply_warm.read_ahead and cold.turns[-1].read_ahead == 0
+    assert warm.turns[-1].first_char_ms is not None and cold.turns[-1].first_char_ms is not None
     assert text_warm == text_cold
     assert_state_close(warm.current_state, cold.current_state)
     assert warm.history_text() == cold.history_text()

@@ -44,16 +44,20 @@ async def test_the_draft_is_read_ahead_while_typed_but_not_commands_or_during_a_
     app = h.app()
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        await pilot.press(*"Hi you", "enter")
+        await pilot.press(*"Hi you")
         assert h.session.drafts == ["H", "Hi", "Hi ", "Hi y", "Hi yo", "Hi you"]
+        await pilot.press("enter")
         await wait_for(pilot, lambda: h.session.busy, "the reply")
         await pilot.press(*"Sea")  # typed while the reply streams: not read (the model is busy)
         await pilot.press("backspace", "backspace", "backspace", *"/temp 1")
-        assert h.session.drafts[-1] == "Hi you"
+        assert h.session.drafts == []  # the send took them; nothing read since
+        assert h.session.turns[-1].read_ahead == len("Hi you")
         await pilot.press("ctrl+a", "ctrl+k", *"Sea")
         gate.set()
         await wait_for(pilot, lambda: not h.session.busy and app._live is None, "the reply to end")
-        assert h.session.drafts[-1] == "Sea"  # what was typed during the reply is read once it ends
+        assert h.session.drafts == ["Sea"]  # what was typed during the reply is read once it ends
+        speed = str(app.panel.query_one("#speed").render())
+        assert "first char 2 ms" in speed and "6 chars read ahead" in speed
 
 
 async def test_streaming_arrives_in_batches_and_equals_the_session(harness, gate):

@@ -163,6 +163,11 @@ class SidePanel(VerticalScroll):
         t.append(f"{turn.chars_per_s:,.0f}", style="bold")
         t.append(" chars/s\n", style="dim")
         t.append(f"{len(turn.text)} chars", style="dim")
+        first = getattr(turn, "first_char_ms", None)
+        if first is not None:
+            t.append(f"\nfirst char {first:,.0f} ms", style="dim")
+            if getattr(turn, "read_ahead", 0):
+                t.append(f"\n{turn.read_ahead:,} chars read ahead", style="dim")
         self.query_one("#speed", Static).update(t)
 
     def show_confidence(self, on: bool, key: str) -> None:
