@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         session.params.seed = 0
         engine = session.engine
         ids = engine.encode(prompt).ids
-        on_engine = session._on_engine_thread
+        on_engine = session.on_engine_thread
         rows: dict[str, list[float]] = {c: [] for c in cols}
         on_engine(engine_first_ms, engine, ids, "auto")  # warm up
         for _ in range(args.repeats):

@@ -95,15 +95,19 @@ class Reply:
                 ids = self._feed_ids
                 n, state, logits = s._ahead.take(self.user_turn.snapshot, ids)
                 if n < len(ids):  # the rest of the turn after what was read ahead (all of it if nothing was)
-                    logits, state = s._on_engine_thread(engine.feed, ids[n:],
+                    logits, state = s.on_engine_thread(engine.feed, ids[n:],
                                                         state if n else self.user_turn.snapshot.state)
                 self.read_ahead = self.turn.read_ahead = n
                 self.turn.snapshot = Snapshot(state, logits, states.state_to_bytes(state, logits))
             snap = self.turn.snapshot
             sampler = states.RecordingSampler(s.params, self.seed)
             stream = engine.stream(snap.logits, snap.state, s.params, sampler, self.cancel_event)
+            # torch steps (cells without a fast path) run on the engine thread, one character per
+            # call: in another thread they ran at half speed (two OpenMP pools); NumPy steps use
+            # no OpenMP and stay in this thread, with no hand-over per character
+            tokens = s._engine_iter(iter(stream)) if engine.backend == "torch" else stream
             t0 = None
-            for tok in stream:
+            for tok in tokens:
                 if t0 is None:
                     t0 = time.perf_counter()
                     self.turn.first_char_ms = (t0 - self.created) * 1000
@@ -179,7 +183,9 @@ class ChatSession:
         self._initial = Snapshot()
         self._current = Snapshot()
         self._reply: Reply | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rnnchat-engine")
+        self._engine_thread: threading.Thread | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rnnchat-engine",
+                                            initializer=self._mark_engine_thread)
         self._ahead = ReadAhead(self._executor)
 
     # ---- state ---------------------------------------------------------------------------
@@ -216,9 +222,29 @@ class ChatSession:
         self._ahead.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _on_engine_thread(self, fn, *args):
-        """``fn(*args)`` on the session's engine thread; waits for it and returns its result."""
+    def on_engine_thread(self, fn, *args):
+        """``fn(*args)`` on the session's engine thread; waits for it and returns its result.
+        A consumer that iterates a reply inside ``fn`` (the chat app does) runs every step there
+        with no hand-over per character."""
+        if threading.current_thread() is self._engine_thread:
+            return fn(*args)
         return self._executor.submit(fn, *args).result()
+
+    def _mark_engine_thread(self) -> None:
+        self._engine_thread = threading.current_thread()
+
+    def _engine_iter(self, it):
+        """Iterate ``it`` on the engine thread, one item per call, as the caller asks for them
+        (lazily: a temperature change still reaches the very next character)."""
+        end = object()
+        try:
+            while (item := self.on_engine_thread(next, it, end)) is not end:
+                yield item
+        finally:
+            try:
+                self.on_engine_thread(it.close)
+            except RuntimeError:  # the session was closed meanwhile: close it here
+                it.close()
 
     # ---- loading -------------------------------------------------------------------------
     def load(self) -> SessionInfo:
@@ -230,16 +256,16 @@ class ChatSession:
 
         note = ""
         try:
-            engine, path = self._on_engine_thread(open_engine, self.model_name, self.device_name)
+            engine, path = self.on_engine_thread(open_engine, self.model_name, self.device_name)
         except ModelNotFound:
             if not (self.fallback and self.model_name):
                 raise
-            engine, path = self._on_engine_thread(open_engine, None, self.device_name)
+            engine, path = self.on_engine_thread(open_engine, None, self.device_name)
             note = f"model {self.model_name!r} was not found; opened the default model instead"
         host = get_host()
         name = next((n for n, spec in host.checkpoints.items() if Path(spec.path) == Path(path)), None)
         name = name or (self.model_name if self.model_name in host.checkpoints else Path(path).stem)
-        self._on_engine_thread(engine.warm_up)
+        self.on_engine_thread(engine.warm_up)
         meta = engine.loaded.meta
         self.framing = Framing.from_meta(meta)
         initial = engine.initial_state()

@@ -150,6 +150,7 @@ class FakeSession:
         self.replies_made: list[FakeReply] = []
         self.drafts: list[str] = []  # what read_ahead was asked to read, in order
         self.closed = False
+        self.engine_calls = 0
         self._initial = Snapshot("")
         self._current = self._initial
         self._reply: FakeReply | None = None
@@ -215,6 +216,10 @@ class FakeSession:
 
     def close(self) -> None:
         self.closed = True
+
+    def on_engine_thread(self, fn, *args):
+        self.engine_calls += 1
+        return fn(*args)
 
     def read_ahead(self, draft: str) -> None:
         if self._loaded and self._reply is None and draft:

@@ -432,7 +432,8 @@ class RnnchatApp(App[int]):
         pacer = Pacer()  # the first character goes out at once, the rest in paced batches
         text: list[str] = []
         probs: list[float] = []
-        try:
+
+        def consume() -> None:
             for chunk in reply:
                 text.append(chunk.text)
                 probs.extend(chunk.probs)
@@ -444,6 +445,10 @@ class RnnchatApp(App[int]):
                     self.post_message(ReplyChunk(reply_id, "".join(text), tuple(probs), pacer, now))
                     text.clear()
                     probs.clear()
+
+        try:
+            # on the session's engine thread, where its torch code runs best (see ChatSession)
+            reply.session.on_engine_thread(consume)
         except Exception as exc:  # noqa: BLE001 - the session undid the exchange; the UI says why
             self.post_message(ReplyFailed(reply_id, one_line(exc)))
             return

@@ -192,3 +192,28 @@ def test_loads_and_reads_run_on_the_one_engine_thread_and_close_ends_it(tiny_mod
     s.close()
     engine_thread.join(10)
     assert not engine_thread.is_alive()
+
+
+def test_torch_steps_run_on_the_engine_thread_with_the_same_text(tiny_model, monkeypatch):
+    from rnnchat.engine.model import CharRNN
+
+    texts, step_threads = [], set()
+    real_step = CharRNN.step
+
+    def step(self, x, state):
+        step_threads.add(threading.current_thread())
+        return real_step(self, x, state)
+
+    monkeypatch.setattr(CharRNN, "step", step)
+    for fast in ("1", "0"):
+        monkeypatch.setenv("RNNCHAT_FAST", fast)
+        s = ChatSession(str(tiny_model), autosave=False)
+        s.load()
+        s.params.seed, s.params.max_chars = 5, 50
+        assert s.engine.backend == ("numpy" if fast == "1" else "torch")
+        step_threads.clear()
+        texts.append(drain(s.send("Cat tree")))
+        if fast == "0":
+            assert len(step_threads) == 1 and next(iter(step_threads)).name.startswith("rnnchat-engine")
+        s.close()
+    assert texts[0] == texts[1]

@@ -37,6 +37,7 @@ async def test_typing_and_sending(harness):
         assert "ROMEO:" not in str(model.render().renderables[1])  # the speaker line is the label
         assert app.input.value == "" and not notices(app, "tip")
         assert h.session.turns[0].fed == "YOU:\nWho goes there\n\n"
+        assert h.session.engine_calls == 1  # the reply was read on the session's engine thread
 
 
 async def test_the_draft_is_read_ahead_while_typed_but_not_commands_or_during_a_reply(harness, gate):
