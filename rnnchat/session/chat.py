@@ -186,7 +186,7 @@ class ChatSession:
         self._engine_thread: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="rnnchat-engine",
                                             initializer=self._mark_engine_thread)
-        self._ahead = ReadAhead(self._executor)
+        self._ahead = ReadAhead(self._executor, lambda: threading.current_thread() is self._engine_thread)
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -228,7 +228,11 @@ class ChatSession:
         with no hand-over per character."""
         if threading.current_thread() is self._engine_thread:
             return fn(*args)
-        return self._executor.submit(fn, *args).result()
+        try:
+            future = self._executor.submit(fn, *args)
+        except RuntimeError:  # shut down
+            raise SessionError("this chat session was closed; open the model again") from None
+        return future.result()
 
     def _mark_engine_thread(self) -> None:
         self._engine_thread = threading.current_thread()
@@ -243,7 +247,7 @@ class ChatSession:
         finally:
             try:
                 self.on_engine_thread(it.close)
-            except RuntimeError:  # the session was closed meanwhile: close it here
+            except SessionError:  # the session was closed meanwhile: close it here
                 it.close()
 
     # ---- loading -------------------------------------------------------------------------

@@ -65,8 +65,9 @@ class ReadAhead:
     """A background reader of drafts on ``executor``. ``request`` never blocks; ``take`` waits
     for the reader to be idle. ``reads`` counts the feeds it made (for tests and the benchmark)."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, on_executor: Callable[[], bool] = lambda: False) -> None:
         self._executor = executor
+        self._on_executor = on_executor  # True when called on the executor's own thread
         self._cond = threading.Condition()
         self._want: _Request | None = None
         self._busy = False  # a read is queued or in progress on the executor
@@ -94,7 +95,8 @@ class ReadAhead:
         of ``ids`` read from ``base`` (n == 0: nothing usable). The read-ahead is empty after."""
         with self._cond:
             self._want = None  # what was asked but not started is not needed any more
-            self._cond.wait_for(lambda: not self._busy)
+            if not self._on_executor():  # (on it, no read can be running: one may be queued, as a no-op now)
+                self._cond.wait_for(lambda: not self._busy)
             read, self._read = self._read, _Read()
         if read.base is not base or not read.marks:
             return 0, None, None

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rnnchat.session import ChatSession
+from rnnchat.session import ChatSession, SessionError
 from rnnchat.session.framing import Framing
 from rnnchat.session.readahead import MAX_MARKS, ReadAhead
 from rnnchat.session.types import Snapshot
@@ -217,3 +217,24 @@ def test_torch_steps_run_on_the_engine_thread_with_the_same_text(tiny_model, mon
             assert len(step_threads) == 1 and next(iter(step_threads)).name.startswith("rnnchat-engine")
         s.close()
     assert texts[0] == texts[1]
+
+
+def test_take_on_the_executor_thread_does_not_wait_for_a_read_queued_behind_it():
+    feed = CountingFeed()
+    executor = ThreadPoolExecutor(1)
+    ra = ReadAhead(executor, on_executor=lambda: threading.current_thread().name.startswith("ThreadPool"))
+    base = Snapshot("", None)
+
+    def task():  # runs on the executor: the read it asks for can only queue behind it
+        ra.request(base, "abc", feed.encode, feed.feed)
+        return ra.take(base, feed.encode("abc!"))
+
+    assert executor.submit(task).result(10) == (0, None, None)
+    assert ra.wait_idle(10) and feed.calls == []  # the queued read found nothing left to do
+
+
+def test_a_closed_session_says_so(tiny_model):
+    s = ChatSession(str(tiny_model), autosave=False)
+    s.close()
+    with pytest.raises(SessionError, match="closed"):
+        s.load()
