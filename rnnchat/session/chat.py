@@ -28,7 +28,7 @@ from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore, title_of
 from rnnchat.session.readahead import ReadAhead
-from rnnchat.session.types import Chunk, SessionBusy, SessionError, SessionInfo, Snapshot, Turn
+from rnnchat.session.types import Chunk, ReplyBase, SessionBusy, SessionError, SessionInfo, Snapshot, Turn
 
 
 def new_seed() -> int:
@@ -51,7 +51,7 @@ def model_turns(turns: list[Turn]) -> int:
     return sum(t.role == "model" for t in turns)
 
 
-class Reply:
+class Reply(ReplyBase):
     """A model reply in flight. Iterate it (in a worker thread) to get :class:`Chunk` s, one per
     character with its probability. When iteration ends, ``turn`` is final: its ``reason`` is
     "stop", "length" or "cancelled". ``notes`` holds one-line remarks for the user (characters
@@ -59,30 +59,10 @@ class Reply:
 
     def __init__(self, session: "ChatSession", turn: Turn, user_turn: Turn | None, feed_ids: list[int] | None,
                  seed: int, notes: list[str]) -> None:
-        self.session = session
-        self.turn = turn
-        self.user_turn = user_turn
-        self.seed = seed
-        self.notes = notes
-        self.cancel_event = threading.Event()
-        self.done = False
+        super().__init__(session, turn, user_turn, seed, notes)
         self._feed_ids = feed_ids
-        self._started = False
         self.read_ahead = 0  # characters of the turn that were read while the user typed
         self.created = time.perf_counter()
-
-    @property
-    def reason(self) -> str | None:
-        return self.turn.reason
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        if self._started:
-            raise SessionError("a reply can be read only once")
-        self._started = True
-        return self._run()
 
     def _run(self) -> Iterator[Chunk]:
         s = self.session

@@ -20,7 +20,7 @@ from rnnchat.session.chat import model_turns, reply_seed
 from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore, title_of
-from rnnchat.session.types import Chunk, SessionBusy, SessionError, SessionInfo, Snapshot, Turn
+from rnnchat.session.types import Chunk, ReplyBase, SessionBusy, SessionError, SessionInfo, Snapshot, Turn
 
 DEFAULT_REPLIES = ("ROMEO:\nBut soft, what light through yonder window breaks?",
                    "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",
@@ -36,24 +36,11 @@ def fake_prob(char: str, i: int) -> float:
     return 0.02 + 0.3 * ((i * 104729) % 7) / 6
 
 
-class FakeReply:
+class FakeReply(ReplyBase):
     def __init__(self, session: "FakeSession", turn: Turn, user_turn: Turn | None, text: str, seed: int) -> None:
-        self.session, self.turn, self.user_turn, self.seed = session, turn, user_turn, seed
+        super().__init__(session, turn, user_turn, seed)
         self.text = text
-        self.notes: list[str] = []
-        self.cancel_event = threading.Event()
-        self.done = False
         self.produced: list[str] = []
-
-    @property
-    def reason(self) -> str | None:
-        return self.turn.reason
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        return self._run()
 
     def _run(self) -> Iterator[Chunk]:
         s = self.session
