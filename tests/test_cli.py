@@ -48,6 +48,10 @@ def test_generate_reads_stdin_and_reports_stats(make_checkpoint):
     r = run_cli("generate", "--model", str(path), "-n", "20", "--stats", "--temperature", "0", input="BOB:\n")
     assert r.returncode == 0 and len(r.stdout) == 20
     assert "chars/s" in r.stderr and "device cpu" in r.stderr
+    assert "BLAS thread" in r.stderr and "numpy steps" in r.stderr
+    fixed = run_cli("generate", "--model", str(path), "-n", "20", "--stats", input="BOB:\n",
+                    env={"RNNCHAT_BLAS_THREADS": "1"})
+    assert "(numpy steps, 1 BLAS thread)" in fixed.stderr
 
 
 def test_generate_tells_which_prompt_characters_were_dropped(make_checkpoint):
