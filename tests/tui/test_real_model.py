@@ -20,6 +20,9 @@ async def test_chat_with_a_tiny_real_model(make_checkpoint):
         assert (info.cell, info.hidden, info.device) == ("gru", 8, "cpu")
         assert "gru 2×8" in str(app.panel.query_one("#model-facts").render())
         await send(pilot, "Cat tree")
+        # the draft was read while it stood in the input: Enter only read the closing "\n\n"
+        assert app.session.turns[1].read_ahead == len(app.session.engine.encode("BOB:\nCat tree").ids)
+        assert "chars read ahead" in str(app.panel.query_one("#speed").render())
         await send(pilot, "Day night")
         views = app.transcript.turn_views()
         turns = app.session.turns
