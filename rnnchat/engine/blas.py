@@ -66,15 +66,28 @@ def blas_threads() -> int | None:
     return None
 
 
+def env_threads() -> int | None:
+    """``RNNCHAT_BLAS_THREADS`` as a number, None when unset; a bad value is a SettingError."""
+    raw = os.environ.get("RNNCHAT_BLAS_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        from rnnchat.errors import SettingError
+
+        raise SettingError(f"RNNCHAT_BLAS_THREADS must be a whole number of at least 1, not {raw!r}")
+    return n
+
+
 def set_blas_threads(n: int | None = None) -> int | None:
     """Set OpenBLAS threads to ``n`` (default: ``RNNCHAT_BLAS_THREADS`` or 1). Returns the new count."""
     import numpy  # noqa: F401
 
     if n is None:
-        try:
-            n = int(os.environ.get("RNNCHAT_BLAS_THREADS", "") or DEFAULT_THREADS)
-        except ValueError:
-            n = DEFAULT_THREADS
+        n = env_threads() or DEFAULT_THREADS
     n = max(1, n)
     for fn in _functions("set"):
         fn(n)

@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 
-from rnnchat.engine.blas import set_blas_threads
+from rnnchat.engine.blas import env_threads, set_blas_threads
 
 PROBE = 24  # steps timed per candidate; a stream shorter than the probe keeps the last choice
 
@@ -36,12 +36,7 @@ class ThreadChoice:
     count is fixed or there is only one candidate."""
 
     def __init__(self, fixed: int | None = None, options: list[int] | None = None) -> None:
-        env = os.environ.get("RNNCHAT_BLAS_THREADS", "").strip()
-        if fixed is None and env:
-            try:
-                fixed = max(1, int(env))
-            except ValueError:
-                fixed = None
+        fixed = fixed or env_threads()
         self.fixed = fixed
         self.options = [fixed] if fixed else (options or candidates())
         self.threads = self.options[0]

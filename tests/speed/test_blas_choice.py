@@ -113,3 +113,13 @@ def test_the_probe_runs_inside_a_real_stream_without_changing_its_text(make_chec
     assert out[0] == out[1]
     if len(probed.fast.threads.options) > 1:
         assert set(probed.fast.threads.timings) == set(probed.fast.threads.options)
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-3"])
+def test_a_bad_thread_setting_is_one_line_in_the_cli(make_checkpoint, value):
+    from tests.conftest import run_cli
+
+    r = run_cli("generate", "-m", str(make_checkpoint("lstm")), "-n", "3", "Cat",
+                env={"RNNCHAT_BLAS_THREADS": value})
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"error: RNNCHAT_BLAS_THREADS must be a whole number of at least 1, not {value!r}"
