@@ -88,15 +88,6 @@ class Engine:
         self.prompt_precision = auto_prompt_precision(self.model, self.device) if value == "auto" else value
         return self.prompt_precision
 
-    def warm_up(self) -> None:
-        """Read a short text once, so that the first real prompt does not pay for one-time set-up
-        (oneDNN builds its bf16 kernels on first use: a first 2,000-character read took 207 ms
-        here against 90 ms afterwards)."""
-        ids = [self.default_start()] * BF16_MIN_PROMPT
-        self.feed(ids[:1], self.initial_state())
-        if self.prompt_precision != "fp32":
-            self.feed(ids, self.initial_state())
-
     def initial_state(self):
         with torch.inference_mode():
             return self.model.initial_state(1)

@@ -249,7 +249,6 @@ class ChatSession:
         host = get_host()
         name = next((n for n, spec in host.checkpoints.items() if Path(spec.path) == Path(path)), None)
         name = name or (self.model_name if self.model_name in host.checkpoints else Path(path).stem)
-        self.on_engine_thread(engine.warm_up)
         meta = engine.loaded.meta
         self.framing = Framing.from_meta(meta)
         initial = engine.initial_state()
