@@ -306,7 +306,10 @@ class ChatSession:
         if head is None:
             return
         engine = self._engine
-        self._ahead.request(self._current, head, lambda t: engine.encode(t).ids, engine.feed)
+        try:
+            self._ahead.request(self._current, head, lambda t: engine.encode(t).ids, engine.feed)
+        except RuntimeError:  # closed: nothing to read ahead for (send says it is closed)
+            pass
 
     def regenerate(self, seed: int | None = None, same_seed: bool = False) -> Reply:
         """Replace the last reply with a new one from the exact same state. The seed is ``seed``,

@@ -235,6 +235,10 @@ def test_take_on_the_executor_thread_does_not_wait_for_a_read_queued_behind_it()
 
 def test_a_closed_session_says_so(tiny_model):
     s = ChatSession(str(tiny_model), autosave=False)
+    s.load()
     s.close()
+    s.read_ahead("Cat")  # quietly nothing: reading ahead is only a head start
+    with pytest.raises(SessionError, match="closed"):
+        drain(s.send("Cat"))
     with pytest.raises(SessionError, match="closed"):
         s.load()
