@@ -79,7 +79,37 @@ class NumpyLayerBase:
 
 class _FusedStep(NumpyLayerBase):
     """Layers whose whole pre-activation is one product ``W @ [x | h | 1]`` (LSTM, RNN);
-    ``_finish`` applies the cell's non-linearities in place."""
+    ``_finish`` applies the cell's non-linearities in place. Subclasses set ``w_ih``, ``w_hh``,
+    ``bias`` (rows in the order ``_finish`` reads them) and ``scale``."""
+
+    scale: np.ndarray | None = None  # a factor per row folded into the weights (LSTM: 1/2 on sigmoid rows)
+
+    def _fused(self, input_cols: int) -> np.ndarray:
+        H = self.hidden_size
+        W = np.zeros((self.w_hh.shape[0], _padded(input_cols + H + 1)), F32)
+        if input_cols:
+            W[:, :input_cols] = self.w_ih
+        W[:, input_cols:input_cols + H] = self.w_hh
+        W[:, input_cols + H] = self.bias
+        return W if self.scale is None else W * self.scale[:, None]
+
+    def _build_table(self, inputs: np.ndarray) -> None:
+        table = inputs.astype(F32) @ self.w_ih.T
+        self.table = np.ascontiguousarray(table if self.scale is None else table * self.scale)
+        self.W = self._fused(0)
+
+    def _buffers(self, h) -> _Buffers:
+        """A stream's buffers: ``v = [x | h | 1]`` (no x once the input is a table row), ``g``."""
+        H = self.hidden_size
+        s = _Buffers()
+        cols = 0 if self.table is not None else self.input_size
+        s.v = np.zeros(self.W.shape[1], F32)
+        s.v[cols + H] = 1.0
+        s.x = s.v[:cols]
+        s.h = s.v[cols:cols + H]
+        s.h[:] = _vec(h)
+        s.g = np.empty(self.W.shape[0], F32)
+        return s
 
     def step(self, x: np.ndarray, s: _Buffers) -> np.ndarray:
         s.x[:] = x
@@ -106,31 +136,11 @@ class NumpyLSTM(_FusedStep):
         self.x_off = 0
         self.W = self._fused(I)
 
-    def _fused(self, input_cols: int) -> np.ndarray:
-        H = self.hidden_size
-        W = np.zeros((4 * H, _padded(input_cols + H + 1)), F32)
-        if input_cols:
-            W[:, :input_cols] = self.w_ih
-        W[:, input_cols:input_cols + H] = self.w_hh
-        W[:, input_cols + H] = self.bias
-        return W * self.scale[:, None]
-
-    def _build_table(self, inputs: np.ndarray) -> None:
-        self.table = np.ascontiguousarray((inputs.astype(F32) @ self.w_ih.T) * self.scale)
-        self.W = self._fused(0)
-
     def new_state(self, state) -> _Buffers:
         H = self.hidden_size
-        s = _Buffers()
-        cols = 0 if self.table is not None else self.input_size
-        s.v = np.zeros(self.W.shape[1], F32)
-        s.v[cols + H] = 1.0
-        s.x = s.v[:cols]
-        s.h = s.v[cols:cols + H]
         h, c = state
-        s.h[:] = _vec(h)
+        s = self._buffers(h)
         s.c = _vec(c)
-        s.g = np.empty(4 * H, F32)
         s.tmp = np.empty(H, F32)
         g = s.g  # views made once: slicing in the step costs as much as a small ufunc call
         s.views = (g, g[:3 * H], g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:], s.c, s.tmp, s.h)
@@ -231,30 +241,8 @@ class NumpyRNN(_FusedStep):
         self.bias = _np(cell.bias_ih) + _np(cell.bias_hh)
         self.W = self._fused(self.input_size)
 
-    def _fused(self, input_cols: int) -> np.ndarray:
-        H = self.hidden_size
-        W = np.zeros((H, _padded(input_cols + H + 1)), F32)
-        if input_cols:
-            W[:, :input_cols] = self.w_ih
-        W[:, input_cols:input_cols + H] = self.w_hh
-        W[:, input_cols + H] = self.bias
-        return W
-
-    def _build_table(self, inputs: np.ndarray) -> None:
-        self.table = np.ascontiguousarray(inputs.astype(F32) @ self.w_ih.T)
-        self.W = self._fused(0)
-
     def new_state(self, state) -> _Buffers:
-        H = self.hidden_size
-        s = _Buffers()
-        cols = 0 if self.table is not None else self.input_size
-        s.v = np.zeros(self.W.shape[1], F32)
-        s.v[cols + H] = 1.0
-        s.x = s.v[:cols]
-        s.h = s.v[cols:cols + H]
-        s.h[:] = _vec(state)
-        s.g = np.empty(H, F32)
-        return s
+        return self._buffers(state)
 
     def export_state(self, s: _Buffers):
         return _tensor(s.h, self._like())
