@@ -478,3 +478,35 @@ def test_pacer_waits_for_the_paint_and_bounds_its_share():
     assert p.ready(100.05) and not p.ready(100.01)
     p.cost = 0.1  # painting took 100 ms: wait 400 ms between batches
     assert not p.ready(100.3) and p.ready(100.41)
+
+
+class UnreadableStore:
+    """A history store whose database cannot be read (and that had moved a damaged one aside)."""
+
+    path = "/nowhere/history.db"
+
+    def __init__(self) -> None:
+        self.warnings = ["the history was damaged; it was moved aside to history.db.damaged"]
+
+    def take_warnings(self) -> list[str]:
+        taken, self.warnings = self.warnings, []
+        return taken
+
+    def list(self, limit: int = 200):
+        raise OSError("disk I/O error")
+
+
+async def test_the_history_screen_shows_a_read_error_and_the_store_warning_once(harness):
+    from rnnchat.tui.screens import HistoryScreen
+
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot)
+        screen = HistoryScreen(UnreadableStore())
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: app.screen is screen and screen.is_mounted, "the screen")
+        status = lambda: str(screen.query_one("#history-status").render())  # noqa: E731
+        await wait_for(pilot, lambda: "Could not read the history" in status(), "the error")
+        assert "disk I/O error" in status() and screen.rows == []
+        assert [m for _, m in h.notes if "moved aside" in m] == [UnreadableStore().warnings[0]]

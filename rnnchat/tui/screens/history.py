@@ -5,26 +5,19 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from rnnchat.tui.messages import one_line
+from rnnchat.tui.screens.fetched import FetchedScreen
 
 
-class HistoryScreen(ModalScreen[tuple[int, str] | None]):
+class HistoryScreen(FetchedScreen):
     """Dismisses with (conversation id, model name)."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close"), Binding("delete", "delete", "Delete")]
-
-    class Listed(Message):
-        def __init__(self, rows, error: str | None = None) -> None:
-            super().__init__()
-            self.rows, self.error = rows, error
 
     def __init__(self, store, current_id: int | None = None) -> None:
         super().__init__()
@@ -45,24 +38,22 @@ class HistoryScreen(ModalScreen[tuple[int, str] | None]):
         table.focus()
         self.fetch()
 
-    @work(thread=True, exit_on_error=False, group="history", exclusive=True)
-    def fetch(self) -> None:
-        try:
-            rows = self.store.list()
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(self.Listed(None, one_line(exc)))
-            return
-        self.post_message(self.Listed(rows))
+    def load(self) -> list:
+        return self.store.list()
 
-    def on_history_screen_listed(self, message: Listed) -> None:
-        status = self.query_one("#history-status", Static)
+    def on_fetched_screen_listed(self, message: FetchedScreen.Listed) -> None:
+        """Warnings first (a damaged history moved aside, say). Textual then runs the base
+        class's handler, which shows the rows or the error: no super() call here."""
         take = getattr(self.store, "take_warnings", None)
         for warning in (take() if take is not None else ()):
             self.notify(warning, title="Chat history", severity="warning", markup=False, timeout=15)
-        if message.rows is None:
-            status.update(Text(f"Could not read the history: {message.error}", style="red"))
-            return
-        self.rows = message.rows
+
+    def show_error(self, error: str) -> None:
+        self.query_one("#history-status", Static).update(Text(f"Could not read the history: {error}", style="red"))
+
+    def show(self, rows: list) -> None:
+        status = self.query_one("#history-status", Static)
+        self.rows = rows
         table = self.query_one(DataTable)
         table.clear()
         for r in self.rows:

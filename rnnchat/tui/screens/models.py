@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from rnnchat.tui.messages import one_line
+from rnnchat.tui.screens.fetched import FetchedScreen
 from rnnchat.tui.widgets.panel import fmt_params
 
 
@@ -22,15 +19,10 @@ def list_models() -> list[dict]:
     return model_rows()
 
 
-class ModelPicker(ModalScreen[str | None]):
+class ModelPicker(FetchedScreen):
     """Choose a model; dismisses with its name (the app then loads it in a worker)."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
-
-    class Listed(Message):
-        def __init__(self, rows: list[dict] | None, error: str | None = None) -> None:
-            super().__init__()
-            self.rows, self.error = rows, error
 
     def __init__(self, current: str | None = None) -> None:
         super().__init__()
@@ -50,21 +42,15 @@ class ModelPicker(ModalScreen[str | None]):
         table.focus()
         self.fetch()
 
-    @work(thread=True, exit_on_error=False, group="models")
-    def fetch(self) -> None:
-        try:
-            rows = list_models()
-        except Exception as exc:  # noqa: BLE001 - shown in the dialog
-            self.post_message(self.Listed(None, one_line(exc)))
-            return
-        self.post_message(self.Listed(rows))
+    def load(self) -> list[dict]:
+        return list_models()
 
-    def on_model_picker_listed(self, message: Listed) -> None:
+    def show_error(self, error: str) -> None:
+        self.query_one("#models-status", Static).update(Text(f"Could not list the models: {error}", style="red"))
+
+    def show(self, rows: list[dict]) -> None:
         status = self.query_one("#models-status", Static)
-        if message.rows is None:
-            status.update(Text(f"Could not list the models: {message.error}", style="red"))
-            return
-        self.rows = message.rows
+        self.rows = rows
         table = self.query_one(DataTable)
         table.clear()
         for r in self.rows:

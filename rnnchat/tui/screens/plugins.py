@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from rnnchat.tui.messages import one_line
+from rnnchat.tui.screens.fetched import FetchedScreen
 
 
 def plugin_infos() -> list[dict]:
@@ -38,13 +35,8 @@ def render_plugin(p: dict) -> Text:
     return t
 
 
-class PluginsScreen(ModalScreen[None]):
+class PluginsScreen(FetchedScreen):
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
-
-    class Listed(Message):
-        def __init__(self, infos: list[dict] | None, error: str | None = None) -> None:
-            super().__init__()
-            self.infos, self.error = infos, error
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -56,24 +48,18 @@ class PluginsScreen(ModalScreen[None]):
         self.query_one("#plugins-scroll").focus()
         self.fetch()
 
-    @work(thread=True, exit_on_error=False, group="plugins")
-    def fetch(self) -> None:
-        try:
-            infos = plugin_infos()
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(self.Listed(None, one_line(exc)))
-            return
-        self.post_message(self.Listed(infos))
+    def load(self) -> list[dict]:
+        return plugin_infos()
 
-    def on_plugins_screen_listed(self, message: Listed) -> None:
+    def show_error(self, error: str) -> None:
+        self.query_one("#plugins-body", Static).update(Text(f"Could not load the plugin list: {error}", style="red"))
+
+    def show(self, infos: list[dict]) -> None:
         body = self.query_one("#plugins-body", Static)
-        if message.infos is None:
-            body.update(Text(f"Could not load the plugin list: {message.error}", style="red"))
-            return
         out = Text()
-        failed = [p for p in message.infos if not p["loaded"]]
-        out.append(f"{len(message.infos)} plugin(s), {len(failed)} failed\n\n", style="dim")
-        for i, p in enumerate(sorted(message.infos, key=lambda p: (p["loaded"], p["name"]))):
+        failed = [p for p in infos if not p["loaded"]]
+        out.append(f"{len(infos)} plugin(s), {len(failed)} failed\n\n", style="dim")
+        for i, p in enumerate(sorted(infos, key=lambda p: (p["loaded"], p["name"]))):
             if i:
                 out.append("\n\n")
             out.append_text(render_plugin(p))
