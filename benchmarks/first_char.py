@@ -81,14 +81,14 @@ def chat_rows(session: ChatSession, prompt: str) -> dict[str, float]:
     out = {"cold": first_chunk_ms(session, prompt)}
     t0 = time.perf_counter()
     session.read_ahead(prompt)
-    session._ahead.wait_idle()
+    session.read_ahead_done()
     out["read"] = (time.perf_counter() - t0) * 1000
     out["pasted"] = first_chunk_ms(session, prompt)
     keys = []
     for k in range(1, len(prompt) + 1):
         t0 = time.perf_counter()
         session.read_ahead(prompt[:k])
-        session._ahead.wait_idle()
+        session.read_ahead_done()
         keys.append((time.perf_counter() - t0) * 1000)
     out["per key"] = statistics.median(keys)
     out["typed"] = first_chunk_ms(session, prompt)

@@ -311,6 +311,10 @@ class ChatSession:
         except RuntimeError:  # closed: nothing to read ahead for (send says it is closed)
             pass
 
+    def read_ahead_done(self, timeout: float | None = None) -> bool:
+        """Wait until every draft asked for so far has been read; True when it has."""
+        return self._ahead.wait_idle(timeout)
+
     def regenerate(self, seed: int | None = None, same_seed: bool = False) -> Reply:
         """Replace the last reply with a new one from the exact same state. The seed is ``seed``,
         else the old reply's when ``same_seed``, else ``params.seed``, else a new random one."""

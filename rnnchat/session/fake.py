@@ -212,6 +212,9 @@ class FakeSession:
         if self._loaded and self._reply is None and draft:
             self.drafts.append(draft)
 
+    def read_ahead_done(self, timeout: float | None = None) -> bool:
+        return True
+
     def _start(self, model: Turn, user: Turn | None, seed: int) -> FakeReply:
         self._reply = FakeReply(self, model, user, self._script(model.snapshot.state), seed)
         self._count += 1

@@ -125,7 +125,7 @@ def test_send_after_read_ahead_reads_only_the_rest_and_matches_a_cold_send(tiny_
         drain(s.send("Hello"))  # a second turn: the draft also carries the closing of the first
     for k in range(1, len(draft) + 1):
         warm.read_ahead(draft[:k])
-    assert warm._ahead.wait_idle(10)
+    assert warm.read_ahead_done(10)
     head = warm.framing.head(draft, close_previous=warm._closes_previous())
     reply_cold, reply_warm = cold.send(draft), warm.send(draft)
     text_cold, text_warm = drain(reply_cold), drain(reply_warm)
@@ -141,7 +141,7 @@ def test_send_after_read_ahead_reads_only_the_rest_and_matches_a_cold_send(tiny_
 def test_read_ahead_of_a_draft_that_is_then_changed_is_not_used_wrongly(session):
     session.params.seed = 9
     session.read_ahead("Cat tree")
-    assert session._ahead.wait_idle(10)
+    assert session.read_ahead_done(10)
     reply = session.send("Dog")  # not an extension of the draft
     drain(reply)
     assert reply.read_ahead == 0  # the state after "BOB:\nCat tree" is no use for "BOB:\nDog"
@@ -156,7 +156,7 @@ def test_a_draft_read_before_the_conversation_moved_is_not_used(session, move):
     session.params.seed = 2
     drain(session.send("Cat"))
     session.read_ahead("Sea dog")
-    assert session._ahead.wait_idle(10)
+    assert session.read_ahead_done(10)
     session.rewind(0) if move == "rewind" else session.reset()
     reply = session.send("Sea dog")
     drain(reply)
@@ -167,7 +167,7 @@ def test_a_draft_read_before_the_conversation_moved_is_not_used(session, move):
 def test_read_ahead_is_ignored_while_a_reply_streams(session):
     reply = session.send("Cat")
     session.read_ahead("Dog")
-    assert session._ahead.wait_idle(10) and session._ahead.reads == 0
+    assert session.read_ahead_done(10) and session._ahead.reads == 0
     drain(reply)
 
 
