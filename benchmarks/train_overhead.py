@@ -90,6 +90,13 @@ def rate(step, n: int, chars_per_step: int) -> float:
     return n * chars_per_step / (time.perf_counter() - t0)
 
 
+def config(args, precision: str, **kw) -> TrainConfig:
+    """The benchmark's model and batch at ``precision``; no evaluation or saving on the way."""
+    return TrainConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embedding=args.embedding,
+                       seq_len=args.seq, batch_size=args.batch, eval_every=10**9, save_every=10**9,
+                       precision=precision, **kw)
+
+
 def overhead(args, corpus, tmp: Path) -> bool:
     ok = True
     print(f"# train_overhead: {args.cell} {args.layers}x{args.hidden}, batch {args.batch}, seq {args.seq}, "
@@ -97,9 +104,7 @@ def overhead(args, corpus, tmp: Path) -> bool:
     head = f"{'precision':<10} {'raw c/s':>9} {'rnnchat c/s':>12} {'overhead':>9}"
     print(head + "\n" + "-" * len(head))
     for prec in args.precision.split(","):
-        cfg = TrainConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embedding=args.embedding,
-                          seq_len=args.seq, batch_size=args.batch, steps=10**9, eval_every=10**9,
-                          save_every=10**9, precision=prec, warmup=1)
+        cfg = config(args, prec, steps=10**9, warmup=1)
         trainer = make_trainer(cfg, corpus, tmp)
         raw = RawLoop(cfg, trainer.train_ids, len(corpus.vocab))
         chars = args.batch * args.seq
@@ -125,10 +130,7 @@ def val_at_budget(args, corpus, tmp: Path) -> None:
     head = f"{'precision':<10} {'steps':>6} {'chars/s':>9} {'val loss':>9}"
     print(head + "\n" + "-" * len(head))
     for prec in args.precision.split(","):
-        cfg = TrainConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embedding=args.embedding,
-                          seq_len=args.seq, batch_size=args.batch, budget=args.val_budget or None,
-                          steps=args.val_steps or None, eval_every=10**9,
-                          save_every=10**9, precision=prec, lr=args.lr)
+        cfg = config(args, prec, budget=args.val_budget or None, steps=args.val_steps or None, lr=args.lr)
         trainer = make_trainer(cfg, corpus, tmp)
         p = trainer.run()
         val = p.last_val if p.last_val is not None else math.nan
