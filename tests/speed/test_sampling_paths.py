@@ -134,22 +134,21 @@ def test_cuda_graph_path_gives_the_cpu_text(make_checkpoint, cell):
         assert a == b
 
 
-@cuda
-def test_cuda_graph_reads_parameters_live(make_checkpoint):
-    gpu = Engine(load_checkpoint(make_checkpoint("lstm"), "cuda"), "cuda")
+def probs_with_a_temperature_change(engine) -> list[float]:
+    """60 characters at temperature 1.5, switched to greedy after the 10th, read live."""
     params = SamplingParams(temperature=1.5, seed=0, max_chars=60)
-    logits, state = gpu.feed([0], gpu.initial_state())
+    logits, state = engine.feed([0], engine.initial_state())
     out = []
-    for i, tok in enumerate(gpu.stream(logits, state, params)):
+    for i, tok in enumerate(engine.stream(logits, state, params)):
         out.append(tok.prob)
         if i == 9:
             params.temperature = 0.0
+    return out
+
+
+@cuda
+def test_cuda_graph_reads_parameters_live(make_checkpoint):
+    gpu = Engine(load_checkpoint(make_checkpoint("lstm"), "cuda"), "cuda")
     ref = Engine(load_checkpoint(make_checkpoint("lstm", name="b")), "cpu")
-    params2 = SamplingParams(temperature=1.5, seed=0, max_chars=60)
-    logits, state = ref.feed([0], ref.initial_state())
-    out2 = []
-    for i, tok in enumerate(ref.stream(logits, state, params2)):
-        out2.append(tok.prob)
-        if i == 9:
-            params2.temperature = 0.0
+    out, out2 = probs_with_a_temperature_change(gpu), probs_with_a_temperature_change(ref)
     np.testing.assert_allclose(out, out2, rtol=1e-3, atol=1e-5)
