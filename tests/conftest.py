@@ -65,3 +65,16 @@ def run_cli(*args, input=None, env=None, timeout=120):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "rnnchat", *args], input=input, capture_output=True,
                           text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: with other work on the 2 cores, a second OpenMP thread
+    waiting for a core makes tiny forward calls take seconds, and a run must be reproducible
+    whatever the thread count (results are the same either way)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

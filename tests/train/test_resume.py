@@ -11,13 +11,8 @@ ONE_THREAD = {"RNNCHAT_THREADS": "1"}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("carry_state,k", [(True, 17), (True, 24), (False, 13)])
