@@ -9,6 +9,7 @@ import click
 
 from rnnchat import __version__
 from rnnchat.errors import RnnchatError
+from rnnchat.process_exit import exit_now
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,6 +126,8 @@ def main(argv=None) -> None:
         sys.exit(exc.exit_code)
     except RnnchatError as exc:
         click.echo(f"error: {exc}", err=True)
+        if getattr(exc, "abandon_process", False):
+            exit_now(1)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

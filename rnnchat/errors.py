@@ -31,3 +31,13 @@ class ModelNotFound(RnnchatError):
 
 class SettingError(RnnchatError, ValueError):
     """A setting (an option or an ``RNNCHAT_*`` environment variable) with a value it cannot take."""
+
+
+class PeerFailure(RnnchatError):
+    """Another training process died, or the connection between processes broke.
+
+    The process group can no longer be torn down cleanly, so the CLI prints the line and ends the
+    process at once (``abandon_process``) instead of running the interpreter's teardown.
+    """
+
+    abandon_process = True

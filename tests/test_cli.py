@@ -107,3 +107,18 @@ def test_cells_json():
 def test_python_dash_m_works():
     r = run_cli("--version")
     assert r.returncode == 0 and "rnnchat" in r.stdout
+
+
+def test_a_broken_process_group_error_ends_the_process_at_once():
+    # a dead training peer leaves threads that would block (or abort) the interpreter's teardown:
+    # the CLI prints its one line and ends the process without running that teardown
+    code = ("import threading, time, click\n"
+            "from rnnchat.cli import cli, main\n"
+            "from rnnchat.errors import PeerFailure\n"
+            "threading.Thread(target=time.sleep, args=(600,)).start()\n"
+            "@cli.command('boom')\n"
+            "def boom():\n    raise PeerFailure('rank 0: training stopped: another process failed')\n"
+            "main(['boom'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "error: rank 0: training stopped: another process failed"

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from rnnchat import paths
-from rnnchat.errors import RnnchatError
+from rnnchat.errors import PeerFailure, RnnchatError
 
 
 def _run_dir(name, out, run_dir, resume, check: bool = True) -> Path:
@@ -57,7 +57,12 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
                                          precision=precision, max_vocab=max_vocab, storage=storage, out=out,
                                          name=name, run_dir=run_dir, resume=resume, overwrite=overwrite), dev)
         _train(setup, dev, quiet, stop_after)
-    finally:
+    except PeerFailure:
+        raise  # the group is broken: tearing it down can hang or abort; the CLI ends the process
+    except BaseException:
+        dist.shutdown()
+        raise
+    else:
         dist.shutdown()
 
 
@@ -192,7 +197,7 @@ def _train(setup: dict, dev, quiet: bool, stop_after) -> None:
         if not dist.active():
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RnnchatError(f"rank {dist.rank()}: training stopped: another process failed or the connection "
+        raise PeerFailure(f"rank {dist.rank()}: training stopped: another process failed or the connection "
                            f"between processes broke ({first[:200]})") from None
     finally:
         if reporter:

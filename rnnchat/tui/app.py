@@ -8,7 +8,6 @@ screen in small batches (a few updates per 100 ms), so drawing never slows gener
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from textual.widgets import Footer, Header, Input
 from textual.worker import get_current_worker
 
 from rnnchat.errors import SamplingError
+from rnnchat.process_exit import exit_now
 from rnnchat.params import SamplingParams, check_temperature
 from rnnchat.session.settings import Settings
 from rnnchat.session.types import SessionError
@@ -784,11 +784,6 @@ def run_app(model: str | None = None, fast_exit: bool = True) -> None:
     app.startup.report()
     code = code or 0
     if fast_exit and "torch" in sys.modules:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
+        exit_now(code)
     if code:
         raise SystemExit(code)
