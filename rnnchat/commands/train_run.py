@@ -57,8 +57,13 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
                                          precision=precision, max_vocab=max_vocab, storage=storage, out=out,
                                          name=name, run_dir=run_dir, resume=resume, overwrite=overwrite), dev)
         _train(setup, dev, quiet, stop_after)
-    except PeerFailure:
-        raise  # the group is broken: tearing it down can hang or abort; the CLI ends the process
+    except RuntimeError as exc:
+        if not dist.active():
+            raise
+        # the group is broken: tearing it down can hang or abort, so the CLI ends the process instead
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PeerFailure(f"rank {dist.rank()}: training stopped: another process failed or the connection "
+                          f"between processes broke ({first[:200]})") from None
     except BaseException:
         dist.shutdown()
         raise
@@ -193,12 +198,6 @@ def _train(setup: dict, dev, quiet: bool, stop_after) -> None:
             reporter.stop()
         _say(f"interrupted again: stopped without saving; the last saved state in {folder} is intact")
         raise SystemExit(130)
-    except RuntimeError as exc:
-        if not dist.active():
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PeerFailure(f"rank {dist.rank()}: training stopped: another process failed or the connection "
-                           f"between processes broke ({first[:200]})") from None
     finally:
         if reporter:
             reporter.stop()

@@ -9,6 +9,8 @@ import torch
 import torch.distributed as td
 from torch.nn.parallel import DistributedDataParallel
 
+from rnnchat.errors import RnnchatError, SettingError
+
 
 def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -44,11 +46,30 @@ def init(device: torch.device) -> None:
     """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA)."""
     if not launched() or active():
         return
-    timeout = datetime.timedelta(seconds=float(os.environ.get("RNNCHAT_DIST_TIMEOUT", "120")))
+    seconds = _timeout_seconds()
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    td.init_process_group(backend=backend, timeout=timeout)
+    try:
+        td.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
+    except (RuntimeError, ValueError) as exc:  # DistStoreError (a peer never came), a bad MASTER_* value
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RnnchatError(f"rank {os.environ.get('RANK', '?')}: could not join the other training processes at "
+                           f"{where} within {seconds:g} s ({first[:160]}); start every rank with the same "
+                           f"MASTER_ADDR, MASTER_PORT and WORLD_SIZE, or raise RNNCHAT_DIST_TIMEOUT") from None
+
+
+def _timeout_seconds() -> float:
+    raw = os.environ.get("RNNCHAT_DIST_TIMEOUT", "120")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise SettingError(f"RNNCHAT_DIST_TIMEOUT={raw!r} is not a number of seconds above 0; "
+                           f"unset it or give e.g. 120")
+    return seconds
 
 
 def wrap(model: torch.nn.Module, device: torch.device):

@@ -115,3 +115,15 @@ def test_two_ranks_stopped_and_resumed_equal_an_uninterrupted_two_rank_run(rnnch
     _, parts = state_tensors(runs / "parts")
     assert whole["hidden.0"].shape[0] == 8  # 2 ranks x 4 streams
     assert_same_tensors(whole, parts)
+
+
+@pytest.mark.parametrize("timeout, expected", [("2", "could not join the other training processes"),
+                                               ("soon", "RNNCHAT_DIST_TIMEOUT='soon' is not a number")])
+def test_a_rank_whose_peers_never_come_stops_with_one_line(rnnchat_home, timeout, expected):
+    env = dict(os.environ, WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(free_port()), RNNCHAT_THREADS="1", RNNCHAT_DIST_TIMEOUT=timeout)
+    r = subprocess.run([sys.executable, "-m", "rnnchat", "train", str(TINY_TEXT), *TINY, "--name", "alone", "-q"],
+                       env=env, capture_output=True, text=True, timeout=HANG_LIMIT)
+    assert r.returncode == 1
+    assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (rnnchat_home / "data" / "runs" / "alone").exists()
