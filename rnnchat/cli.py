@@ -9,7 +9,7 @@ import click
 
 from rnnchat import __version__
 from rnnchat.errors import RnnchatError
-from rnnchat.process_exit import exit_now
+from rnnchat.process_exit import exit_now, teardown_skipped
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,6 +113,14 @@ _register_builtin_commands()
 
 
 def main(argv=None) -> None:
+    code = _run(argv)
+    if teardown_skipped():
+        exit_now(code)
+    sys.exit(code)
+
+
+def _run(argv) -> int:
+    """Run one command; return the exit status (user mistakes print one line)."""
     from rnnchat.plugins.manager import get_host
 
     try:
@@ -120,17 +128,21 @@ def main(argv=None) -> None:
         cli.main(args=argv, prog_name="rnnchat", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except RnnchatError as exc:
         click.echo(f"error: {exc}", err=True)
-        if getattr(exc, "abandon_process", False):
-            exit_now(1)
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
-        sys.exit(0)
+        return 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        click.echo(str(exc.code), err=True)
+        return 1
+    return 0

@@ -34,10 +34,4 @@ class SettingError(RnnchatError, ValueError):
 
 
 class PeerFailure(RnnchatError):
-    """Another training process died, or the connection between processes broke.
-
-    The process group can no longer be torn down cleanly, so the CLI prints the line and ends the
-    process at once (``abandon_process``) instead of running the interpreter's teardown.
-    """
-
-    abandon_process = True
+    """Another training process died, or the connection between processes broke."""

@@ -109,16 +109,19 @@ def test_python_dash_m_works():
     assert r.returncode == 0 and "rnnchat" in r.stdout
 
 
-def test_a_broken_process_group_error_ends_the_process_at_once():
-    # a dead training peer leaves threads that would block (or abort) the interpreter's teardown:
-    # the CLI prints its one line and ends the process without running that teardown
-    code = ("import threading, time, click\n"
-            "from rnnchat.cli import cli, main\n"
-            "from rnnchat.errors import PeerFailure\n"
-            "threading.Thread(target=time.sleep, args=(600,)).start()\n"
-            "@cli.command('boom')\n"
-            "def boom():\n    raise PeerFailure('rank 0: training stopped: another process failed')\n"
-            "main(['boom'])\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1
-    assert r.stderr.strip() == "error: rank 0: training stopped: another process failed"
+@pytest.mark.parametrize("outcome, code, stderr", [("raise RnnchatError('a peer died')", 1, "error: a peer died"),
+                                                  ("raise SystemExit(130)", 130, ""), ("pass", 0, "")])
+def test_a_process_that_asks_for_no_teardown_ends_at_once_with_its_status(outcome, code, stderr):
+    # a torch.distributed rank leaves threads that can block (or abort) the interpreter's teardown:
+    # the CLI prints the command's one line and ends the process with the command's status
+    program = ("import threading, time\n"
+               "from rnnchat.cli import cli, main\n"
+               "from rnnchat.errors import RnnchatError\n"
+               "from rnnchat.process_exit import end_without_teardown\n"
+               "threading.Thread(target=time.sleep, args=(600,)).start()\n"
+               "@cli.command('job')\n"
+               f"def job():\n    end_without_teardown()\n    {outcome}\n"
+               "main(['job'])\n")
+    r = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert r.returncode == code
+    assert r.stderr.strip() == stderr

@@ -9,6 +9,7 @@ import click
 
 from rnnchat import paths
 from rnnchat.errors import PeerFailure, RnnchatError
+from rnnchat.process_exit import end_without_teardown
 
 
 def _run_dir(name, out, run_dir, resume, check: bool = True) -> Path:
@@ -51,6 +52,9 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
 
             torch.set_num_threads(shared)
     dist.init(dev)
+    if dist.active():
+        # a finished or failed rank ends without tearing the process group down (it can abort)
+        end_without_teardown()
     try:
         setup = _agreed(lambda: _prepare(corpus, model_opts, chat, explicit, dev, steps=steps, budget=budget,
                                          val_fraction=val_fraction, eval_every=eval_every, seed=seed,
@@ -60,15 +64,9 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
     except RuntimeError as exc:
         if not dist.active():
             raise
-        # the group is broken: tearing it down can hang or abort, so the CLI ends the process instead
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PeerFailure(f"rank {dist.rank()}: training stopped: another process failed or the connection "
                           f"between processes broke ({first[:200]})") from None
-    except BaseException:
-        dist.shutdown()
-        raise
-    else:
-        dist.shutdown()
 
 
 def _agreed(fn, dev):
@@ -193,6 +191,7 @@ def _train(setup: dict, dev, quiet: bool, stop_after) -> None:
         reporter.start(trainer, resumed=resumed)
     try:
         trainer.run()
+        dist.barrier()  # every rank's last exchange is done before any rank ends
     except KeyboardInterrupt:
         if reporter:
             reporter.stop()

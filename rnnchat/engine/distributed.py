@@ -143,8 +143,3 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(t) for _ in range(world_size())]
     td.all_gather(parts, t.contiguous())
     return torch.cat(parts, 0)
-
-
-def shutdown() -> None:
-    if active():
-        td.destroy_process_group()
