@@ -22,8 +22,8 @@ from textual.widgets import Footer, Header, Input
 from textual.worker import get_current_worker
 
 from rnnchat.errors import SamplingError
-from rnnchat.process_exit import exit_now
 from rnnchat.params import SamplingParams, check_temperature
+from rnnchat.process_exit import exit_now
 from rnnchat.session.settings import Settings
 from rnnchat.session.types import SessionError
 from rnnchat.tui import commands as chat_commands
