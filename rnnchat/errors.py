@@ -1,5 +1,7 @@
 """User-facing errors: each carries one line that says what was wrong and what to do."""
 
+from __future__ import annotations
+
 
 class RnnchatError(Exception):
     """A mistake the user can fix. The CLI prints it as one line and exits 1."""
@@ -35,3 +37,9 @@ class SettingError(RnnchatError, ValueError):
 
 class PeerFailure(RnnchatError):
     """Another training process died, or the connection between processes broke."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

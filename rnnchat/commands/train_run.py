@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from rnnchat import paths
-from rnnchat.errors import PeerFailure, RnnchatError
+from rnnchat.errors import PeerFailure, RnnchatError, first_line
 from rnnchat.process_exit import end_without_teardown
 
 
@@ -64,7 +64,7 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
     except RuntimeError as exc:
         if not dist.active():
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise PeerFailure(f"rank {dist.rank()}: training stopped: another process failed or the connection "
                           f"between processes broke ({first[:200]})") from None
 

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as td
 from torch.nn.parallel import DistributedDataParallel
 
-from rnnchat.errors import RnnchatError, SettingError
+from rnnchat.errors import RnnchatError, SettingError, first_line
 
 
 def launched() -> bool:
@@ -54,7 +54,7 @@ def init(device: torch.device) -> None:
         td.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
     except (RuntimeError, ValueError) as exc:  # DistStoreError (a peer never came), a bad MASTER_* value
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise RnnchatError(f"rank {os.environ.get('RANK', '?')}: could not join the other training processes at "
                            f"{where} within {seconds:g} s ({first[:160]}); start every rank with the same "
                            f"MASTER_ADDR, MASTER_PORT and WORLD_SIZE, or raise RNNCHAT_DIST_TIMEOUT") from None
