@@ -125,24 +125,24 @@ def main(argv=None) -> int:
 
     help_walls = [run_timed(command("--help"), env)[0] for _ in range(args.repeats)]
     heavy = imported_heavy(env)
-    frames, readies, walls, rss = [], [], [], []
     notes = []
-    for _ in range(args.repeats):
-        wall, err, _, code = run_timed(chat, dict(env, RNNCHAT_EXIT_AFTER="first-frame"), tty=True)
-        t = event_time(err, "first-frame")
-        if t is None:
-            notes.append(f"first-frame: no report (exit {code}): {err.strip()[-300:]}")
-            break
-        frames.append(t)
-    for _ in range(args.repeats):
-        wall, err, peak, code = run_timed(chat, dict(env, RNNCHAT_EXIT_AFTER="ready"), tty=True)
-        t = event_time(err, "ready")
-        if t is None:
-            notes.append(f"ready: no report (exit {code}): {err.strip()[-300:]}")
-            break
-        readies.append(t)
-        walls.append(wall)
-        rss.append(peak)
+
+    def launches(event):
+        """Open the app ``repeats`` times, exiting at ``event``: (event times, walls, peak RSS)."""
+        times, walls_, peaks = [], [], []
+        for _ in range(args.repeats):
+            wall, err, peak, code = run_timed(chat, dict(env, RNNCHAT_EXIT_AFTER=event), tty=True)
+            t = event_time(err, event)
+            if t is None:
+                notes.append(f"{event}: no report (exit {code}): {err.strip()[-300:]}")
+                break
+            times.append(t)
+            walls_.append(wall)
+            peaks.append(peak)
+        return times, walls_, peaks
+
+    frames, _, _ = launches("first-frame")
+    readies, walls, rss = launches("ready")
     eng = subprocess.run([sys.executable, "-c", ENGINE_RUN, args.model or ""], capture_output=True, text=True,
                          env=env)
 
