@@ -23,8 +23,8 @@ import torch
 from rnnchat.engine.checkpoint import Loaded
 from rnnchat.engine.fast import build_fast
 from rnnchat.engine.model import state_map
-from rnnchat.errors import SettingError
 from rnnchat.engine.sampling import Sampler
+from rnnchat.errors import SettingError
 from rnnchat.params import SamplingParams
 from rnnchat.vocab import Encoded
 
