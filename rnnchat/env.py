@@ -48,7 +48,7 @@ def _raw(name: str) -> str | None:
 
 
 def _bad(name: str, raw: str, accepted: str) -> SettingError:
-    return SettingError(f"{name}={raw!r} is not valid: use {accepted}")
+    return SettingError(f"{name} must be {accepted}, not {raw!r}")
 
 
 def flag(name: str, default: bool) -> bool:
@@ -60,7 +60,7 @@ def flag(name: str, default: bool) -> bool:
         return True
     if raw.lower() in FALSE:
         return False
-    raise _bad(name, raw, f"{'/'.join(TRUE)} or {'/'.join(FALSE)}")
+    raise _bad(name, raw, f"one of {', '.join(TRUE)} (on) or {', '.join(FALSE)} (off)")
 
 
 def whole(name: str, low: int, high: int) -> int | None:
@@ -81,7 +81,7 @@ def choice(name: str, choices: tuple[str, ...]) -> str | None:
     if raw is None:
         return None
     if raw.lower() not in choices:
-        raise _bad(name, raw, " or ".join(choices))
+        raise _bad(name, raw, f"{', '.join(choices[:-1])} or {choices[-1]}")
     return raw.lower()
 
 

@@ -34,7 +34,7 @@ def _root(sub: str, default: str) -> Path:
     home = env.home()
     if home is not None:
         _usable(home, "RNNCHAT_HOME")
-        return _usable(home / sub, "RNNCHAT_HOME")
+        return _usable(home / sub, f"RNNCHAT_HOME's {sub} folder")
     return _usable(Path(default), f"rnnchat's {sub} folder")
 
 

@@ -65,6 +65,7 @@ class PluginHost:
 
     # ---- loading -------------------------------------------------------
     def load(self) -> "PluginHost":
+        strict()  # a bad RNNCHAT_STRICT_PLUGINS is an error now, not only when a plugin fails
         for module_name in BUILTINS:
             info = PluginInfo(module_name.rsplit(".", 1)[-1], builtin=True,
                               version=_own_version(), dist="rnnchat")
