@@ -67,7 +67,7 @@ def model_from_meta(meta: dict, path) -> CharRNN:
     host = get_host()
     cell = meta["cell"]
     host.verify_cells()
-    if cell not in host.cells:
+    if cell not in host.cells and cell not in host.failed_cells:  # a failed plugin's cell: its error, below
         hint = meta.get("cell_plugin")
         how = f" (it comes from the plugin {hint}: run `rnnchat install {hint}`)" if hint and hint != "rnnchat" else ""
         raise CheckpointError(f"{path} needs the cell {cell!r}, which is not installed{how}")
