@@ -109,7 +109,7 @@ def read_header(path: str | os.PathLike) -> Header:
     with _Reading(path), open_regular(path, "checkpoint") as (fh, size):
         head = fh.read(8)
         n = _header_length(path, head, size)
-        raw = read_bounded(fh, n, path, "checkpoint header")
+        raw = fh.read(n)
     if len(raw) != n:
         raise CheckpointError(f"{path} is truncated: its header says {n} bytes but fewer could be read")
     return _parse(path, raw, size)
