@@ -12,6 +12,7 @@ from rnnchat.atomic import write_bytes
 from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
 from rnnchat.safe_files import NotRegularFile, read_regular
+from rnnchat.safe_text import printable
 
 MAX_SETTINGS_BYTES = 1 << 20  # a real settings file is a few hundred bytes
 
@@ -54,7 +55,7 @@ class Settings:
                 continue
             value, default = raw[f.name], getattr(s, f.name)
             if f.name in ("model", "theme"):
-                ok = value is None or (isinstance(value, str) and 0 < len(value) <= 4096 and "\x00" not in value)
+                ok = value is None or (isinstance(value, str) and 0 < len(value) <= 4096 and printable(value) == value)
             elif f.name == "confidence":
                 ok = isinstance(value, bool)
             else:
