@@ -42,5 +42,6 @@ def markup_safe(value, limit: int | None = None) -> str:
 
 def json_safe(text: str) -> str:
     """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with unsafe characters as ``\\uXXXX``
-    escapes: still valid JSON that loads to the same values, never raw control codes."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    escapes: still valid JSON that loads to the same values, never raw control codes. ``json.dumps``
+    escapes every C0 control inside strings, so a raw newline is the indentation's own and is kept."""
+    return _UNSAFE.sub(lambda m: m.group() if m.group() == "\n" else f"\\u{ord(m.group()):04x}", text)
