@@ -46,6 +46,8 @@ def scale_for(kind: str, values) -> tuple[float, float, str]:
 
 
 def render(text: str, values, title: str, note: str, kind: str) -> str:
+    if len(values) != len(text):
+        raise ValueError(f"{len(text)} characters but {len(values)} values")
     centre, half, how = scale_for(kind, values)
     spans = []
     for ch, v in zip(text, values):
