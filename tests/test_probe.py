@@ -86,6 +86,15 @@ def test_chunks_carry_the_state_and_the_state_given_is_untouched():
     assert all(torch.equal(a, b) for a, b in zip(before, [t for s in warm for t in s]))
 
 
+def test_strongest_at_lists_the_most_active_units_at_a_character():
+    from rnnchat.engine.probe import strongest_at
+
+    acts = {(1, "h"): np.array([[0.1, -0.9, 0.2], [0.0, 0.0, 0.5]]), (2, "c"): np.array([[2.0, 0.0, 0.3], [0, 0, 0]])}
+    assert strongest_at(acts, 0, 3) == [(2, "c", 0, 2.0), (1, "h", 1, -0.9), (2, "c", 2, 0.3)]
+    with pytest.raises(IndexError):
+        strongest_at(acts, 2)
+
+
 def test_select_returns_only_what_was_asked_and_refuses_unknown_quantities():
     probe = Probe(tiny_model("gru"))
     acts, _ = probe.activations([1, 2, 3], select=[(2, "z")])

@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
+
 from rnnchat.atomic import write_bytes
 from rnnchat.errors import RnnchatError
 
@@ -38,11 +40,15 @@ def _visible(ch: str) -> str:
 
 
 def scale_for(kind: str, values) -> tuple[float, float, str]:
-    """(centre, half-range, how): gates are centred on 0.5 over [0, 1]; others on 0 over their largest |value|."""
+    """(centre, half-range, how): gates are centred on 0.5 over [0, 1]; others on 0, their scale the 99th
+    percentile of |value| (a few large values would wash out the rest)."""
     if kind == "gate":
         return 0.5, 0.5, "0 (blue) to 1 (red), white at 0.5"
-    peak = max((abs(float(v)) for v in values if math.isfinite(float(v))), default=0.0) or 1.0
-    return 0.0, peak, f"-{peak:.3g} (blue) to +{peak:.3g} (red), white at 0"
+    finite = np.abs(np.asarray(values, dtype=np.float64))
+    finite = finite[np.isfinite(finite)]
+    peak = float(np.percentile(finite, 99)) if finite.size else 0.0
+    peak = peak or float(finite.max(initial=0.0)) or 1.0
+    return 0.0, peak, f"-{peak:.3g} (blue) to +{peak:.3g} (red), white at 0; beyond: full colour"
 
 
 def render(text: str, values, title: str, note: str, kind: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-LAYER_MARKERS = ("•", "x", "+", "o", "*", "#")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -40,7 +39,8 @@ def saturation_lines(report: dict) -> list[str]:
 
 
 def saturation_plot(report: dict, width: int, color: bool) -> str:
-    """The paper's saturation plot: per gate, each unit a point (x: left-saturated, y: right-saturated)."""
+    """The paper's saturation plot: a panel per layer and gate, each unit a point
+    (x: fraction of characters left-saturated, y: fraction right-saturated)."""
     import plotext as plt
 
     units = report["saturation"]["units"]
@@ -50,20 +50,17 @@ def saturation_plot(report: dict, width: int, color: bool) -> str:
         return ""
     fig = plt.figure
     fig.clear()
-    fig.subplots(1, len(gates))
-    fig.plot_size(max(40, min(width, 40 * len(gates))), 16)
-    for k, gate in enumerate(gates):
-        sub = fig.subplot(1, k + 1)
-        sub.title(f"{gate} gate")
-        for n, layer in enumerate(layers):
+    fig.subplots(len(layers), len(gates))
+    fig.plot_size(max(40, min(width, 30 * len(gates))), 14 * len(layers))
+    for row, layer in enumerate(layers):
+        for col, gate in enumerate(gates):
+            sub = fig.subplot(row + 1, col + 1)
+            sub.title(f"layer {layer}, {gate} gate")
             data = units.get(f"{layer}:{gate}")
             if data:
-                sub.draw(sub.signal(data["left"], data["right"], marker=LAYER_MARKERS[n % len(LAYER_MARKERS)]))
-        sub.legend(False)
-        for axis in (0, 1):
-            sub.ruler(axis).lim(0, 1)
-            sub.ruler(axis).ticks([0, 0.5, 1], ["0", "0.5", "1"])
-    key = "   ".join(f"{LAYER_MARKERS[n % len(LAYER_MARKERS)]} layer {lay}"
-                     for n, lay in enumerate(layers))
-    caption = f"each point a unit: x = fraction left-saturated, y = fraction right-saturated   ({key})"
+                sub.draw(sub.signal(data["left"], data["right"], marker="•"))
+            for axis in (0, 1):
+                sub.ruler(axis).lim(0, 1)
+                sub.ruler(axis).ticks([0, 0.5, 1], ["0", "0.5", "1"])
+    caption = "each point a unit: x = fraction of characters left-saturated (< 0.1), y = right-saturated (> 0.9)"
     return fig.build().string(colorless=not color) + "\n" + caption

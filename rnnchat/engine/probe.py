@@ -11,6 +11,7 @@ thread that owns the model (the engine's thread).
     probe.quantities()                      # [Quantity(layer=1, name="c", kind="state", size=512), ...]
     acts, state = probe.activations(ids, state, select=[(2, "c")])
     acts[(2, "c")]                          # numpy float32 [T, 512]: the cell state after each character
+    strongest_at(acts, t=10)                # [(2, "c", 442, -3.1), ...]: the most active units at a character
 
 Layers are numbered from 1 (the first layer reads the embedding), units from 0.
 """
@@ -102,3 +103,19 @@ class Probe:
         if final is state:
             final = clone_state(state if state is not None else self.model.initial_state(1))
         return {k: np.concatenate(v) for k, v in parts.items()}, final
+
+
+def strongest_at(acts: dict[Key, np.ndarray], t: int, count: int = 8) -> list[tuple[int, str, int, float]]:
+    """The ``count`` units most active at character ``t``: (layer, name, index, value), largest |value| first.
+
+    For the inspector's panel; ``acts`` is what :meth:`Probe.activations` returns.
+    """
+    rows = []
+    for (layer, name), block in acts.items():
+        if not 0 <= t < len(block):
+            raise IndexError(f"character {t} is outside the {len(block)} read")
+        row = block[t]
+        for j in np.argsort(-np.abs(row), kind="stable")[:count]:
+            rows.append((layer, name, int(j), float(row[j])))
+    rows.sort(key=lambda r: -abs(r[3]))
+    return rows[:count]
