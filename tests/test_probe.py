@@ -10,6 +10,7 @@ from rnnchat.engine.probe import Probe
 from rnnchat.engine.probe_cells import reader_for
 from rnnchat.errors import PluginError, RnnchatError
 from rnnchat.testing import check_probe
+from tests.test_cells import run_steps
 
 CELLS = [("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
 
@@ -119,12 +120,8 @@ class Leaky(nn.Module):
         h = 0.5 * h + 0.5 * torch.tanh(self.ih(x) + self.hh(h))
         return h, h
 
-    def forward(self, x, h):
-        out = []
-        for t in range(x.shape[1]):
-            y, h = self.step(x[:, t], h)
-            out.append(y)
-        return torch.stack(out, 1), h
+    def forward(self, x, state):
+        return run_steps(self, x, state)
 
 
 class LeakyWithContract(Leaky):
@@ -146,13 +143,6 @@ class PairState(Leaky):
         h, total = state
         h, _ = Leaky.step(self, x, h)
         return h, (h, total + h)
-
-    def forward(self, x, state):
-        out = []
-        for t in range(x.shape[1]):
-            y, state = self.step(x[:, t], state)
-            out.append(y)
-        return torch.stack(out, 1), state
 
 
 def test_plugin_cell_without_the_contract_shows_its_state_only():
