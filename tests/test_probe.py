@@ -73,6 +73,15 @@ def test_check_probe_passes_on_every_builtin_cell(cell, options):
     assert set(kinds) == set(expected)
 
 
+def test_check_probe_passes_on_every_registered_cell():
+    from rnnchat.plugins.manager import get_host
+
+    host = get_host()
+    host.verify_cells()
+    for name in host.cells:  # the built-ins and any installed plugin's cells
+        check_probe(name)
+
+
 def test_chunks_carry_the_state_and_the_state_given_is_untouched():
     model = tiny_model("lstm")
     ids = list(np.random.default_rng(0).integers(0, 11, 50))

@@ -14,7 +14,7 @@ DEFAULT_CHARS = 30_000
 @click.command()
 @click.argument("model")
 @click.option("--corpus", help="A text file or a corpus name (default: the held-out part of the model's own corpus).")
-@click.option("--chars", type=click.IntRange(1, 10_000_000), default=DEFAULT_CHARS, show_default=True,
+@click.option("--chars", type=click.IntRange(1, 1_000_000), default=DEFAULT_CHARS, show_default=True,
               help="Read at most this many characters.")
 @click.option("--feature", "features", multiple=True, metavar="NAME=REGEX",
               help="A feature of your own: 1 on the characters inside a match (repeatable).")

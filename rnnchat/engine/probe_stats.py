@@ -32,9 +32,9 @@ class Correlations:
     """Pearson r of every unit of every quantity with every feature column."""
 
     def __init__(self, features: np.ndarray) -> None:
-        f = np.asarray(features, dtype=np.float64)  # [T, F], the whole text's features
-        self.features = f - f.mean(axis=0)
-        self.f_norm = np.sqrt((self.features ** 2).sum(axis=0))
+        f = np.asarray(features, dtype=np.float32)  # [T, F], the whole text's features
+        self.features = (f - f.mean(axis=0, dtype=np.float64)).astype(np.float32)  # float64 only chunk by chunk
+        self.f_norm = np.sqrt((self.features.astype(np.float64) ** 2).sum(axis=0))
         self.n = 0
         self.sums: dict = {}  # key -> [shift, sum a, sum a^2, sum f*a]
 
@@ -50,7 +50,7 @@ class Correlations:
             a = a - shift
             sa += a.sum(axis=0)
             saa += (a * a).sum(axis=0)
-            sfa += f[:len(a)].T @ a
+            sfa += f[:len(a)].astype(np.float64).T @ a
         self.n = max(self.n, start + max((len(a) for a in blocks.values()), default=0))
 
     def r(self) -> dict:
