@@ -113,6 +113,8 @@ def test_held_out_part_is_cut_like_training(tiny_corpus):
     assert not chosen.held_out and chosen.text == text[:50] and "not the model's training text" in chosen.source
     with pytest.raises(CorpusError, match="--corpus PATH"):
         select_text(meta, vocab, None, 50)  # 'tiny' is not a known corpus here
+    with pytest.raises(CorpusError, match="not a corpus name"):  # a checkpoint cannot point the probe at a file
+        select_text(dict(meta, corpus={"name": str(tiny_corpus), "sha256": sha}), vocab, None, 50)
 
 
 def test_html_page_colours_every_character_by_the_unit(make_checkpoint, tiny_corpus, probe, tmp_path):

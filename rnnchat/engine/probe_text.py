@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from rnnchat.corpora import read_text, resolve_named
 from rnnchat.engine.data import encode_ids
 from rnnchat.errors import CorpusError
+from rnnchat.plugins.specs import NAME_RE
 
 
 @dataclass
@@ -44,6 +45,9 @@ def select_text(meta: dict, vocab, corpus: str | None, chars: int) -> ProbeText:
     if corpus is None:
         if not name:
             raise CorpusError("the model does not record its training corpus: give a text with --corpus PATH")
+        if not NAME_RE.match(name):  # a name from the checkpoint is looked up as a name, never used as a path
+            raise CorpusError(f"the model's corpus name {name[:40]!r} is not a corpus name: give a text with "
+                              "--corpus PATH")
         try:
             path, _ = resolve_named(name)
         except CorpusError as exc:
