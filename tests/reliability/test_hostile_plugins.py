@@ -200,6 +200,25 @@ def test_a_cell_that_raises_later_in_generation_is_named(site, make_checkpoint):
     assert _error_lines(r.stderr) == ["error: plugin odd failed: RuntimeError: tired after 4 steps"]
 
 
+def test_a_cell_that_exits_later_does_not_set_the_status(site, make_checkpoint):
+    body = ("def step(self, x, h):\n"
+            "            Odd.calls += 1\n"
+            "            if Odd.calls > 4:\n"
+            "                raise SystemExit(3)\n"
+            "            return super().step(x, h)")
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
+    path = make_checkpoint(cell="odd", name="odd", layers=1)
+    r = run_cli("generate", "-m", str(path), "-n", "50", "--seed", "1", "hi", env=_env(site))
+    assert r.returncode == 1 and _error_lines(r.stderr) == ["error: plugin odd failed: SystemExit: 3"]
+
+
+def test_a_plugin_command_keeps_its_own_exit_status(site):
+    source = fp.COMMAND.replace('click.echo("hello from a plugin")', 'raise SystemExit(4)')
+    fp.make_plugin(site, "cmd", source)
+    r = run_cli("hello", env=_env(site))
+    assert r.returncode == 4 and "error" not in r.stderr
+
+
 def test_a_checkpoint_whose_cell_failed_says_so(site, make_checkpoint):
     good = "def __init__(self, i, h, **kw):\n            super().__init__(i, h, **kw)"
     fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=good))
