@@ -150,11 +150,11 @@ def _run(argv) -> int:
         return 1
     except Exception as exc:  # a plugin's bug (e.g. its cell raising in generation) is named in one line
         from rnnchat.plugins.guard import describe
-        from rnnchat.plugins.manager import blame
+        from rnnchat.plugins.manager import plugin_prefix
 
-        if (plugin := blame(exc)) is None:
+        if not (prefix := plugin_prefix(exc)):
             raise  # rnnchat's own bug: the traceback is wanted
-        click.echo(f"error: plugin {plugin} failed: {describe(exc)}", err=True)
+        click.echo(f"error: {prefix}{describe(exc)}", err=True)
         return 1
     return 0
 

@@ -271,3 +271,18 @@ def test_a_failed_register_commands_is_listed_as_failed(site):
     row = _listing(site)["cmdfail"]
     assert row["loaded"] is False and row["registered"] == {}
     assert row["errors"] == ["register_commands failed: RuntimeError: no commands today"]
+
+
+def test_the_app_names_the_plugin_of_an_error_too(site):
+    """The chat app shows a failed reply with ``one_line``: a plugin's error is prefixed with its name."""
+    from rnnchat.plugins import manager
+    from rnnchat.tui.messages import one_line
+
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body="def step(self, x, h):\n            raise KeyError('h')"))
+    manager._HOST = PluginHost().load()
+    cell = manager._HOST.cells["odd"].load()(2, 3)
+    try:
+        cell.step(None, None)
+    except KeyError as exc:
+        assert one_line(exc) == "plugin odd failed: KeyError: 'h'"
+    assert one_line(RuntimeError("ours")) == "RuntimeError: ours"
