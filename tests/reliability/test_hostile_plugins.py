@@ -286,3 +286,14 @@ def test_the_app_names_the_plugin_of_an_error_too(site):
     except KeyError as exc:
         assert one_line(exc) == "plugin odd failed: KeyError: 'h'"
     assert one_line(RuntimeError("ours")) == "RuntimeError: ours"
+
+
+def test_a_cell_wrong_only_at_the_models_sizes_is_named_when_the_model_is_built(site, make_checkpoint):
+    """Passes the tiny check (hidden 4), returns one column too many at hidden 8: named at the build."""
+    body = ("def forward(self, x, state):\n"
+            "            y, s = super().forward(x, state)\n"
+            "            return (torch.cat([y, y[..., :1]], -1) if y.shape[-1] == 8 else y), s")
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
+    with pytest.raises(PluginError, match=r"cell 'odd': forward\(\) returned an output of shape \[1, 1, 9\].*"
+                                          r"\(plugin odd, at the model's sizes\)"):
+        make_checkpoint(cell="odd", name="odd", layers=1)
