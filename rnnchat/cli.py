@@ -114,7 +114,7 @@ _register_builtin_commands()
 
 def main(argv=None) -> None:
     code = _run(argv)
-    if teardown_skipped():
+    if teardown_skipped() or _plugin_threads_left():
         exit_now(code)
     sys.exit(code)
 
@@ -157,6 +157,12 @@ def _run(argv) -> int:
         click.echo(f"error: {prefix}{describe(exc)}", err=True)
         return 1
     return 0
+
+
+def _plugin_threads_left() -> bool:
+    from rnnchat.plugins.guard import threads_left
+
+    return threads_left()
 
 
 def _plugin_exit(exc: SystemExit, argv) -> str | None:

@@ -297,3 +297,14 @@ def test_a_cell_wrong_only_at_the_models_sizes_is_named_when_the_model_is_built(
     with pytest.raises(PluginError, match=r"cell 'odd': forward\(\) returned an output of shape \[1, 1, 9\].*"
                                           r"\(plugin odd, at the model's sizes\)"):
         make_checkpoint(cell="odd", name="odd", layers=1)
+
+
+def test_a_thread_a_plugin_leaves_running_does_not_keep_rnnchat_from_exiting(site):
+    source = """
+        import threading
+        threading.Thread(target=threading.Event().wait, name="forever", daemon=False).start()
+    """
+    fp.make_plugin(site, "threads", source)
+    r = run_cli("plugins", env=_env(site), timeout=60)  # on main: waits for the thread for ever
+    assert r.returncode == 0 and "threads 1.0 [ok]" in r.stdout
+    assert "rnnchat: plugin 'threads' left its thread 'forever' running; not waiting for it" in r.stderr
