@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from rnnchat.engine.cell_probe import check_built_layers
 from rnnchat.errors import PluginError
 from rnnchat.plugins.manager import get_host
 
@@ -49,7 +50,9 @@ class CharRNN(nn.Module):
         try:
             cells = [cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)]
         except (TypeError, ValueError) as exc:
-            raise PluginError(f"cell {config.cell!r} ({get_host().owner_of('cells', config.cell)}) cannot be built with options {config.cell_options}: {exc}") from None
+            raise PluginError(f"cell {config.cell!r} ({get_host().owner_of('cells', config.cell)}) cannot be built "
+                              f"with options {config.cell_options}: {exc}") from None
+        check_built_layers(config.cell, cells, sizes, config.hidden)  # a third-party cell: named if it fails
         self.layers = nn.ModuleList(cells)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)

@@ -61,11 +61,12 @@ def one_line(exc: BaseException) -> str:
     """A user-facing line for an exception: our own errors as they are, others with their type."""
     from rnnchat.errors import RnnchatError
     from rnnchat.safe_text import printable
+    from rnnchat.plugins.manager import plugin_prefix
 
     text = printable(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     if isinstance(exc, RnnchatError):
         return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return plugin_prefix(exc) + (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def error_kind(exc: BaseException) -> str:
