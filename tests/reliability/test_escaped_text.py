@@ -7,7 +7,6 @@ import pytest
 from click.testing import CliRunner
 
 from rnnchat.errors import CheckpointError
-from rnnchat.safe_text import json_safe, markup_safe, printable
 from tests.conftest import run_cli
 from tests.reliability.hostile import ESC_TEXTS, has_raw_escapes, rewrite_meta
 
@@ -15,6 +14,8 @@ HOSTILE = "".join(ESC_TEXTS)
 
 
 def test_printable_escapes_every_control_character_and_keeps_ordinary_text():
+    from rnnchat.safe_text import json_safe, markup_safe, printable
+
     for code in list(range(0x20)) + list(range(0x7F, 0xA0)) + [0x202E, 0x202D, 0x2066, 0x2069, 0x200F, 0x2028,
                                                                  0x061C, 0xFEFF]:
         shown = printable(f"a{chr(code)}b")
