@@ -146,4 +146,12 @@ def _run(argv) -> int:
             return exc.code or 0
         click.echo(str(exc.code), err=True)
         return 1
+    except Exception as exc:  # a plugin's bug (e.g. its cell raising in generation) is named in one line
+        from rnnchat.plugins.guard import describe
+        from rnnchat.plugins.manager import blame
+
+        if (plugin := blame(exc)) is None:
+            raise  # rnnchat's own bug: the traceback is wanted
+        click.echo(f"error: plugin {plugin} failed: {describe(exc)}", err=True)
+        return 1
     return 0

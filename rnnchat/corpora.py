@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from importlib import resources
 from pathlib import Path
 
-from rnnchat import paths
+from rnnchat import env, paths
 from rnnchat.atomic import atomic_path, write_bytes
 from rnnchat.errors import CorpusError, first_line
 from rnnchat.plugins.specs import NAME_RE, CorpusSpec
@@ -243,7 +242,7 @@ def resolve_corpus(name_or_path: str | None) -> Path:
 def download_url(spec: CorpusSpec, url: str | None = None) -> str:
     if url:
         return url
-    mirror = os.environ.get(MIRROR_ENV)
+    mirror = env.corpus_mirror()
     if mirror:
         return f"{mirror.rstrip('/')}/{spec.name}.txt"
     return spec.url
@@ -264,7 +263,7 @@ def get_corpus(name: str, url: str | None = None, force: bool = False, progress=
         raise CorpusError(f"{target} is there but its sha256 differs from the catalog's: "
                           f"run `rnnchat corpora get {name} --force` to download it again")
     how = (spec.extra or {}).get("download", "direct")
-    if how == "compiled" and not url and not os.environ.get(MIRROR_ENV):
+    if how == "compiled" and not url and not env.corpus_mirror():
         raise CorpusError(f"corpus {name!r} has no single file to download: it is compiled from {spec.url} "
                           f"(see corpora/README.md); then `rnnchat corpora add FILE --name {name}` checks its sha256")
     source = download_url(spec, url)
