@@ -90,8 +90,10 @@ def atomic_path(target: str | os.PathLike):
 
 
 def write_bytes(target, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically, then remove temp files that killed writers left there."""
     with atomic_path(target) as tmp:
         Path(tmp).write_bytes(data)
+    clean_stale(Path(target).parent)
 
 
 def _alive(pid: int) -> bool:
