@@ -172,17 +172,3 @@ def test_resume_state_that_is_a_fifo_falls_back_or_is_one_error(tmp_path):
         with pytest.raises(RnnchatError, match="FIFO"):
             read_state_bytes(fifo.path)
         assert not fifo.opened
-
-
-def test_a_registered_corpus_entry_of_the_wrong_shape_is_left_out(rnnchat_home, tiny_corpus):
-    from rnnchat import corpora
-
-    corpora.registry_path().parent.mkdir(parents=True)
-    good = {"path": str(tiny_corpus), "sha256": "0" * 64, "size": 10, "chars": 10}
-    corpora.registry_path().write_text(json.dumps({"corpora": {
-        "good": good, "nopath": {"sha256": "0" * 64}, "badsize": dict(good, size="big"),
-        "badsha": dict(good, sha256=5), "Bad\x1bName": good, "list": [1]}}))
-    assert list(corpora.load_registry()) == ["good"]
-    corpora.registry_path().write_text(json.dumps({"corpora": ["not", "an", "object"]}))
-    with pytest.raises(CorpusError, match="unreadable"):
-        corpora.load_registry()
