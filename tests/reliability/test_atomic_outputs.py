@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from safetensors import SafetensorError
@@ -101,10 +102,14 @@ def test_stale_temp_files_of_dead_processes_are_cleaned_but_not_a_live_ones(tmp_
         stale = tmp_path / f".model.safetensors.{dead.pid}.0123abcd{TMP_SUFFIX}"
         running = tmp_path / f".model.safetensors.{live.pid}.4567cdef{TMP_SUFFIX}"
         legacy = tmp_path / f".model.safetensors.k3j4h5{TMP_SUFFIX}"  # an older rnnchat's name, no pid
-        for p in (stale, running, legacy):
+        library_old = tmp_path / ".tmpAb12Cd"  # safetensors' save_file left these before
+        library_new = tmp_path / ".tmpXy34Zw"
+        for p in (stale, running, legacy, library_old, library_new):
             p.write_bytes(b"partial")
-        assert clean_stale(tmp_path) == 2
-        assert leftovers(tmp_path, set()) == [running.name]
+        os.utime(library_old, (time.time() - 3600, time.time() - 3600))
+        (tmp_path / ".hidden-user-file").write_text("keep")
+        assert clean_stale(tmp_path) == 3
+        assert leftovers(tmp_path, set()) == sorted([running.name, library_new.name, ".hidden-user-file"])
     finally:
         live.kill()
         live.wait()
