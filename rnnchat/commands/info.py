@@ -7,23 +7,10 @@ from pathlib import Path
 
 import click
 
-from rnnchat.checkpoint_meta import describe, read_header
-from rnnchat.errors import CheckpointError, RnnchatError
+from rnnchat.checkpoint_meta import read_header
+from rnnchat.errors import RnnchatError
 from rnnchat.plugins.manager import get_host
-
-
-def model_rows() -> list[dict]:
-    host = get_host()
-    rows = []
-    for spec in host.checkpoints.values():
-        row = {"name": spec.name, "plugin": host.owner_of("checkpoints", spec.name),
-               "description": spec.description}
-        try:
-            row.update(describe(spec.path))
-        except CheckpointError as exc:
-            row.update(error=str(exc), path=str(spec.path))
-        rows.append(row)
-    return rows
+from rnnchat.session.models import model_rows  # noqa: F401 - `rnnchat models` lists them
 
 
 def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:

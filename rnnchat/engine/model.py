@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from rnnchat.engine.states import state_map  # noqa: F401 - where the engine's modules import it from
 from rnnchat.errors import PluginError
 from rnnchat.plugins.manager import get_host
 
@@ -23,19 +24,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def state_map(fn, state):
-    """Apply ``fn`` to every tensor of a (nested list/tuple of) state."""
-    if isinstance(state, torch.Tensor):
-        return fn(state)
-    if isinstance(state, (list, tuple)):
-        return type(state)(state_map(fn, s) for s in state)
-    raise TypeError(f"state must be tensors or tuples of tensors, not {type(state).__name__}")
-
-
-def clone_state(state):
-    return state_map(lambda t: t.detach().clone(), state)
 
 
 class CharRNN(nn.Module):
