@@ -172,6 +172,17 @@ def keymap(user: dict) -> tuple[dict[str, str | None], list[str]]:
     return keys, notices
 
 
+def apply_keys(app, user: dict) -> tuple[dict[str, str | None], list[str]]:
+    """Give ``app`` the user's keys (Textual's keymap for actions with a default key, a new
+    binding for the others); returns :func:`keymap`'s answer."""
+    keys, notices = keymap(user)
+    app.set_keymap({i: k for i, k in keys.items() if k and BY_ID[i].key and k != BY_ID[i].key})
+    for a in ACTIONS:
+        if a.key is None and keys.get(a.id):
+            app.bind(keys[a.id], f"do('{a.id}')", description=a.id, show=False)
+    return keys, notices
+
+
 def bindings() -> list[Binding]:
     """The app's BINDINGS: every action's default key, with the action's id (which Textual's
     keymap remaps: ``App.set_keymap``)."""
@@ -188,3 +199,8 @@ def key_rows(keys: dict[str, str | None]) -> list[tuple[str, str]]:
 
 def command_rows() -> list[tuple[str, str]]:
     return [(f"/{a.command} {a.args}".rstrip(), a.command_help) for a in ACTIONS if a.command_help]
+
+
+def key_label(keys: dict[str, str | None], action_id: str) -> str:
+    """The key of an action as the panel shows it (``^o``)."""
+    return (keys.get(action_id) or "").replace("ctrl+", "^")

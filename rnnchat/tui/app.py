@@ -10,10 +10,9 @@ once in ``tui/actions.py``. Threads and the path of a character: ``docs/architec
 from __future__ import annotations
 
 import sys
-import threading
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Input
@@ -27,8 +26,8 @@ from rnnchat.session.types import Turn
 from rnnchat.tui import actions
 from rnnchat.tui.chat_view import ChatView
 from rnnchat.tui.commands import ChatCommands
-from rnnchat.tui.messages import (ConversationFailed, ConversationOpened, LoadFailed, ModelLoaded, ModelsListed,
-                                  error_kind, one_line)
+from rnnchat.tui.loading import start_loading, start_opening
+from rnnchat.tui.messages import ConversationFailed, ConversationOpened, LoadFailed, ModelLoaded
 from rnnchat.tui.notices import load_failure, welcome
 from rnnchat.tui.startup import Startup, exit_after
 from rnnchat.tui.widgets import Notice, SidePanel, TemperatureControl, Transcript
@@ -51,12 +50,7 @@ class RnnchatApp(App[int]):
         self.settings_warning = settings_warning
         self.persist_settings = persist_settings
         self.params: SamplingParams = self.settings.sampling  # immutable: replaced whole (set_params)
-        self.keys, self.key_notices = actions.keymap(self.settings.keys)
-        self.set_keymap({i: k for i, k in self.keys.items() if k and k != actions.BY_ID[i].key
-                         and actions.BY_ID[i].key})
-        for a in actions.ACTIONS:  # a key for an action that has none by default
-            if a.key is None and self.keys.get(a.id):
-                self.bind(self.keys[a.id], f"do('{a.id}')", description=a.id, show=False)
+        self.keys, self.key_notices = actions.apply_keys(self, self.settings.keys)
         self.session_factory = session_factory or default_session_factory
         self.session: ChatAPI | None = None
         self.startup = Startup()
@@ -64,7 +58,6 @@ class RnnchatApp(App[int]):
         self.loading: str | None = None  # the model being loaded, while a load is in flight
         self._load_token = 0
         self._conv_token = 0
-        self._model_names: list[str] = []
         self._settings_timer = None
         self._painted = False
         self._ready_pending = False
@@ -93,20 +86,13 @@ class RnnchatApp(App[int]):
     def panel(self) -> SidePanel:
         return self.query_one(SidePanel)
 
-    def key_label(self, action_id: str) -> str:
-        key = self.keys.get(action_id) or ""
-        return key.replace("ctrl+", "^")
-
-    def tip(self, text: str) -> Notice:
-        return Notice(Text(text, style="dim"), kind="tip")
-
     def on_mount(self) -> None:
         if self.settings.theme and self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.chat.confidence = bool(self.settings.confidence)
         self.panel.show_params(self.params)
-        self.panel.show_confidence(self.chat.confidence, self.key_label("confidence"))
+        self.panel.show_confidence(self.chat.confidence, actions.key_label(self.keys, "confidence"))
         self.input.focus()
         for warning in ([self.settings_warning] if self.settings_warning else []) + self.key_notices:
             self.notify(warning, severity="warning", markup=False)
@@ -133,7 +119,8 @@ class RnnchatApp(App[int]):
 
     # ---- loading a model ------------------------------------------------------------------
     def open_model(self, name: str | None, explicit: bool = True, then_open: int | None = None) -> None:
-        """Load ``name`` (None: the default) in the background; the current session stays usable."""
+        """Load ``name`` (None: the default) in the background (``tui/loading.py``); the current
+        session stays usable meanwhile."""
         self._load_token += 1
         session = self.session_factory(name, self.params, not explicit)
         self.loading = self.chat.loading = name or "default model"
@@ -144,31 +131,7 @@ class RnnchatApp(App[int]):
         self.transcript.add_notice(Notice(Text.assemble(("Loading ", "dim"), (self.loading, "bold"),
                                                         ("… (you can look around meanwhile: F1 for help)", "dim")),
                                           kind="loading"))
-        threading.Thread(target=self._load, args=(session, self._load_token, then_open), name="rnnchat-load",
-                         daemon=True).start()
-
-    def _load(self, session: ChatAPI, token: int, then_open: int | None) -> None:
-        """In the load thread (a daemon: quitting never waits for torch's import): open the model,
-        check the history, reopen a conversation; the result goes to the app as a message."""
-        try:
-            info = session.load()
-        except BaseException as exc:  # noqa: BLE001 - reported to the UI
-            session.close()
-            self.post_message(LoadFailed(token, session.model_name, one_line(exc), error_kind(exc)))
-            return
-        try:  # a damaged history is found (and moved aside) now, not at the first save
-            session.store.list(1)
-        except Exception:  # noqa: BLE001 - reported when the history is used
-            pass
-        opened = error = None
-        if then_open is not None:
-            try:
-                opened = session.open_conversation(then_open)
-            except Exception as exc:  # noqa: BLE001
-                error = one_line(exc)
-        self.post_message(ModelLoaded(token, session, info, opened))
-        if error is not None:
-            self.post_message(ConversationFailed(self._conv_token, error))
+        start_loading(session, self._load_token, then_open, self._conv_token, self.post_message)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.token != self._load_token or not self.is_running:  # a newer load superseded this one
@@ -193,7 +156,6 @@ class RnnchatApp(App[int]):
         if info.note:
             self.notify(info.note, severity="warning", markup=False)
         self.settings_changed()
-        self.refresh_model_names()
         self._tell_history()
         self._mark_ready()
 
@@ -204,37 +166,16 @@ class RnnchatApp(App[int]):
         self.transcript.remove_notices("loading")
         name = message.model or "the default model"
         still = self.session.info if self.session is not None else None
-        if still is not None:
-            self.panel.show_model(still)
-            self.sub_title = still.name
-        else:
-            self.panel.show_model(None, error=message.error)
-            self.sub_title = "no model"
+        self.panel.show_model(still, error=None if still else message.error)
+        self.sub_title = still.name if still else "no model"
         self.transcript.add_notice(Notice(load_failure(name, message.error, message.kind, still), kind="error"))
         self.notify(message.error, title=f"Could not open {name}", severity="error", markup=False)
-        self.refresh_model_names()
         if self.exit_after == "ready":
             self.startup.mark("load-failed")
             self.exit(1)
 
     def switch_model(self, name: str, then_open: int | None = None) -> None:
         self.chat.when_idle(lambda: self.open_model(name, explicit=True, then_open=then_open))
-
-    @work(thread=True, group="models", exclusive=True, exit_on_error=False, name="list models")
-    def refresh_model_names(self) -> None:
-        try:
-            from rnnchat.plugins.manager import get_host
-
-            names = sorted(get_host().checkpoints)
-        except Exception:  # noqa: BLE001 - the palette just lists no models
-            return
-        self.post_message(ModelsListed(names))
-
-    def on_models_listed(self, message: ModelsListed) -> None:
-        self._model_names = message.names
-
-    def known_models(self) -> list[str]:
-        return list(self._model_names)
 
     # ---- conversations ----------------------------------------------------------------------
     def _reply_ended(self, turn: Turn | None) -> None:
@@ -251,18 +192,9 @@ class RnnchatApp(App[int]):
         self._conv_token += 1
         s = self.session
         if s is not None and s.info is not None and s.info.source == model:
-            self.chat.when_idle(lambda: self._open_in_thread(s, conv_id, self._conv_token))
+            self.chat.when_idle(lambda: start_opening(s, conv_id, self._conv_token, self.post_message))
         else:
             self.switch_model(model, then_open=conv_id)
-
-    @work(thread=True, group="conversation", exclusive=True, exit_on_error=False, name="open conversation")
-    def _open_in_thread(self, session: ChatAPI, conv_id: int, token: int) -> None:
-        try:
-            conv = session.open_conversation(conv_id)
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(ConversationFailed(token, one_line(exc)))
-            return
-        self.post_message(ConversationOpened(token, conv))
 
     def on_conversation_opened(self, message: ConversationOpened) -> None:
         if message.token == self._conv_token:
@@ -320,6 +252,7 @@ class RnnchatApp(App[int]):
         self.chat.quitting.set()
         if self.session is not None:
             self.session.stop()
+        self.settings_changed()
         self._save_settings()
         self.exit(self.return_code or 0)
 
@@ -329,13 +262,14 @@ class RnnchatApp(App[int]):
         self.settings_changed()
 
     def settings_changed(self) -> None:
+        """Take the values in use into the settings now; write them soon (once for many changes)."""
+        self.settings.sampling = self.params
+        self.settings.confidence = self.chat.confidence
         if self._settings_timer is None:
             self._settings_timer = self.set_timer(0.5, self._save_settings)
 
     def _save_settings(self) -> None:
         self._settings_timer = None
-        self.settings.sampling = self.params
-        self.settings.confidence = self.chat.confidence
         if not self.persist_settings:
             return
         try:

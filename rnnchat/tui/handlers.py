@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rnnchat.errors import SamplingError
 from rnnchat.params import check_temperature
 from rnnchat.session.types import SessionError
+from rnnchat.tui.notices import tip
 from rnnchat.tui.widgets.panel import TEMP_STEP
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def reset(app: "RnnchatApp") -> None:
             app.notify(str(exc), severity="error", markup=False)
             return
         app.chat.transcript.clear()
-        app.chat.transcript.add_notice(app.tip("New conversation: the model starts from a blank state."))
+        app.chat.transcript.add_notice(tip("New conversation: the model starts from a blank state."))
         app.panel.show_speed(None)
 
     app.chat.when_idle(now)
@@ -124,8 +125,10 @@ def show_help(app: "RnnchatApp") -> None:
 
 
 def toggle_confidence(app: "RnnchatApp") -> None:
+    from rnnchat.tui.actions import key_label
+
     app.chat.set_confidence(not app.chat.confidence)
-    app.panel.show_confidence(app.chat.confidence, app.key_label("confidence"))
+    app.panel.show_confidence(app.chat.confidence, key_label(app.keys, "confidence"))
     app.settings_changed()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from rnnchat.session.framing import Framing
+from rnnchat.tui.widgets import Notice
 from rnnchat.session.types import SessionInfo
 
 TRAIN_HINT = "rnnchat train corpora/tiny.txt --name tiny"
@@ -38,3 +39,7 @@ def load_failure(name: str, error: str, kind: str, still: SessionInfo | None) ->
     if still is not None:
         body.append(f"\nStill chatting with {still.name}.", style="dim")
     return body
+
+
+def tip(text: str) -> Notice:
+    return Notice(Text(text, style="dim"), kind="tip")
