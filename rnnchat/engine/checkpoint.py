@@ -75,7 +75,7 @@ def model_from_meta(meta: dict, path) -> CharRNN:
                          embedding=meta["embedding"], dropout=float(meta.get("dropout", 0.0)),
                          cell_options=meta["cell_options"])
     try:
-        return CharRNN(config)
+        return CharRNN(config, host.cell(cell).load())
     except (RnnchatError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot build the model its metadata describes: {exc}") from None
 

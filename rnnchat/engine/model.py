@@ -9,7 +9,6 @@ from torch import nn
 
 from rnnchat.engine.states import state_map  # noqa: F401 - where the engine's modules import it from
 from rnnchat.errors import PluginError
-from rnnchat.plugins.manager import get_host
 
 
 @dataclass
@@ -26,12 +25,20 @@ class ModelConfig:
         return asdict(self)
 
 
+def registered_cell(name: str) -> type:
+    """The cell class registered under ``name`` (through the plugin host)."""
+    from rnnchat.plugins.manager import get_host
+
+    return get_host().cell(name).load()
+
+
 class CharRNN(nn.Module):
-    def __init__(self, config: ModelConfig, cell_class=None) -> None:
+    """``cell_class`` builds each layer: the caller resolves it (``registered_cell(config.cell)``
+    for a registered cell), so the model itself looks nothing up."""
+
+    def __init__(self, config: ModelConfig, cell_class: type) -> None:
         super().__init__()
         self.config = config
-        if cell_class is None:
-            cell_class = get_host().cell(config.cell).load()
         self.embedding = nn.Embedding(config.vocab_size, config.embedding)
         sizes = [config.embedding] + [config.hidden] * config.layers
         try:

@@ -210,7 +210,7 @@ def check_cell_save_load(case: CellCase) -> None:
         vocab = Vocab(list("abcdefg\n"))
         torch.manual_seed(case.seed)
         model = CharRNN(ModelConfig(cell=case.name, vocab_size=len(vocab), hidden=case.hidden_size, layers=2,
-                                    embedding=case.input_size, cell_options=dict(case.options))).eval()
+                                    embedding=case.input_size, cell_options=dict(case.options)), case.cls).eval()
         meta = build_meta(model, vocab, corpus={"name": "contract", "sha256": "0" * 64}, val_loss=1.0)
         ids = torch.randint(0, len(vocab), (2, 11), generator=torch.Generator().manual_seed(5))
         with torch.no_grad():
