@@ -126,8 +126,7 @@ class Trainer:
         self.train_ids, self.val_ids = corpus.split(config.val_fraction)
         self._check_size()
         torch.manual_seed(config.seed)
-        mc = config.model_config(len(corpus.vocab))
-        self.model = CharRNN(mc, registered_cell(mc.cell)).to(device)
+        self.model = CharRNN(config.model_config(len(corpus.vocab)), registered_cell(config.cell)).to(device)
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(0.9, 0.99))
