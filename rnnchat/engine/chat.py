@@ -115,9 +115,12 @@ class ChatEngine:
             buf, ready = gen.buf, gen.ready
             sampler = RecordingSampler(params.current, seed)
             stream = self.engine.stream(start.logits, start.state, params, sampler, cancel)
+            first = True
             for tok in stream:
                 buf.append(tok)
-                ready.set()
+                if first:  # the first token at once; the reader polls for the rest (pipe.POLL)
+                    ready.set()
+                    first = False
             logits, state = stream.logits, stream.state
             return stream.reason, self.decode(sampler.chosen), Snapshot(state, logits,
                                                                          states.state_to_bytes(state, logits))

@@ -1,9 +1,11 @@
 """Generation: a reply's tokens, produced on the engine thread and read from any thread.
 
 Torch-free (the fake engine uses it too). The producer runs on the engine's worker; it
-appends each token to a deque and sets an event; the reader pops tokens and waits only
-when there are none. No per-character hand-over blocks the generator, and the reader's
-thread never runs engine code.
+appends each token to a deque and sets an event for the first one and at the end; the reader
+pops tokens and, when there are none, waits up to :data:`POLL` seconds. So the reader wakes
+at most a few hundred times a second however fast the model writes (a wake per character
+cost the generator its speed in GIL hand-overs), no per-character hand-over blocks the
+generator, and the reader's thread never runs engine code.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Any, Callable
 from rnnchat.engine.worker import EngineClosed
 
 _END = object()
+POLL = 0.004  # seconds a reader waits for more tokens before looking again
 
 
 class Generation:
     """Iterate (once, from any thread) to get the tokens. ``produce(gen)`` runs on ``worker``:
-    it appends tokens to ``gen.buf``, calls ``gen.ready.set()`` after each, stops when
+    it appends tokens to ``gen.buf``, calls ``gen.ready.set()`` after the first, stops when
     ``gen.cancel`` is set, and returns ``(reason, fed, end)``: "stop", "length" or "cancelled",
     every character fed into the state (the stop sequence included), and the state after them.
     An exception in ``produce`` is raised in the reader's thread."""
@@ -59,7 +62,7 @@ class Generation:
             try:
                 item = buf.popleft()
             except IndexError:
-                ready.wait()
+                ready.wait(POLL)
                 ready.clear()  # the producer appends before it sets: look again before waiting
                 continue
             if item is _END:

@@ -184,7 +184,8 @@ class FakeEngine:
                 if self.char_delay:
                     time.sleep(self.char_delay)
                 gen.buf.append(FakeToken(ch, fake_prob(ch, i)))
-                gen.ready.set()
+                if i == 0:  # the first at once; the reader polls for the rest
+                    gen.ready.set()
             if self.fail_reply:
                 raise SessionError(self.fail_reply)
             fed = "".join(run.produced) + (self.stop[0] if reason == "stop" and self.stop else "")
