@@ -126,6 +126,10 @@ ACTIONS: tuple[Action, ...] = (
            aliases=("exit",)),
 )
 BY_ID = {a.id: a for a in ACTIONS}
+# the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
+KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "confidence", "help", "new_chat",
+             "models", "history")
+BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
 BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
 FIXED_KEYS = (("Enter", "send your message (or run a /command)"),
               ("Tab", "move between the input, the transcript and the temperature control"),
@@ -187,14 +191,12 @@ def bindings() -> list[Binding]:
     """The app's BINDINGS: every action's default key, with the action's id (which Textual's
     keymap remaps: ``App.set_keymap``)."""
     return [Binding(a.key, f"do('{a.id}')", a.label or a.id, show=bool(a.label), priority=a.priority,
-                    key_display=a.key_display, id=a.id) for a in ACTIONS if a.key]
+                    key_display=a.key_display, id=a.id) for a in BY_KEY_ORDER if a.key]
 
 
 def key_rows(keys: dict[str, str | None]) -> list[tuple[str, str]]:
     """F1's key table: Enter, Tab and the palette, then every action that has a key."""
-    rows = list(FIXED_KEYS[:1])
-    rows += [(keys[a.id], a.key_help) for a in ACTIONS if keys.get(a.id) and a.key_help]
-    return rows + list(FIXED_KEYS[1:])
+    return list(FIXED_KEYS) + [(keys[a.id], a.key_help) for a in BY_KEY_ORDER if keys.get(a.id) and a.key_help]
 
 
 def command_rows() -> list[tuple[str, str]]:
