@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+if TYPE_CHECKING:
+    from rnnchat.session.api import ChatAPI
+    from rnnchat.session.history import Conversation
+    from rnnchat.session.types import SessionInfo, Turn
+
 
 class ModelLoaded(Message):
-    def __init__(self, token: int, session: Any, info: Any, opened: Any = None) -> None:
+    def __init__(self, token: int, session: "ChatAPI", info: "SessionInfo", opened: "Conversation | None" = None) -> None:
         super().__init__()
         self.token, self.session, self.info, self.opened = token, session, info, opened
 
@@ -17,12 +22,6 @@ class LoadFailed(Message):
     def __init__(self, token: int, model: str | None, error: str, kind: str) -> None:
         super().__init__()
         self.token, self.model, self.error, self.kind = token, model, error, kind
-
-
-class ModelsListed(Message):
-    def __init__(self, names: list[str]) -> None:
-        super().__init__()
-        self.names = names
 
 
 class ReplyChunk(Message):
@@ -34,7 +33,7 @@ class ReplyChunk(Message):
 
 
 class ReplyDone(Message):
-    def __init__(self, reply_id: int, turn: Any, notes: list[str]) -> None:
+    def __init__(self, reply_id: int, turn: "Turn", notes: list[str]) -> None:
         super().__init__()
         self.reply_id, self.turn, self.notes = reply_id, turn, notes
 
@@ -46,7 +45,7 @@ class ReplyFailed(Message):
 
 
 class ConversationOpened(Message):
-    def __init__(self, token: int, conversation: Any) -> None:
+    def __init__(self, token: int, conversation: "Conversation") -> None:
         super().__init__()
         self.token, self.conversation = token, conversation
 
