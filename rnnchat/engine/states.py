@@ -32,6 +32,11 @@ def state_map(fn, state):
     raise TypeError(f"state must be tensors or tuples of tensors, not {type(state).__name__}")
 
 
+def clone_state(state):
+    """A detached copy of ``state`` (same structure), safe to keep while the original goes on."""
+    return state_map(lambda t: t.detach().clone(), state)
+
+
 def same_shapes(a, b) -> bool:
     """True when two states have the same structure and tensor shapes."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
