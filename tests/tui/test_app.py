@@ -241,18 +241,15 @@ async def test_model_switch_by_command(harness):
         assert app.panel.query_one("#model-name").render().plain == "second"
 
 
-async def test_model_picker_lists_checkpoints_and_switches(harness, rnnchat_home):
-    from safetensors.numpy import save_file
-    import numpy as np
-
+async def test_model_picker_lists_checkpoints_and_switches(harness, rnnchat_home, make_checkpoint):
     models = rnnchat_home / "data" / "models"
     models.mkdir(parents=True)
-    for name, cell in (("alpha", "lstm"), ("beta", "gru")):
-        meta = {"format": 1, "cell": cell, "cell_options": {}, "layers": 2, "hidden": 8, "embedding": 4,
-                "vocab": list("abc"), "val_loss": 1.25, "parameters": 3}
-        save_file({"w": np.zeros(3, dtype=np.float32)}, str(models / f"{name}.safetensors"),
-                  metadata={"rnnchat": json.dumps(meta)})
+    for name, cell in (("alpha", "lstm"), ("beta", "gru")):  # real headers: a listing checks them fully
+        make_checkpoint(cell, name=name, vocab=list("abc"), val_loss=1.25).rename(models / f"{name}.safetensors")
     (models / "gamma.safetensors").write_bytes(b"garbage")
+    from rnnchat.testing import reload_plugins
+
+    reload_plugins()  # the host made for the saves has not seen the models folder's new files
     h = harness()
     app = h.app("alpha")
     async with app.run_test(size=(120, 35)) as pilot:
