@@ -68,11 +68,11 @@ class Trainer(TrainLoop):
         self.out = Path(out) if out else None
         self.device = device
         self.rank, self.world = dist.rank(), dist.world_size()
-        self.train_ids, self.val_ids = corpus.split(config.val_fraction)
-        self._check_size()
         from rnnchat.engine.memory import check_memory
 
-        check_memory(config, len(corpus.vocab), device, self.world)
+        check_memory(config, len(corpus.vocab), device, self.world)  # before the corpus: 10^5 x 10^5 is the problem
+        self.train_ids, self.val_ids = corpus.split(config.val_fraction)
+        self._check_size()
         torch.manual_seed(config.seed)
         self.model = CharRNN(config.model_config(len(corpus.vocab))).to(device)
         self.ddp = dist.wrap(self.model, device)

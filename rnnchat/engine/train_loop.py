@@ -26,6 +26,7 @@ from rnnchat.errors import RnnchatError
 from rnnchat.run_metrics import RunLog, make_point, read_points
 
 POINT_EVERY_S = 1.0  # a metrics line at most this often (and at every evaluation)
+IMAGE_EVERY_S = 10.0  # curve.png is redrawn at an evaluation at most this often, and always at the end
 PROBE_CHARS = 256
 
 
@@ -44,6 +45,9 @@ class TrainLoop:
         self.speed: float | None = None
         self.phase = "starting"
         self._image: threading.Thread | None = None
+        self.image_error: str | None = None
+        self._image_at = -IMAGE_EVERY_S
+        self._image_bytes: bytes | None = None
 
     # ---- phases and signals ---------------------------------------------------------------------
     def set_phase(self, name: str, done: float | None = None, note: str | None = None) -> None:
@@ -195,19 +199,46 @@ class TrainLoop:
             raise RnnchatError(f"could not write the run's metrics in {self.run_dir}: {exc.strerror or exc}") from None
 
     def _draw_image(self, wait: float = 0.0) -> None:
-        """Rewrite curve.png in a thread (matplotlib's import and drawing take a moment); ``wait``
-        seconds at most for it to end."""
+        """Redraw curve.png: matplotlib draws in a thread (its import and drawing take a moment), this
+        thread writes the file. With ``wait`` (the end of a run), the drawing of the latest points is
+        waited for, ``wait`` seconds at most."""
         if self.rank != 0 or not self.points:
             return
-        if self._image is None or not self._image.is_alive():
-            from rnnchat.curves import save_plot_image
-
-            points = list(self.points)
-            self._image = threading.Thread(target=_quietly, args=(save_plot_image, points, self.run_dir / CURVE),
-                                           daemon=True)
-            self._image.start()
-        if wait > 0:
+        self._write_image()
+        deadline = time.perf_counter() + wait
+        if wait <= 0 and time.perf_counter() - self._image_at < IMAGE_EVERY_S:
+            return
+        if self._image is not None and self._image.is_alive():
+            if wait <= 0:
+                return  # a later evaluation draws the newer points
             self._image.join(wait)
+            self._write_image()
+            if self._image.is_alive():
+                return
+        self._image_at = time.perf_counter()
+        self._image = threading.Thread(target=self._render_image, args=(list(self.points),), daemon=True)
+        self._image.start()
+        if wait > 0:
+            self._image.join(max(0.0, deadline - time.perf_counter()))
+            self._write_image()
+
+    def _render_image(self, points) -> None:
+        from rnnchat.curves import plot_image_bytes
+
+        try:
+            self._image_bytes = plot_image_bytes(points)
+        except Exception as exc:  # the picture is a convenience: a failed drawing is said, never fatal
+            self.image_error = f"could not draw {self.run_dir / CURVE}: {str(exc)[:200] or type(exc).__name__}"
+
+    def _write_image(self) -> None:
+        data, self._image_bytes = self._image_bytes, None
+        if data:
+            from rnnchat.atomic import write_bytes
+
+            try:
+                write_bytes(self.run_dir / CURVE, data)
+            except OSError as exc:
+                self.image_error = f"could not write {self.run_dir / CURVE}: {exc.strerror or exc}"
 
     # ---- evaluation -------------------------------------------------------------------------------
     def evaluate_and_keep(self) -> None:
@@ -334,13 +365,6 @@ def _saving(fn, path: Path):
     except (OSError, SafetensorError) as exc:
         why = getattr(exc, "strerror", None) or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RnnchatError(f"could not save {path}: {why}; the previous file is unchanged") from None
-
-
-def _quietly(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception:  # the picture is a convenience: a failed drawing never stops a run
-        pass
 
 
 def _leaves(state) -> list[torch.Tensor]:

@@ -74,7 +74,7 @@ def _slow_phases(pause) -> None:
     def set_phase(self, name, done=None, note=None):
         real_phase(self, name, done, note)
         phase = {"evaluating": "evaluation", "re-scoring": "re-score", "saving": "save"}.get(name)
-        if phase and (phase != "save" or self.progress.step > 2):
+        if phase and (phase == "re-score" or self.progress.step > 2):
             pause(phase)
 
     train_loop.TrainLoop.set_phase = set_phase
