@@ -229,8 +229,8 @@ def _train(setup: dict, dev, quiet: bool, stop_after, started) -> None:
         _say(f"stopped after step {step} (--stop-after): state saved in {folder}; continue with "
              f"`rnnchat train --resume {folder}`")
         return
-    if trainer.image_error:
-        _say(f"note: {trainer.image_error}")
+    for note in ([] if reporter else trainer.phase_notes) + ([trainer.image_error] if trainer.image_error else []):
+        _say(f"note: {note}")
     if dist.rank() == 0 and final is not None:
         from rnnchat.checkpoint_meta import read_header
 

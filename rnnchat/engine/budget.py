@@ -14,7 +14,7 @@ import time
 EVAL_SHARE = 0.10     # an evaluation takes at most this share of the time since the one before
 MIN_EVAL_S = 0.25     # ... but may always take this long
 RESCORE_SHARE = 0.08  # the final re-score takes at most this share of the budget while steps are planned
-MIN_RESCORE_CHARS = 2048
+MIN_RESCORE_CHARS = 256  # a re-score that fits fewer characters is skipped
 MARGIN_S = 0.5        # kept free at the end, plus 1% of the budget
 
 
@@ -60,8 +60,8 @@ class BudgetClock:
             return total
         if time_left is None:
             time_left = RESCORE_SHARE * self.budget
-        fit = int(max(0.0, time_left) / self.rescore_char_s)
-        return max(min(total, MIN_RESCORE_CHARS), min(total, fit))
+        fit = min(total, int(max(0.0, time_left) / self.rescore_char_s))
+        return fit if fit >= min(total, MIN_RESCORE_CHARS) else 0
 
     def reserve(self, val_chars: int, final_eval_chunks: int) -> float:
         """Seconds to keep for what follows the last step: final evaluation, re-score, saves."""
@@ -71,12 +71,16 @@ class BudgetClock:
         rescore = self.rescore_chars(val_chars, RESCORE_SHARE * self.budget) * (self.rescore_char_s or 0.0)
         return evaluation + rescore + self.save_reserve() + self.margin()
 
-    def plan_eval_chunks(self, total: int) -> int:
-        """How many chunks the evaluations read: fixed at the first one, so their losses compare."""
+    def plan_eval_chunks(self, total: int, commit: bool = True) -> int:
+        """How many chunks the evaluations read: fixed at the first one (``commit``), so their losses
+        compare. Before it, an estimate for the final evaluation (a tenth of the budget at most)."""
         if self.budget is None or not self.eval_chunk_s:
             return total
-        if self.eval_chunks is None:
-            since = self.now() - (self.last_eval_end or 0.0)
-            cap = max(MIN_EVAL_S, EVAL_SHARE * since)
-            self.eval_chunks = max(1, min(total, int(cap / self.eval_chunk_s)))
-        return min(total, self.eval_chunks)
+        if self.eval_chunks is not None:
+            return min(total, self.eval_chunks)
+        if not commit:
+            return max(1, min(total, int(EVAL_SHARE * self.budget / self.eval_chunk_s)))
+        since = self.now() - (self.last_eval_end or 0.0)
+        cap = max(MIN_EVAL_S, EVAL_SHARE * since)
+        self.eval_chunks = max(1, min(total, int(cap / self.eval_chunk_s)))
+        return self.eval_chunks

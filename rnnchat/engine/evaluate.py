@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from rnnchat.vocab import Vocab
 
-CHUNK = 1024
+CHUNK = 256  # characters of each stream per call: small, so that a stop is answered within a chunk
 MAX_LOGITS = 1 << 23  # logits per chunk (32 MB in fp32): a 10,000-character vocabulary stays small
 
 

@@ -133,7 +133,8 @@ class Trainer(TrainLoop):
         return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def finished(self) -> bool:
-        return self.fraction_done() >= 1.0
+        """The plan is done (a run does at least one step, so that it has a model to publish)."""
+        return self.fraction_done() >= 1.0 and self.progress.step >= 1
 
     # ---- data ------------------------------------------------------------
     def batch(self):

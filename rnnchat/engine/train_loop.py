@@ -27,7 +27,7 @@ from rnnchat.run_metrics import RunLog, make_point, read_points
 
 POINT_EVERY_S = 1.0  # a metrics line at most this often (and at every evaluation)
 IMAGE_EVERY_S = 10.0  # curve.png is redrawn at an evaluation at most this often, and always at the end
-PROBE_CHARS = 256
+PROBE_COLUMNS = 32  # characters of each stream the start-up probe reads
 
 
 class Stop(Exception):
@@ -44,6 +44,7 @@ class TrainLoop:
         self._mark = (0, 0.0)  # (chars, clock) at the last metrics line
         self.speed: float | None = None
         self.phase = "starting"
+        self.phase_notes: list[str] = []  # why a phase was cut short (said by the display, or at the end)
         self._image: threading.Thread | None = None
         self.image_error: str | None = None
         self._image_at = -IMAGE_EVERY_S
@@ -52,6 +53,8 @@ class TrainLoop:
     # ---- phases and signals ---------------------------------------------------------------------
     def set_phase(self, name: str, done: float | None = None, note: str | None = None) -> None:
         self.phase = name
+        if note and note not in self.phase_notes:
+            self.phase_notes.append(note)
         if self.reporter is not None:
             self.reporter.phase(self, name, done, note)
 
@@ -147,27 +150,27 @@ class TrainLoop:
         self.set_phase("training")
 
     def _probe(self) -> None:
-        """Measure what evaluation and re-score cost per chunk and per character (the budget needs it)."""
-        model, ids = self.model, self.val_ids
-        _, chunk, _ = layout(ids.numel(), self.cfg.eval_streams, model.head.out_features)
+        """Measure what evaluation and re-score cost per chunk and per character (the budget needs it):
+        a few characters of each, scaled (the time grows with the characters read)."""
+        model, ids, streams = self.model, self.val_ids, self.cfg.eval_streams
+        streams, chunk, _ = layout(ids.numel(), streams, model.head.out_features)
+        columns = min(PROBE_COLUMNS, chunk, (ids.numel() - 1) // streams)
         t = time.perf_counter()
-        evaluate_sum(model, ids, self.device, streams=self.cfg.eval_streams, part=(self.rank, self.world),
-                     max_chunks=1)
-        chunk_s = time.perf_counter() - t
-        n = min(PROBE_CHARS, ids.numel() - 1)
+        evaluate_sum(model, ids[:streams * columns + 1], self.device, streams=streams,
+                     part=(self.rank, self.world))
+        chunk_s = (time.perf_counter() - t) * chunk / max(1, columns)
+        n = min(PROBE_COLUMNS * 2, ids.numel() - 1)
         t = time.perf_counter()
         evaluate_sum(model, ids[:n + 1], self.device, streams=1)
         char_s = (time.perf_counter() - t) / max(1, n)
         chunk_s, _ = dist.agree(chunk_s, False, self.device)
         char_s, _ = dist.agree(char_s, False, self.device)
-        # a first chunk is slower than the rest (allocations): half of it is a fair estimate
-        self.clock.eval_chunk_s = chunk_s * 0.75
-        self.clock.rescore_char_s = char_s
+        self.clock.eval_chunk_s, self.clock.rescore_char_s = chunk_s, char_s
 
     def _final_eval_chunks(self) -> int:
         _, _, total = layout(self.val_ids.numel(), self.cfg.eval_streams, self.model.head.out_features,
                              (self.rank, self.world))
-        return self.clock.plan_eval_chunks(total) if self.clock.eval_chunk_s else total
+        return self.clock.plan_eval_chunks(total, commit=False)
 
     # ---- metrics ----------------------------------------------------------------------------------
     def _maybe_point(self, force: bool = False, val: float | None = None) -> None:
@@ -307,6 +310,23 @@ class TrainLoop:
             self.clock.saw_save(time.perf_counter() - t)
         dist.barrier()
 
+    def _rescore(self, best: Path, loaded, chars: int, total: int) -> None:
+        note, method = None, "stateful, whole split, 1 stream"
+        if chars < total:
+            share = 100 * chars / total
+            note = f"re-scoring {share:.0f}% of the validation text to fit the budget"
+            method = f"stateful, first {share:.0f}% of the split, 1 stream (to fit the time budget)"
+        self.set_phase("re-scoring", 0.0, note)
+        try:
+            exact = evaluate(loaded.model, self.val_ids[:chars + 1], self.device, streams=1,
+                             should_stop=self.stop_requested,
+                             on_chunk=lambda i, n: self.set_phase("re-scoring", i / n))
+        except Aborted:
+            raise Stop("re-score") from None
+        self.set_phase("saving")
+        meta = dict(loaded.meta, val_loss=round(exact, 4), val_loss_method=method)
+        _saving(lambda: save_checkpoint(best, loaded.model, meta, dtype=self.cfg.storage_dtype), best)
+
     def finalize(self) -> Path | None:
         """Re-score the best model on the validation split read as one stream (as much of it as the
         budget leaves time for); publish it. Raises :class:`Stop` when a signal comes meanwhile."""
@@ -322,24 +342,12 @@ class TrainLoop:
             left = self.clock.left()
             if left is not None:
                 left -= self.clock.save_reserve() + self.clock.margin()
-                if self.cfg.budget is not None:
-                    left = max(left, 0.05 * self.cfg.budget)  # a resumed, finished run still re-scores a part
             chars = self.clock.rescore_chars(total, left)
-            note, method = None, "stateful, whole split, 1 stream"
-            if chars < total:
-                share = 100 * chars / total
-                note = f"re-scoring {share:.0f}% of the validation text to fit the budget"
-                method = f"stateful, first {share:.0f}% of the split, 1 stream (to fit the time budget)"
-            self.set_phase("re-scoring", 0.0, note)
-            try:
-                exact = evaluate(loaded.model, self.val_ids[:chars + 1], self.device, streams=1,
-                                 should_stop=self.stop_requested,
-                                 on_chunk=lambda i, n: self.set_phase("re-scoring", i / n))
-            except Aborted:
-                raise Stop("re-score") from None
-            self.set_phase("saving")
-            meta = dict(loaded.meta, val_loss=round(exact, 4), val_loss_method=method)
-            _saving(lambda: save_checkpoint(best, loaded.model, meta, dtype=self.cfg.storage_dtype), best)
+            if chars:
+                self._rescore(best, loaded, chars, total)
+            else:
+                self.set_phase("saving", None, "no time left in the budget to re-score the best model on one "
+                               "stream: it keeps the loss of its evaluation")
             if self.out:
                 _saving(lambda: _copy(best, self.out), self.out)
             left = self.clock.left()
