@@ -53,9 +53,10 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
 
             torch.set_num_threads(shared)
     dist.init(dev)
-    if dist.active():
-        # a finished or failed rank ends without tearing the process group down (it can abort)
-        end_without_teardown()
+    # a training process ends at once when its work is done: the interpreter's teardown with torch
+    # loaded took seconds of a --budget on a loaded machine, and a torchrun rank's process group
+    # teardown can abort it; every file is written and closed by then
+    end_without_teardown()
     try:
         setup = _agreed(lambda: _prepare(corpus, model_opts, chat, explicit, dev, steps=steps, budget=budget,
                                          val_fraction=val_fraction, eval_every=eval_every, seed=seed,
@@ -235,6 +236,7 @@ def _train(setup: dict, dev, quiet: bool, stop_after, started) -> None:
         from rnnchat.checkpoint_meta import read_header
 
         loss = read_header(final).meta.get("val_loss")
+        loss = f"{loss:.4f}" if isinstance(loss, (int, float)) else "unknown"
         click.echo(f"saved {final} (validation loss {loss} nats/char); resume state in {folder}")
 
 
