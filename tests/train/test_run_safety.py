@@ -20,11 +20,17 @@ ENV = {"RNNCHAT_THREADS": "1"}
 HANG_LIMIT = 120  # seconds: only to catch a hang, never a timing assertion
 
 
-def hooked(*args, hooks=()) -> subprocess.Popen:
-    """``rnnchat train ARGS`` through tests/train/fault_runner.py (a phase slowed down, a mark file)."""
-    cmd = [sys.executable, "-m", "tests.train.fault_runner", *hooks, "--", "train", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def in_phase(tmp_path: Path, phase: str, pause: float, *args) -> subprocess.Popen:
+    """``rnnchat train ARGS`` through tests/train/fault_runner.py with ``phase`` slowed down by ``pause``
+    seconds per piece of work; returns once the run is in that phase."""
+    marks = tmp_path / "marks"
+    marks.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "tests.train.fault_runner", "--pause-in", f"{phase}:{pause}", "--mark", str(marks),
+           "--", "train", str(TINY_TEXT), *TINY, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, **ENV))
+    wait_for(marks / phase, proc)
+    return proc
 
 
 def wait_for(path: Path, proc: subprocess.Popen) -> None:
@@ -45,11 +51,7 @@ def files(run: Path) -> dict[str, bytes]:
 def test_a_failed_start_keeps_the_state_and_the_best_model(rnnchat_home, tmp_path):
     # issue 13's sequence: Ctrl+C in the final evaluation, then a typo in the next command
     run = rnnchat_home / "data" / "runs" / "zz"
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    proc = hooked(str(TINY_TEXT), *TINY, "--steps", "4", "--eval-every", "2", "--name", "zz", "-q",
-                  hooks=("--pause-in", "evaluation:0.5", "--mark", str(marks)))
-    wait_for(marks / "evaluation", proc)
+    proc = in_phase(tmp_path, "evaluation", 0.5, "--steps", "4", "--eval-every", "2", "--name", "zz", "-q")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=HANG_LIMIT)
     assert proc.returncode == 130 and "--resume" in err, err
@@ -100,12 +102,8 @@ def test_a_finished_run_or_model_needs_overwrite_and_then_starts_clean(rnnchat_h
 
 def test_two_trainings_on_one_name_and_a_killed_holder(rnnchat_home, tmp_path):
     run = rnnchat_home / "data" / "runs" / "two"
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    first = hooked(str(TINY_TEXT), *TINY, "--steps", "1000", "--eval-every", "2", "--name", "two", "-q",
-                   hooks=("--pause-in", "steps:0.3", "--mark", str(marks)))
+    first = in_phase(tmp_path, "steps", 0.3, "--steps", "1000", "--eval-every", "2", "--name", "two", "-q")
     try:
-        wait_for(marks / "steps", first)
         r = run_cli("train", str(TINY_TEXT), *TINY, "--steps", "5", "--name", "two", "--overwrite", env=ENV)
         assert r.returncode == 1, r.stderr
         assert f"is being trained by process {first.pid} on host" in r.stderr
@@ -125,11 +123,7 @@ def test_sigterm_in_each_phase_saves_a_resumable_state(rnnchat_home, tmp_path, p
     from rnnchat.engine.resume import read_state
 
     run = rnnchat_home / "data" / "runs" / "p"
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    proc = hooked(str(TINY_TEXT), *TINY, "--steps", "6", "--eval-every", "3", "--name", "p", "-q",
-                  hooks=("--pause-in", f"{phase}:0.5", "--mark", str(marks)))
-    wait_for(marks / phase, proc)
+    proc = in_phase(tmp_path, phase, 0.5, "--steps", "6", "--eval-every", "3", "--name", "p", "-q")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=HANG_LIMIT)  # the test's own timeout: a hang fails, time is not asserted
     assert proc.returncode == 130, err
