@@ -20,18 +20,7 @@ from rnnchat.plugins import guard
 from rnnchat.plugins.manager import PluginHost
 from tests import fakeplugins as fp
 from tests.conftest import run_cli
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    return root
-
-
-def _env(site, **extra):
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **extra}
+from tests.test_plugins import _env, site  # noqa: F401 - site: the fixture, a folder on sys.path for plugins
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -186,30 +175,22 @@ def test_training_with_a_wrong_width_cell_is_one_line_naming_the_plugin(site, ti
     assert "its plugin odd failed" in r.stderr and "shape" in r.stderr
 
 
-def test_a_cell_that_raises_later_in_generation_is_named(site, make_checkpoint):
-    """Passes its first check, then raises on the 5th step: one line naming the plugin, status 1."""
+@pytest.mark.parametrize("error,line", [
+    ("RuntimeError('tired after 4 steps')", "error: plugin odd failed: RuntimeError: tired after 4 steps"),
+    ("SystemExit(3)", "error: plugin odd failed: SystemExit: 3"),  # on main: status 3
+])
+def test_a_cell_that_fails_later_in_generation_is_named(site, make_checkpoint, error, line):
+    """Passes its first checks, then raises on the 5th step: one line naming the plugin, status 1."""
     body = ("def step(self, x, h):\n"
             "            Odd.calls += 1\n"
             "            if Odd.calls > 4:\n"
-            "                raise RuntimeError('tired after 4 steps')\n"
+            f"                raise {error}\n"
             "            return super().step(x, h)")
     fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
     path = make_checkpoint(cell="odd", name="odd", layers=1)
     r = run_cli("generate", "-m", str(path), "-n", "50", "--seed", "1", "hi", env=_env(site))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert _error_lines(r.stderr) == ["error: plugin odd failed: RuntimeError: tired after 4 steps"]
-
-
-def test_a_cell_that_exits_later_does_not_set_the_status(site, make_checkpoint):
-    body = ("def step(self, x, h):\n"
-            "            Odd.calls += 1\n"
-            "            if Odd.calls > 4:\n"
-            "                raise SystemExit(3)\n"
-            "            return super().step(x, h)")
-    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
-    path = make_checkpoint(cell="odd", name="odd", layers=1)
-    r = run_cli("generate", "-m", str(path), "-n", "50", "--seed", "1", "hi", env=_env(site))
-    assert r.returncode == 1 and _error_lines(r.stderr) == ["error: plugin odd failed: SystemExit: 3"]
+    assert _error_lines(r.stderr) == [line]
 
 
 def test_a_plugin_command_keeps_its_own_exit_status(site):
@@ -225,7 +206,7 @@ def test_a_checkpoint_whose_cell_failed_says_so(site, make_checkpoint):
     path = make_checkpoint(cell="odd", name="odd", layers=1)
     fp.make_plugin(site, "odd2", CELL_PLUGIN.format(body=BAD_CELLS["raises"][0]),
                    dist="rnnchat-odd")
-    r = run_cli("generate", "-m", str(path), "-n", "5", "hi", env=_env(site, RNNCHAT_LOAD_PLUGINS="odd2"))
+    r = run_cli("generate", "-m", str(path), "-n", "5", "hi", env=dict(_env(site), RNNCHAT_LOAD_PLUGINS="odd2"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "its plugin odd2 failed" in r.stderr and "exploded in forward" in r.stderr
 
