@@ -21,7 +21,7 @@ both). The biases and the first layer's table over the vocabulary stay fp32.
 
 ``auto`` is fp32 unless the checkpoint's metadata records a measured loss cost
 below :data:`AUTO_MAX_COST` nats/char for a smaller format (``weights_cost``:
-a JSON object such as ``{"int8": 0.004, "bf16": 0.0002}``, as printed by
+an object such as ``{"int8": 0.004, "bf16": 0.0002}``, or that object as a JSON string, as printed by
 ``benchmarks/generate_speed.py --quality``); then the smallest such format.
 No checkpoint records one yet, so ``auto`` is fp32 everywhere today.
 """
@@ -47,14 +47,13 @@ F32 = np.float32
 def recorded_costs(meta) -> dict[str, float]:
     """The measured loss cost per format recorded in checkpoint metadata (untrusted: anything
     malformed counts as not recorded)."""
-    raw = meta.get(COST_KEY) if isinstance(meta, dict) else None
-    if not isinstance(raw, str) or len(raw) > 1000:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
+    data = meta.get(COST_KEY) if isinstance(meta, dict) else None
+    if isinstance(data, str) and len(data) <= 1000:
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return {}
+    if not isinstance(data, dict) or len(data) > 16:
         return {}
     return {k: float(v) for k, v in data.items()
             if k in FORMATS and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
