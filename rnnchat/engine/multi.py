@@ -206,8 +206,19 @@ def alternatives(engine, logits, state, params: SamplingParams, k: int, weights:
     return out
 
 
+def torch_threads(weights):
+    """The torch thread count for bf16/int8 kernels, timed per stream like OpenBLAS's for fp32
+    (:mod:`rnnchat.engine.blas_choice`): one choice per set of weights."""
+    choice = getattr(weights, "threads", None)
+    if choice is None:
+        from rnnchat.engine.blas_choice import ThreadChoice
+
+        choice = weights.threads = ThreadChoice(setter=torch.set_num_threads)
+    return choice
+
+
 class WeightsRunner:
-    """One stream on bf16/int8 (or batched fp32) weights, with the engine's runner interface."""
+    """One stream on bf16/int8 weights, with the engine's runner interface."""
 
     stepped = False
 
@@ -217,8 +228,12 @@ class WeightsRunner:
         self.like = logits
         self.logits = _vector(logits)
         self.ids = np.zeros(1, np.int64)
+        self.step = torch_threads(weights).probe(self._step, self._unwrap)
 
-    def step(self, idx: int) -> np.ndarray:
+    def _unwrap(self, step) -> None:
+        self.step = step
+
+    def _step(self, idx: int) -> np.ndarray:
         self.ids[0] = idx
         self.logits = self.model.step(self.ids)[0]
         return self.logits
@@ -230,4 +245,6 @@ class WeightsRunner:
         return logits, self.model.export(0)
 
     def close(self) -> None:
-        pass
+        close = getattr(self.step, "close", None)
+        if close is not None:
+            close()
