@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from rnnchat.engine.batched import BatchedModel
+from rnnchat.engine.generate import _longest_partial
 from rnnchat.engine.sampling import Sampler
 from rnnchat.params import SamplingParams
 
@@ -35,16 +36,6 @@ def _vector(logits) -> np.ndarray:
     if isinstance(logits, torch.Tensor):
         return logits.detach().reshape(-1).float().cpu().numpy().copy()
     return np.asarray(logits, np.float32).reshape(-1).copy()
-
-
-def _longest_partial(text: str, stops) -> int:
-    best = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:n]):
-                best = n
-                break
-    return best
 
 
 @dataclass
