@@ -81,7 +81,8 @@ def run_formats(loaded, args, weight_matrices, limit_rate, set_blas_threads, cor
         before = rss_mb()
         engine.packed_weights(fmt)
         mem[fmt] = rss_mb() - before
-    threads = sorted({1, os.cpu_count() or 1})
+    threads = [int(t) for t in args.format_threads.split(",")] if args.format_threads \
+        else sorted({1, os.cpu_count() or 1})
     n = args.format_chars
     for fmt in FORMATS:  # warm up
         rate(engine, fmt, 1, 50, 0)
@@ -127,7 +128,7 @@ def run_formats(loaded, args, weight_matrices, limit_rate, set_blas_threads, cor
         text = corpus.read_text(encoding="utf-8")
         val = text[int(len(text) * 0.9):]
         ids = np.asarray(engine.encode(val).ids, np.int64)
-        set_threads(os.cpu_count() or 1, set_blas_threads)
+        set_threads(max(threads), set_blas_threads)
         from rnnchat.engine.evaluate import evaluate
 
         whole = evaluate(engine.model, torch.tensor(ids), "cpu")

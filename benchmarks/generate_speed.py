@@ -192,6 +192,7 @@ def main(argv=None) -> int:
                     help="skip the bf16 prompt-reading loss check on checkpoints")
     ap.add_argument("--only-formats", action="store_true", help="only the weight formats x samples table")
     ap.add_argument("--format-chars", type=int, default=400, help="characters per stream, formats table")
+    ap.add_argument("--format-threads", default="", help="thread counts to try, formats table (default: 1 and all)")
     ap.add_argument("--quality", action="store_true", help="validation loss per format (bundled model)")
     args = ap.parse_args(argv)
     if args.only_formats:
