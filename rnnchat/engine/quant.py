@@ -5,7 +5,8 @@ weights (docs/performance.md). Smaller formats read fewer bytes, and change
 the text a little; the products are always accumulated in fp32:
 
 ====== ====================================================================
-fp32   OpenBLAS through NumPy (``np.dot``), the weights as trained.
+fp32   OpenBLAS through NumPy (``np.dot``: a matrix-vector product for one
+       stream, ``W @ x^T`` for several), the weights as trained.
 bf16   bf16 weights; torch's bf16 ``linear`` (oneDNN) with the input rounded
        to bf16 and a bf16 result, widened to fp32 before the bias is added.
 int8   int8 weights, one scale per output row (``max |w| / 127``, rounded
@@ -103,7 +104,6 @@ class Linear:
         full[:, :d] = w
         if fmt == "fp32":
             self.w = full
-            self.wt = full.T  # a view: OpenBLAS reads it as the transposed operand
         elif fmt == "bf16":
             self.w = torch.from_numpy(full).to(torch.bfloat16)
         else:
@@ -127,9 +127,9 @@ class Linear:
         if self.fmt == "fp32":
             if x.shape[0] == 1:
                 np.dot(self.w, x[0], out=out[0])
-            else:
-                np.dot(x, self.wt, out=out)
-            np.add(out, add, out=out)
+                np.add(out, add, out=out)
+            else:  # W @ x^T: measured 1.1-1.9x faster here than x @ W^T (OpenBLAS, small K)
+                np.add(np.dot(self.w, x.T).T, add, out=out)
             return out
         xb = torch.from_numpy(x).to(torch.bfloat16)
         if self.fmt == "bf16":
