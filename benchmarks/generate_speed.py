@@ -17,7 +17,16 @@ and prints medians of the repeats and the two ratios the targets are about
 character after a 2,000-character prompt (one fused forward + one sample;
 the better of 1 and all torch threads), read in fp32 and in bf16.
 
+Then, side by side in the same run, the weight formats and batched samples
+(issue 17): for fp32, bf16 and int8 weights and K = 1, 4, 8 streams, the total
+chars/s of ``Engine.stream`` (K = 1) and of ``multi.alternatives`` (K > 1), the
+fp32 limit above, and each format's "limit" computed the same way from its
+bytes (fp32 limit x fp32 bytes / format bytes); the bytes a character reads and
+the resident memory the format's weights add. ``--quality`` adds the validation
+loss of each format on the bundled model (see :func:`format_quality`).
+
     .venv/bin/python benchmarks/generate_speed.py [--repeats 5] [--chars 2000] [--model PATH ...]
+    .venv/bin/python benchmarks/generate_speed.py --only-formats --quality [--cells lstm]
 
 Speed does not depend on the weights, so random ones are fine. Measure on a
 quiet machine: other processes on the 2 cores change every absolute figure
@@ -181,7 +190,13 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--no-prompt-quality", dest="prompt_quality", action="store_false",
                     help="skip the bf16 prompt-reading loss check on checkpoints")
+    ap.add_argument("--only-formats", action="store_true", help="only the weight formats x samples table")
+    ap.add_argument("--format-chars", type=int, default=400, help="characters per stream, formats table")
+    ap.add_argument("--format-threads", default="", help="thread counts to try, formats table (default: 1 and all)")
+    ap.add_argument("--quality", action="store_true", help="validation loss per format (bundled model)")
     args = ap.parse_args(argv)
+    if args.only_formats:
+        return formats_main(args)
 
     set_cpu_threads()
     engine_threads = set_blas_threads()
@@ -249,6 +264,21 @@ def main(argv=None) -> int:
           f"{'met' if ok_limit else 'NOT met'}); thr: BLAS threads (rnnchat: chosen per stream); "
           f"first char after a {len(prompt)}-char prompt (one fused forward + one sample) read in fp32 / bf16 "
           "(the default, auto, is bf16 for LSTM on CPUs with native bf16); chat first char: benchmarks/first_char.py")
+    return formats_main(args)
+
+
+def formats_main(args) -> int:
+    """The weight formats x samples table (benchmarks/generate_formats.py)."""
+    from generate_formats import run_formats
+
+    set_cpu_threads()
+    models = [random_model(c, hidden=args.hidden) for c in args.cells.split(",") if c]
+    paths = [Path(p) for p in args.model] + ([BUNDLED] if BUNDLED.exists() else [])
+    models += [load_checkpoint(p) for p in paths]
+    print(f"# generate_speed --only-formats: temperature 0.8, {args.repeats} repeats (medians); {blas_note()}")
+    for loaded in models:
+        run_formats(loaded, args, weight_matrices, limit_rate, set_blas_threads,
+                    CORPUS if args.quality and loaded.path.exists() else None)
     return 0
 
 

@@ -35,13 +35,17 @@ class ThreadChoice:
     function while the stream's first characters are timed; it returns ``step`` itself when the
     count is fixed or there is only one candidate."""
 
-    def __init__(self, fixed: int | None = None, options: list[int] | None = None) -> None:
+    def __init__(self, fixed: int | None = None, options: list[int] | None = None, setter=None) -> None:
         fixed = fixed or env_threads()
         self.fixed = fixed
         self.options = [fixed] if fixed else (options or candidates())
         self.threads = self.options[0]
         self.timings: dict[int, float] = {}  # median seconds per step at the last complete probe
-        set_blas_threads(self.threads)
+        self.setter = setter  # None: OpenBLAS's count; bf16/int8 weights set torch's (multi.py)
+        self.set(self.threads)
+
+    def set(self, n: int) -> None:
+        (self.setter or set_blas_threads)(n)
 
     def probe(self, step, done=None):
         """``step`` timed for the stream's first characters; ``done(step)`` is called with the
@@ -53,7 +57,7 @@ class ThreadChoice:
     def chose(self, timings: dict[int, float]) -> None:
         self.timings = timings
         self.threads = min(timings, key=timings.get)
-        set_blas_threads(self.threads)
+        self.set(self.threads)
 
 
 class _Probe:
@@ -65,7 +69,7 @@ class _Probe:
         self.times: dict[int, list[float]] = {n: [] for n in self.order}
         self.k = 0  # steps so far
         self.done = False
-        set_blas_threads(self.order[0])
+        choice.set(self.order[0])
 
     def __call__(self, idx):
         if self.done:
@@ -85,10 +89,10 @@ class _Probe:
                 if self.on_done is not None:
                     self.on_done(self.step_fn)
             else:
-                set_blas_threads(self.order[block])
+                self.choice.set(self.order[block])
         return out
 
     def close(self) -> None:
         """The stream ended: an unfinished probe leaves the previous choice in place."""
         if not self.done:
-            set_blas_threads(self.choice.threads)
+            self.choice.set(self.choice.threads)
