@@ -246,7 +246,9 @@ async def test_model_picker_lists_checkpoints_and_switches(harness, rnnchat_home
     for name, cell in (("alpha", "lstm"), ("beta", "gru")):
         meta = {"format": 1, "cell": cell, "cell_options": {}, "layers": 2, "hidden": 8, "embedding": 4,
                 "vocab": list("abc"), "val_loss": 1.25, "parameters": 3}
-        save_file({"w": np.zeros(3, dtype=np.float32)}, str(models / f"{name}.safetensors"),
+        shapes = {"embedding.weight": (3, 4), "head.weight": (3, 8), "head.bias": (3,), "layers.0.w": (1,),
+                  "layers.1.w": (1,)}  # what the metadata says: 3 characters, embedding 4, hidden 8, 2 layers
+        save_file({k: np.zeros(v, dtype=np.float32) for k, v in shapes.items()}, str(models / f"{name}.safetensors"),
                   metadata={"rnnchat": json.dumps(meta)})
     (models / "gamma.safetensors").write_bytes(b"garbage")
     h = harness()
