@@ -20,18 +20,7 @@ from rnnchat.plugins import guard
 from rnnchat.plugins.manager import PluginHost
 from tests import fakeplugins as fp
 from tests.conftest import run_cli
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    return root
-
-
-def _env(site, **extra):
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **extra}
+from tests.test_plugins import _env, site  # noqa: F401 - site: the fixture, a folder on sys.path for plugins
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -186,18 +175,29 @@ def test_training_with_a_wrong_width_cell_is_one_line_naming_the_plugin(site, ti
     assert "its plugin odd failed" in r.stderr and "shape" in r.stderr
 
 
-def test_a_cell_that_raises_later_in_generation_is_named(site, make_checkpoint):
-    """Passes its first check, then raises on the 5th step: one line naming the plugin, status 1."""
+@pytest.mark.parametrize("error,line", [
+    ("RuntimeError('tired after 4 steps')", "error: plugin odd failed: RuntimeError: tired after 4 steps"),
+    ("SystemExit(3)", "error: plugin odd failed: SystemExit: 3"),  # on main: status 3
+])
+def test_a_cell_that_fails_later_in_generation_is_named(site, make_checkpoint, error, line):
+    """Passes its first checks, then raises on the 5th step: one line naming the plugin, status 1."""
     body = ("def step(self, x, h):\n"
             "            Odd.calls += 1\n"
             "            if Odd.calls > 4:\n"
-            "                raise RuntimeError('tired after 4 steps')\n"
+            f"                raise {error}\n"
             "            return super().step(x, h)")
     fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
     path = make_checkpoint(cell="odd", name="odd", layers=1)
     r = run_cli("generate", "-m", str(path), "-n", "50", "--seed", "1", "hi", env=_env(site))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert _error_lines(r.stderr) == ["error: plugin odd failed: RuntimeError: tired after 4 steps"]
+    assert _error_lines(r.stderr) == [line]
+
+
+def test_a_plugin_command_keeps_its_own_exit_status(site):
+    source = fp.COMMAND.replace('click.echo("hello from a plugin")', 'raise SystemExit(4)')
+    fp.make_plugin(site, "cmd", source)
+    r = run_cli("hello", env=_env(site))
+    assert r.returncode == 4 and "error" not in r.stderr
 
 
 def test_a_checkpoint_whose_cell_failed_says_so(site, make_checkpoint):
@@ -206,7 +206,7 @@ def test_a_checkpoint_whose_cell_failed_says_so(site, make_checkpoint):
     path = make_checkpoint(cell="odd", name="odd", layers=1)
     fp.make_plugin(site, "odd2", CELL_PLUGIN.format(body=BAD_CELLS["raises"][0]),
                    dist="rnnchat-odd")
-    r = run_cli("generate", "-m", str(path), "-n", "5", "hi", env=_env(site, RNNCHAT_LOAD_PLUGINS="odd2"))
+    r = run_cli("generate", "-m", str(path), "-n", "5", "hi", env=dict(_env(site), RNNCHAT_LOAD_PLUGINS="odd2"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "its plugin odd2 failed" in r.stderr and "exploded in forward" in r.stderr
 
@@ -252,3 +252,40 @@ def test_a_failed_register_commands_is_listed_as_failed(site):
     row = _listing(site)["cmdfail"]
     assert row["loaded"] is False and row["registered"] == {}
     assert row["errors"] == ["register_commands failed: RuntimeError: no commands today"]
+
+
+def test_the_app_names_the_plugin_of_an_error_too(site):
+    """The chat app shows a failed reply with ``one_line``: a plugin's error is prefixed with its name."""
+    from rnnchat.plugins import manager
+    from rnnchat.tui.messages import one_line
+
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body="def step(self, x, h):\n            raise KeyError('h')"))
+    manager._HOST = PluginHost().load()
+    cell = manager._HOST.cells["odd"].load()(2, 3)
+    try:
+        cell.step(None, None)
+    except KeyError as exc:
+        assert one_line(exc) == "plugin odd failed: KeyError: 'h'"
+    assert one_line(RuntimeError("ours")) == "RuntimeError: ours"
+
+
+def test_a_cell_wrong_only_at_the_models_sizes_is_named_when_the_model_is_built(site, make_checkpoint):
+    """Passes the tiny check (hidden 4), returns one column too many at hidden 8: named at the build."""
+    body = ("def forward(self, x, state):\n"
+            "            y, s = super().forward(x, state)\n"
+            "            return (torch.cat([y, y[..., :1]], -1) if y.shape[-1] == 8 else y), s")
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
+    with pytest.raises(PluginError, match=r"cell 'odd': forward\(\) returned an output of shape \[1, 1, 9\].*"
+                                          r"\(plugin odd, at the model's sizes\)"):
+        make_checkpoint(cell="odd", name="odd", layers=1)
+
+
+def test_a_thread_a_plugin_leaves_running_does_not_keep_rnnchat_from_exiting(site):
+    source = """
+        import threading
+        threading.Thread(target=threading.Event().wait, name="forever", daemon=False).start()
+    """
+    fp.make_plugin(site, "threads", source)
+    r = run_cli("plugins", env=_env(site), timeout=60)  # on main: waits for the thread for ever
+    assert r.returncode == 0 and "threads 1.0 [ok]" in r.stdout
+    assert "rnnchat: plugin 'threads' left its thread 'forever' running; not waiting for it" in r.stderr
