@@ -26,9 +26,17 @@ from rnnchat.units import unescape, FiniteFloat
               help="How prompts of 128+ characters are read: bf16 is faster where the hardware has bf16 "
                    "units (the state differs slightly); auto picks bf16 where it was measured faster "
                    "(LSTM on such CPUs). Default: auto, or RNNCHAT_PROMPT_PRECISION.")
+@click.option("--weights", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
+              help="Weights read per character (CPU, built-in cells): bf16/int8 are faster and change the "
+                   "text slightly (same text for a seed on every run); auto is fp32 unless the checkpoint "
+                   "records a measured loss cost below 0.002 nats/char for a smaller format.")
+@click.option("--samples", "-k", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Write K continuations at once (one batched step per character; sample j uses seed+j); "
+                   "each is printed after a '--- sample j ---' line when all are done.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of samples (text, seed, finish reason).")
 @click.option("--stats", is_flag=True, help="Print chars/s, device and model to stderr.")
 def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed, max_chars, stop, device,
-             prompt_precision, stats):
+             prompt_precision, weights, samples, as_json, stats):
     """Continue PROMPT (or standard input) with a model."""
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
@@ -46,6 +54,7 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     engine, path = open_engine(model, device)
     if prompt_precision:
         engine.set_prompt_precision(prompt_precision)
+    engine.set_weights(weights)
     enc = engine.encode(prompt)
     if enc.dropped:
         click.echo(f"note: the model does not know these characters, left out: {enc.dropped!r}", err=True)
@@ -54,6 +63,11 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     ids = enc.ids or [engine.default_start()]
     t0 = time.perf_counter()
     logits, state = engine.feed(ids, engine.initial_state())
+    if samples > 1 or as_json:
+        from rnnchat.commands.samples import write_samples
+
+        write_samples(engine, logits, state, params, samples, as_json, stats, t0, path)
+        return
     t_first = None
     out = sys.stdout
     stream = engine.stream(logits, state, params)
@@ -76,5 +90,5 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
         rate = (n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0
         click.echo(f"{n} chars, {rate:,.0f} chars/s, first char after {((t_first or t1) - t0) * 1000:.1f} ms "
                    f"({len(ids)}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
-                   f"({stream.backend} steps{threads_note}), "
+                   f"({stream.backend} steps{threads_note}, {engine.weights} weights), "
                    f"model {path}, seed {stream.sampler.seed}", err=True)

@@ -65,12 +65,14 @@ class Engine:
     the precision of ``feed`` for prompts of ``BF16_MIN_PROMPT`` characters or more: bf16 reads
     a long prompt 2-3x faster on hardware with bf16 matrix units, with a state that differs
     slightly from fp32; "auto" picks it where it was measured faster (:func:`auto_prompt_precision`,
-    docs/performance.md). ``prompt_precision`` holds the precision chosen. Generation itself is
-    always fp32.
+    docs/performance.md). ``prompt_precision`` holds the precision chosen.
+
+    ``weights`` ("auto", default, "fp32", "bf16" or "int8"; :mod:`rnnchat.engine.quant`) is the
+    format of the weights generation reads per character; ``weights`` holds the format chosen.
     """
 
     def __init__(self, loaded: Loaded, device: torch.device | str = "cpu", fast: bool | None = None,
-                 prompt_precision: str | None = None) -> None:
+                 prompt_precision: str | None = None, weights: str | None = None) -> None:
         self.loaded = loaded
         self.vocab = loaded.vocab
         self.device = torch.device(device)
@@ -80,6 +82,35 @@ class Engine:
                                   "RNNCHAT_PROMPT_PRECISION" if env and not prompt_precision else "prompt precision")
         self.fast = build_fast(self.model, self.device, loaded.meta.get("cell")) if fast is not False else None
         self.backend = self.fast.backend if self.fast is not None else "torch"
+        self._packed: dict = {}
+        self.weights = "fp32"
+        self.set_weights(weights or "auto")
+
+    def set_weights(self, setting: str) -> str:
+        """Set the weights generation reads: "auto", "fp32", "bf16" or "int8". Returns the format."""
+        from rnnchat.engine.quant import resolve
+
+        fmt = resolve(setting, self.loaded.meta)
+        if fmt != "fp32":
+            try:
+                self.packed_weights(fmt)
+            except SettingError:
+                if setting == "auto":
+                    fmt = "fp32"  # auto picks what this model can run; an explicit choice errs
+                else:
+                    raise
+        self.weights = fmt
+        return fmt
+
+    def packed_weights(self, fmt: str):
+        """The model's weights in ``fmt`` for batched steps (:mod:`rnnchat.engine.batched`), built once."""
+        if fmt not in self._packed:
+            if self.device.type != "cpu":
+                raise SettingError(f"{fmt} weights run on the CPU only (device {self.device})")
+            from rnnchat.engine.batched import Weights
+
+            self._packed[fmt] = Weights(self.model, fmt)
+        return self._packed[fmt]
 
     def set_prompt_precision(self, value: str, what: str = "prompt precision") -> str:
         """Set how long prompts are read: "auto", "fp32" or "bf16". Returns the precision chosen."""
@@ -126,6 +157,10 @@ class Engine:
 
     def _runner(self, logits, state, sampler):
         fast = self.fast
+        if self.weights != "fp32":
+            from rnnchat.engine.multi import WeightsRunner
+
+            return WeightsRunner(self.packed_weights(self.weights), logits, state)
         if fast is not None:
             if fast.backend == "numpy":
                 return _NumpyRunner(fast, logits, state)

@@ -1,0 +1,233 @@
+"""Several streams sampled together: one batched step per character for all of them.
+
+:class:`BatchedStreams` is what ``rnnchat generate --samples K``, the chat's
+alternatives and a server use: streams are added (each with its own sampling
+parameters, sampler and RNG) and removed between steps, and :meth:`step`
+samples one character for every active stream and advances them all with one
+matrix-matrix product per layer (:mod:`rnnchat.engine.batched`). A stream that
+ends (its length, a stop sequence, or :meth:`cancel`) leaves the batch with its
+final logits and state kept, so it can continue exactly.
+
+Each stream samples exactly as a single :class:`~rnnchat.engine.generate.Stream`
+does (same sampler, one uniform number per character, same stop handling); a
+row's numbers do not depend on the other rows, so a greedy stream writes what
+it writes alone on the same weights (tests/speed/test_batched.py).
+
+:class:`WeightsRunner` is the single-stream runner the engine uses for bf16 and
+int8 weights (:mod:`rnnchat.engine.quant`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rnnchat.engine.batched import BatchedModel
+from rnnchat.engine.sampling import Sampler
+from rnnchat.params import SamplingParams
+
+SEED_LIMIT = 2**63
+
+
+def _vector(logits) -> np.ndarray:
+    if isinstance(logits, torch.Tensor):
+        return logits.detach().reshape(-1).float().cpu().numpy().copy()
+    return np.asarray(logits, np.float32).reshape(-1).copy()
+
+
+def _longest_partial(text: str, stops) -> int:
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:n]):
+                best = n
+                break
+    return best
+
+
+@dataclass
+class _Stream:
+    sid: int
+    params: SamplingParams
+    sampler: Sampler
+    logits: np.ndarray                 # the prediction for the next character (before its first step)
+    like: object = None                # the logits' original type/device, for export
+    generated: int = 0
+    held: str = ""                     # text that may be the start of a stop sequence
+    text: list = field(default_factory=list)
+    reason: str | None = None
+    final: tuple | None = None         # (logits, state) once the stream has left the batch
+
+
+class BatchedStreams:
+    """Streams over one engine's model, advanced together. ``weights``: a format name
+    (fp32, bf16, int8; :mod:`quant`), default the engine's."""
+
+    def __init__(self, engine, weights: str | None = None) -> None:
+        self.engine = engine
+        self.chars = engine.vocab.chars
+        self.model = BatchedModel(engine.packed_weights(weights or engine.weights))
+        self.rows: list[_Stream] = []     # active streams, in row order
+        self.streams: dict[int, _Stream] = {}
+        self._next = 0
+
+    @property
+    def active(self) -> list[int]:
+        return [s.sid for s in self.rows]
+
+    def add(self, logits, state, params: SamplingParams, sampler: Sampler | None = None) -> int:
+        """A new stream from ``logits`` (the prediction for its first character) and ``state``
+        (batch 1, the model's format). Returns its id."""
+        params.validate()
+        s = _Stream(self._next, params, sampler or Sampler(params), _vector(logits), like=logits)
+        self._next += 1
+        self.model.add(state)
+        self.rows.append(s)
+        self.streams[s.sid] = s
+        return s.sid
+
+    def remove(self, sid: int) -> None:
+        """Take a stream out (its final logits and state stay readable through :meth:`result`)."""
+        s = self.streams[sid]
+        if s.final is None:
+            self._leave(s, s.reason or "cancelled")
+        del self.streams[sid]
+
+    def cancel(self, sid: int) -> None:
+        s = self.streams[sid]
+        if s.final is None:
+            self._leave(s, "cancelled")
+
+    def _leave(self, s: _Stream, reason: str) -> None:
+        row = self.rows.index(s)
+        state = self.model.export(row)
+        logits = torch.from_numpy(s.logits.copy())
+        if isinstance(s.like, torch.Tensor):
+            logits = logits.to(s.like.device, s.like.dtype)
+        s.final, s.reason = (logits, state), reason
+        self.model.remove(row)
+        self.rows.pop(row)
+
+    def result(self, sid: int):
+        """(text written, reason, logits, state) of a stream that has ended."""
+        s = self.streams[sid]
+        if s.final is None:
+            raise ValueError(f"stream {sid} is still running")
+        return "".join(s.text), s.reason, s.final[0], s.final[1]
+
+    def step(self) -> dict[int, str]:
+        """One character for every active stream. Returns the text each one released (empty
+        while a possible stop sequence is held back); streams that end leave the batch."""
+        rows = self.rows
+        if not rows:
+            return {}
+        ids = np.empty(len(rows), np.int64)
+        for r, s in enumerate(rows):
+            ids[r], _ = s.sampler(s.logits)
+        logits = self.model.step(ids)
+        out: dict[int, str] = {}
+        ended = []
+        for r, s in enumerate(rows):
+            s.logits = logits[r]
+            s.generated += 1
+            out[s.sid], reason = self._release(s, self.chars[ids[r]])
+            if reason is None and s.generated >= s.params.max_chars:
+                out[s.sid] += s.held
+                s.text.append(s.held)
+                s.held, reason = "", "length"
+            if reason:
+                ended.append((s, reason))
+        for s, reason in ended:
+            s.logits = s.logits.copy()
+            self._leave(s, reason)
+        return out
+
+    def _release(self, s: _Stream, char: str) -> tuple[str, str | None]:
+        stops = s.params.stop
+        if not stops:
+            s.text.append(char)
+            return char, None
+        text = s.held + char
+        done = [x for x in stops if text.endswith(x)]
+        if done:
+            keep = text[:len(text) - max(len(x) for x in done)]
+            s.text.append(keep)
+            s.held = ""
+            return keep, "stop"
+        hold = _longest_partial(text, stops)
+        free, s.held = text[:len(text) - hold], text[len(text) - hold:]
+        s.text.append(free)
+        return free, None
+
+    def run(self) -> None:
+        """Step until every stream has ended."""
+        while self.rows:
+            self.step()
+
+
+@dataclass
+class Alternative:
+    text: str
+    reason: str
+    seed: int
+    logits: object
+    state: list
+
+
+def stream_seeds(params: SamplingParams, k: int) -> list[int]:
+    """Stream j's seed: ``seed + j`` (so the first stream is what a single stream with the seed
+    writes); random seeds without one."""
+    base = params.seed if params.seed is not None else Sampler(params).seed
+    return [(base + j) % SEED_LIMIT for j in range(k)]
+
+
+def alternatives(engine, logits, state, params: SamplingParams, k: int, weights: str | None = None,
+                 prompt_ids=()) -> list[Alternative]:
+    """``k`` continuations of (``logits``, ``state``), each with the state after its text so that
+    picking one continues exactly. ``prompt_ids`` fill each sampler's repetition window."""
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 256:
+        from rnnchat.errors import SettingError
+
+        raise SettingError(f"the number of samples must be a whole number in [1, 256], not {k!r}")
+    streams = BatchedStreams(engine, weights)
+    seeds = stream_seeds(params, k)
+    sids = []
+    for seed in seeds:
+        sampler = Sampler(params, seed)
+        sampler.remember(prompt_ids)
+        sids.append(streams.add(logits, state, params, sampler))
+    streams.run()
+    out = []
+    for sid, seed in zip(sids, seeds):
+        text, reason, lg, st = streams.result(sid)
+        out.append(Alternative(text, reason, seed, lg, st))
+    return out
+
+
+class WeightsRunner:
+    """One stream on bf16/int8 (or batched fp32) weights, with the engine's runner interface."""
+
+    stepped = False
+
+    def __init__(self, weights, logits, state) -> None:
+        self.model = BatchedModel(weights)
+        self.model.add(state)
+        self.like = logits
+        self.logits = _vector(logits)
+        self.ids = np.zeros(1, np.int64)
+
+    def step(self, idx: int) -> np.ndarray:
+        self.ids[0] = idx
+        self.logits = self.model.step(self.ids)[0]
+        return self.logits
+
+    def export(self):
+        logits = torch.from_numpy(np.array(self.logits, np.float32))
+        if isinstance(self.like, torch.Tensor):
+            logits = logits.to(self.like.device, self.like.dtype)
+        return logits, self.model.export(0)
+
+    def close(self) -> None:
+        pass
