@@ -100,7 +100,7 @@ def inspect(path, as_json):
 
 
 def _register_builtin_commands() -> None:
-    from rnnchat.commands import chat, corpora, generate, install, probe, train
+    from rnnchat.commands import chat, corpora, generate, install, probe, serve, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
@@ -109,6 +109,7 @@ def _register_builtin_commands() -> None:
     cli.add_command(install.install)
     cli.add_command(install.uninstall)
     cli.add_command(probe.probe)
+    cli.add_command(serve.serve)
 
 
 _register_builtin_commands()
