@@ -44,7 +44,13 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
     server = Server(backend, api_key, SessionStore(sessions, float(session_ttl)))
     click.echo(f"serving {', '.join(names)} on http://{host}:{port}/v1 "
                f"({'API key required' if api_key else 'no API key'}); Ctrl+C stops", err=True)
+    class _Uvicorn(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            backend.stop()  # end the streams first: their clients get [DONE], then uvicorn closes
+            super().handle_exit(sig, frame)
+
     try:
-        uvicorn.run(server.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+        _Uvicorn(uvicorn.Config(server.app, host=host, port=port, log_level="warning",
+                                timeout_graceful_shutdown=5)).run()
     finally:
         backend.close()

@@ -60,9 +60,9 @@ class Job:
     """One request: ``text`` read after ``start`` (a handle from an earlier job, or None for
     the model's initial state), then ``n`` streams sampled with ``params``.
 
-    ``emit(events)`` is called from the engine thread with a list of ``(index, text)`` pieces,
-    ``("end", index, reason)`` and finally ``("done", handle)`` or ``("error", message)``;
-    the server wraps it so that it runs on its event loop."""
+    ``emit(events)`` gets a list of ``(index, text)`` pieces, ``("end", index, reason)`` and
+    finally ``("done", handle)`` or ``("error", message)``: from the engine thread, or, when
+    the worker has a ``post``, through it (the server's event loop)."""
 
     text: str
     params: SamplingParams
@@ -81,10 +81,13 @@ class Job:
 
 class ModelWorker:
     """A model's engine thread. ``max_streams``: streams stepped together at most;
-    ``queue``: streams that may wait for a place; past both, :meth:`submit` raises :class:`Busy`."""
+    ``queue``: streams that may wait for a place; past both, :meth:`submit` raises :class:`Busy`.
+    ``post(calls)``, when set, receives each step's ``[(emit, events), ...]`` in one call (one
+    wake-up of the server's event loop per character, not one per stream)."""
 
-    def __init__(self, engine, max_streams: int = 32, queue: int = 64) -> None:
-        self.engine = engine
+    def __init__(self, engine, max_streams: int = 32, queue: int = 64, post=None) -> None:
+        self.engine, self.post = engine, post
+        self._out: list = []
         self.max_streams, self.queue_limit = max_streams, queue
         self.meta = engine.loaded.meta
         self.streams = BatchedStreams(engine)
@@ -113,6 +116,11 @@ class ModelWorker:
             self.cond.notify()
 
     def close(self) -> None:
+        self.stop()
+        self.thread.join(timeout=5)
+
+    def stop(self) -> None:
+        """Refuse new jobs and end every job (its client gets what was written): does not block."""
         with self.cond:
             self.stopping = True
             for job in self.waiting:
@@ -120,7 +128,6 @@ class ModelWorker:
             for job in self.running:
                 job.cancel()
             self.cond.notify()
-        self.thread.join(timeout=5)
 
     # ---- the engine thread -----------------------------------------------------------
     def _loop(self) -> None:
@@ -131,18 +138,44 @@ class ModelWorker:
             with self.cond:
                 while not self.stopping and not self.running and not self.waiting:
                     self.cond.wait()
-                if self.stopping and not self.running:
+                if self.stopping and not self.running and not self.waiting:
                     return
                 starting = []
-                while self.waiting and self.active_streams + self.waiting[0].n <= self.max_streams:
+                while self.waiting and (self.waiting[0].cancelled  # ends at once in _start
+                                        or self.active_streams + self.waiting[0].n <= self.max_streams):
                     job = self.waiting.popleft()
                     self.running.append(job)
                     starting.append(job)
-            for job in starting:
-                self._start(job)
-            self._drop_cancelled()
-            if self.streams.rows:
-                self._step()
+            try:
+                for job in starting:
+                    self._start(job)
+                self._drop_cancelled()
+                if self.streams.rows:
+                    self._step()
+            except Exception as exc:  # a bug must end the requests with a message, not hang them
+                self._fail_all(f"internal error: {first_line(exc)}")
+            self._flush()
+
+    def _emit(self, job: Job, events: list) -> None:
+        if self.post is None:
+            job.emit(events)
+        else:
+            self._out.append((job.emit, events))
+
+    def _flush(self) -> None:
+        if self._out:
+            out, self._out = self._out, []
+            self.post(out)
+
+    def _fail_all(self, message: str) -> None:
+        for job in list(self.running):
+            for sid in job.sids:
+                if sid in self.streams.streams:
+                    self.streams.remove(sid)
+            job.sids = []
+            with self.cond:
+                self.running.remove(job)
+            self._emit(job, [("error", message)])
 
     def _start(self, job: Job) -> None:
         if job.cancelled:
@@ -176,7 +209,7 @@ class ModelWorker:
         job.sids = []
         with self.cond:
             self.running.remove(job)
-        job.emit([("error", message)])
+        self._emit(job, [("error", message)])
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self.running if j.cancelled]:
@@ -200,7 +233,7 @@ class ModelWorker:
             if len(ended) == len(job.sids):
                 self._finish(job, events)
             elif events:
-                job.emit(events)
+                self._emit(job, events)
 
     def _finish(self, job: Job, events: list) -> None:
         handle = None
@@ -215,7 +248,7 @@ class ModelWorker:
             if job in self.running:
                 self.running.remove(job)
         events.append(("done", None if job.cancelled else handle))
-        job.emit(events)
+        self._emit(job, events)
 
 
 class Backend:
@@ -235,6 +268,10 @@ class Backend:
 
     def meta(self, name: str) -> dict:
         return self.workers[name].meta
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
 
     def close(self) -> None:
         for worker in self.workers.values():

@@ -27,6 +27,11 @@ RETRY_AFTER = "1"
 FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
 
+def _deliver(calls) -> None:
+    for emit, events in calls:
+        emit(events)
+
+
 def error_response(err: ApiError) -> JSONResponse:
     body = {"error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}}
     return JSONResponse(body, status_code=err.status, headers=err.headers)
@@ -146,10 +151,11 @@ class Run:
         from rnnchat.engine.serve_adapter import Busy, Job  # the adapter is torch's side; loaded already
 
         text, start, params = self._text_and_start()
-        loop = asyncio.get_running_loop()
-        put = self.queue.put_nowait
-        self.job = Job(text, params, self.req.n, lambda ev: loop.call_soon_threadsafe(put, ev), start,
-                       self.req.presence, self.req.frequency)
+        if self.worker.post is None:  # the worker's events come to this loop, one wake-up per step
+            loop = asyncio.get_running_loop()
+            self.worker.post = lambda calls: loop.call_soon_threadsafe(_deliver, calls)
+        self.job = Job(text, params, self.req.n, self.queue.put_nowait, start, self.req.presence,
+                       self.req.frequency)
         try:
             self.worker.submit(self.job)
         except Busy as exc:
