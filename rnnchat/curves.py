@@ -59,10 +59,19 @@ def _title(train, val) -> str:
 
 def save_plot_image(points: list[dict], path: str | os.PathLike) -> Path:
     """Draw the curves into a PNG at ``path``, written atomically (a temp file renamed over it)."""
+    from rnnchat.atomic import write_bytes
+
+    path = Path(path)
+    write_bytes(path, plot_image_bytes(points))
+    return path
+
+
+def plot_image_bytes(points: list[dict]) -> bytes:
+    """The curves as PNG bytes (matplotlib, Agg backend; no pyplot, so any thread may draw)."""
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from rnnchat.atomic import atomic_path
 
     fig = Figure(figsize=(8, 4.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -78,7 +87,6 @@ def save_plot_image(points: list[dict], path: str | os.PathLike) -> Path:
     if train[0] or val[0]:
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

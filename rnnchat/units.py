@@ -20,9 +20,13 @@ def unescape(text: str) -> str:
 
 
 def parse_duration(text: str) -> float:
+    """Seconds from '90s', '10m', '2h' (a number without a unit is refused: 5 seconds or 5 minutes?)."""
     m = _DURATION.match(text or "")
     if not m:
         raise ValueError(f"{text!r} is not a duration: use e.g. 90s, 10m or 2h")
+    if m.group(2) is None:
+        number = m.group(1)
+        raise ValueError(f"{text.strip()!r} has no unit: write {number}s or {number}m (or {number}h)")
     seconds = float(m.group(1)) * _FACTORS[(m.group(2) or "s").lower()]
     if not math.isfinite(seconds) or seconds <= 0 or seconds > 30 * 86400:
         raise ValueError(f"{text!r} is out of range: between 1s and 30 days")
@@ -33,7 +37,7 @@ class Duration(click.ParamType):
     name = "duration"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         try:
             return parse_duration(value)

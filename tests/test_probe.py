@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnchat.engine.model import CharRNN, ModelConfig
+from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
 from rnnchat.engine.probe import Probe
 from rnnchat.engine.probe_cells import reader_for
 from rnnchat.errors import PluginError, RnnchatError
@@ -18,7 +18,7 @@ CELLS = [("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"
 def tiny_model(cell, options=None, cell_class=None):
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(cell=cell, vocab_size=11, hidden=8, layers=2, embedding=4,
-                                cell_options=options or {}), cell_class=cell_class)
+                                cell_options=options or {}), cell_class=cell_class or registered_cell(cell))
     return model.eval()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+
 import click
 
 from rnnchat.errors import RnnchatError
@@ -10,6 +13,22 @@ from rnnchat.plugins.specs import NAME_RE
 from rnnchat.presets import PRESETS
 from rnnchat.units import unescape, Duration, FiniteFloat
 
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux: /proc; elsewhere 0, i.e. from this import)."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read(4096).rsplit(b")", 1)[1].split()
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read(100).split()[0])
+        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+    return age if 0.0 <= age < 600.0 else 0.0
+
+
+COMMAND_START = time.perf_counter() - _process_age()  # a --budget counts from the process's start
 _D = PRESETS["default"]
 MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size", "lr", "carry_state")
 
@@ -34,7 +53,9 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
               help="Read the text as contiguous streams and carry the recurrent state between batches "
                    "(char-rnn's way), or train on random windows from a zero state.")
 @click.option("--steps", type=click.IntRange(1), help="Train for N optimizer steps.")
-@click.option("--budget", type=Duration(), help="Train for a wall-clock time: 90s, 10m, 2h.")
+@click.option("--budget", type=Duration(),
+              help="Wall-clock time for the whole command (start-up, steps, evaluations, the final re-score "
+                   "and the save): 90s, 10m, 2h. With --steps, whichever comes first ends the run.")
 @click.option("--val-fraction", type=FiniteFloat(0, 0.5, min_open=True), default=0.1, show_default=True,
               help="The last part of the text, held out for validation.")
 @click.option("--eval-every", type=click.IntRange(1), help="Steps between validations and state saves (default: scaled to the run).")
@@ -53,7 +74,8 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
 @click.option("--resume", "resume", help="Continue a run (its name or folder) exactly where it stopped.")
 @click.option("--stop-after", type=click.IntRange(1), metavar="K",
               help="Stop after step K, saving the state as Ctrl+C does (the run's plan is unchanged).")
-@click.option("--overwrite", is_flag=True, help="Start over even if the run folder holds an unfinished run.")
+@click.option("--overwrite", is_flag=True,
+              help="Start over a run (finished or not) or a model of the same name; without it that is refused.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(corpus, preset, **opts):
     """Train a model on CORPUS (a UTF-8 text file or a catalog name)."""
@@ -75,7 +97,8 @@ def train(corpus, preset, **opts):
         if "{text}" not in template:
             raise RnnchatError("--chat-template must contain {text}")
     chat = {"template": template or "{text}", "stop": list(stops)}
-    run_training(corpus, chosen, chat, explicit={k for k, v in opts.items() if v is not None}, **opts)
+    run_training(corpus, chosen, chat, explicit={k for k, v in opts.items() if v is not None},
+                 started=COMMAND_START, **opts)
 
 
 def parse_cell_options(text: str | None) -> dict:

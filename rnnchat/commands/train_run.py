@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
 
 from rnnchat import paths
+from rnnchat.commands.train_checks import FLAGS, check_existing, check_out, check_writable_folder
 from rnnchat.errors import PeerFailure, RnnchatError, first_line
 from rnnchat.process_exit import end_without_teardown
 
@@ -39,9 +39,10 @@ def _say(text: str) -> None:
 
 def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, budget, val_fraction,
                  eval_every, seed, precision, max_vocab, storage, device, out, name, run_dir, resume, quiet,
-                 stop_after=None, overwrite=False):
+                 stop_after=None, overwrite=False, started=None):
     from rnnchat.engine import distributed as dist
     from rnnchat.engine.device import pick_device, set_cpu_threads
+    from rnnchat.engine.train_config import ConfigError
 
     dev = dist.local_device(pick_device(device))
     if dev.type == "cpu":
@@ -52,15 +53,18 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
 
             torch.set_num_threads(shared)
     dist.init(dev)
-    if dist.active():
-        # a finished or failed rank ends without tearing the process group down (it can abort)
-        end_without_teardown()
+    # a training process ends at once when its work is done: the interpreter's teardown with torch
+    # loaded took seconds of a --budget on a loaded machine, and a torchrun rank's process group
+    # teardown can abort it; every file is written and closed by then
+    end_without_teardown()
     try:
         setup = _agreed(lambda: _prepare(corpus, model_opts, chat, explicit, dev, steps=steps, budget=budget,
                                          val_fraction=val_fraction, eval_every=eval_every, seed=seed,
                                          precision=precision, max_vocab=max_vocab, storage=storage, out=out,
                                          name=name, run_dir=run_dir, resume=resume, overwrite=overwrite), dev)
-        _train(setup, dev, quiet, stop_after)
+        _train(setup, dev, quiet, stop_after, started)
+    except ConfigError as exc:
+        raise RnnchatError(exc.render(FLAGS)) from None
     except RuntimeError as exc:
         if not dist.active():
             raise
@@ -108,27 +112,30 @@ def _shared_state(path: Path, dev):
 
 def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_fraction, eval_every, seed,
              precision, max_vocab, storage, out, name, run_dir, resume, overwrite):
+    """Everything checked, nothing changed: the settings, the corpus, the output, an existing run."""
     from rnnchat.corpora import resolve_named
     from rnnchat.engine import distributed as dist
     from rnnchat.engine.data import load_corpus
     from rnnchat.engine.precision import auto_precision
-    from rnnchat.engine.resume import peek_state, previous_path, unfinished
-    from rnnchat.engine.train import BEST, FINAL_STATE, TrainConfig, config_from_dict
+    from rnnchat.engine.run_dir import RunBusy, busy
+    from rnnchat.engine.train import FINAL_STATE, TrainConfig, config_from_dict
     from rnnchat.vocab import Vocab
 
     folder = _run_dir(name, out, run_dir, resume, check=dist.rank() == 0)
+    if dist.rank() == 0 and (who := busy(folder)):
+        raise RunBusy(f"{folder} is being trained by {who}: wait for it to end, or stop it "
+                      "(Ctrl+C, or kill PID: it saves its state)")
     state = None
     notes = []
+    out_given = out is not None
     if resume:
         meta, tensors, note = _shared_state(folder / FINAL_STATE, dev)
         state = (meta, tensors)
         if note:
             notes.append(note)
         cfg = config_from_dict(meta["config"])
-        if steps is not None:
-            cfg.steps, cfg.budget = steps, None
-        if budget is not None:
-            cfg.budget, cfg.steps = budget, None
+        if steps is not None or budget is not None:
+            cfg.steps, cfg.budget = steps, budget
         corpus_path, corpus_name = resolve_named(corpus or meta["corpus"].get("path"))
         corpus_name = meta["corpus"].get("name") or corpus_name
         out = out or meta.get("out")
@@ -144,77 +151,100 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
                           chat=chat, storage_dtype=storage)
         cfg.precision = auto_precision(dev) if precision == "auto" else precision
         vocab_chars = None
-        if dist.rank() == 0:
-            saved = peek_state(folder / FINAL_STATE)
-            left = saved and unfinished(saved)
-            if left and not overwrite:
-                raise RnnchatError(f"{folder} holds an unfinished run ({left}): continue it with "
-                                   f"`rnnchat train --resume {folder}`, or pass --overwrite to start over")
-            for old in (folder / FINAL_STATE, previous_path(folder / FINAL_STATE), folder / BEST):
-                with contextlib.suppress(FileNotFoundError):
-                    old.unlink()
     if out is None and name:
         out = str(paths.models_dir() / f"{name}.safetensors")
-    data = load_corpus(corpus_path, name=corpus_name, vocab=Vocab(vocab_chars) if vocab_chars else None,
-                       max_vocab=max_vocab)
     if eval_every:
         cfg.eval_every = cfg.save_every = eval_every
     elif not resume:
         cfg.eval_every = cfg.save_every = _auto_eval_every(cfg)
     cfg.validate()
+    if dist.rank() == 0:
+        if not resume:
+            check_existing(folder, Path(out) if out else None, name, out_given, overwrite)
+        if out:
+            out = str(check_out(out, given=out_given))
+        check_writable_folder(folder.parent, "the run folder")
+    data = load_corpus(corpus_path, name=corpus_name, vocab=Vocab(vocab_chars) if vocab_chars else None,
+                       max_vocab=max_vocab)
+    if cfg.steps is not None and cfg.budget is not None:
+        notes.append(f"the run ends after {cfg.plan()}")
     return dict(cfg=cfg, data=data, folder=folder, out=out, name=name, corpus_path=corpus_path, state=state,
                 notes=notes)
 
 
-def _train(setup: dict, dev, quiet: bool, stop_after) -> None:
+def _train(setup: dict, dev, quiet: bool, stop_after, started) -> None:
     from rnnchat.atomic import clean_stale
     from rnnchat.engine import distributed as dist
+    from rnnchat.engine.run_dir import RunLock
     from rnnchat.engine.train import Trainer
+    from rnnchat.engine.train_loop import Stop
     from rnnchat.train_report import Reporter
 
     cfg, folder, out = setup["cfg"], setup["folder"], setup["out"]
+    resumed = setup["state"] is not None
     reporter = None if quiet or dist.rank() != 0 else Reporter()
     trainer = _agreed(lambda: Trainer(cfg, setup["data"], folder, Path(out) if out else None, dev, reporter,
-                                      stop_after=stop_after), dev)
+                                      stop_after=stop_after, started=started, fresh=not resumed), dev)
     trainer.extra_state = {"name": setup["name"], "out": out,
                            "corpus_path": str(Path(setup["corpus_path"]).resolve())}
-    if dist.rank() == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        clean_stale(folder)
-    resumed = setup["state"] is not None
-    if resumed:
-        trainer.restore(*setup["state"])
-        setup["state"] = None
-    for note in setup["notes"] + trainer.notes:
-        _say(f"note: {note}")
-    if reporter:
-        reporter.start(trainer, resumed=resumed)
+    lock = _agreed(lambda: _lock(RunLock(folder)) if dist.rank() == 0 else None, dev)
     try:
-        trainer.run()
-        dist.barrier()  # every rank's last exchange is done before any rank ends
-    except KeyboardInterrupt:
+        if dist.rank() == 0:
+            clean_stale(folder)
+        if resumed:
+            trainer.restore(*setup["state"])
+            setup["state"] = None
+        for note in setup["notes"] + trainer.notes:
+            _say(f"note: {note}")
         if reporter:
-            reporter.stop()
-        _say(f"interrupted again: stopped without saving; the last saved state in {folder} is intact")
-        raise SystemExit(130)
+            reporter.start(trainer, resumed=resumed)
+        try:
+            trainer.run()
+            dist.barrier()  # every rank's last exchange is done before any rank ends
+            final = None if trainer.stopped else trainer.finalize()
+        except KeyboardInterrupt:
+            if reporter:
+                reporter.stop()
+            _say(f"interrupted again: stopped without saving; the last saved state in {folder} is intact")
+            raise SystemExit(130)
+        except Stop as stop:
+            if reporter:
+                reporter.stop()
+            _say(f"interrupted while {'re-scoring the best model' if str(stop) == 're-score' else 'saving'} "
+                 f"(training done, step {trainer.progress.step}): state saved in {folder}; finish with "
+                 f"`rnnchat train --resume {folder}`")
+            raise SystemExit(130)
+        finally:
+            if reporter:
+                reporter.stop()
     finally:
-        if reporter:
-            reporter.stop()
+        if lock is not None:
+            lock.release()
     step = trainer.progress.step
     if trainer.stopped == "signal":
-        _say(f"interrupted at step {step}: state saved in {folder}; continue with "
+        where = {"evaluation": " while evaluating", "save": " while saving"}.get(trainer.stopped_in, "")
+        _say(f"interrupted at step {step}{where}: state saved in {folder}; continue with "
              f"`rnnchat train --resume {folder}`")
         raise SystemExit(130)
     if trainer.stopped == "stop-after":
         _say(f"stopped after step {step} (--stop-after): state saved in {folder}; continue with "
              f"`rnnchat train --resume {folder}`")
         return
-    final = trainer.finalize()
+    for note in ([] if reporter else trainer.phase_notes) + ([trainer.image_error] if trainer.image_error else []):
+        _say(f"note: {note}")
     if dist.rank() == 0 and final is not None:
         from rnnchat.checkpoint_meta import read_header
 
         loss = read_header(final).meta.get("val_loss")
+        loss = f"{loss:.4f}" if isinstance(loss, (int, float)) else "unknown"
         click.echo(f"saved {final} (validation loss {loss} nats/char); resume state in {folder}")
+
+
+def _lock(lock):
+    try:
+        return lock.acquire()
+    except OSError as exc:
+        raise RnnchatError(f"cannot lock the run folder {lock.folder}: {exc.strerror or exc}") from None
 
 
 def _auto_eval_every(cfg) -> int:

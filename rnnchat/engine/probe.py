@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from rnnchat.engine.model import clone_state
+from rnnchat.engine.states import clone_state
 from rnnchat.engine.probe_cells import DESCRIPTIONS, reader_for
 from rnnchat.errors import RnnchatError
 

@@ -39,7 +39,7 @@ def test_kill_9_mid_run_then_resume_equals_uninterrupted():
 
 
 def test_rank_0_checkpoint_loads_after_another_rank_dies():
-    r = torchrun(str(TINY_TEXT), *TINY, "--name", "dies", "-q", env={"RNNCHAT_TEST_FAIL_RANK": "1:8:exit"})
+    r = torchrun(str(TINY_TEXT), *TINY, "--name", "dies", "-q", hooks=("--fail-rank", "1:8:exit"))
     assert r.returncode != 0
     from rnnchat.engine.checkpoint import load_checkpoint
 

@@ -96,12 +96,20 @@ def test_catalog(monkeypatch):
 
 
 def cli(capsys, *args):
-    """The real CLI in-process: (exit code, stdout, stderr)."""
+    """The real CLI in-process: (exit code, stdout, stderr). A training asks the CLI to end its process
+    without the interpreter's teardown (os._exit): here it must return to pytest instead."""
+    from unittest import mock
+
+    from rnnchat import process_exit
+
     code = 0
     try:
-        main(list(args))
+        with mock.patch("rnnchat.cli.teardown_skipped", lambda: False):
+            main(list(args))
     except SystemExit as exc:
         code = exc.code
+    finally:
+        process_exit._without_teardown = False
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -62,3 +62,30 @@ def test_plot_image_is_a_png_written_atomically(tmp_path):
     path = save_plot_image(points(), tmp_path / "curve.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
+def test_the_training_display_draws_the_curve_and_names_the_phase(tmp_path, one_torch_thread):
+    import io
+
+    from rich.console import Console
+
+    from rnnchat.train_report import Reporter
+    from tests.conftest import TINY_TEXT
+    from tests.train.helpers import make_trainer
+
+    out = io.StringIO()
+    reporter = Reporter(Console(file=out, force_terminal=True, width=100, height=40, color_system=None))
+    trainer = make_trainer(TINY_TEXT, tmp_path / "run", steps=6, eval_every=3, sample_chars=8)
+    trainer.reporter = reporter
+    phases = []
+    real = reporter.phase
+    reporter.phase = lambda t, name, done=None, note=None: (phases.append(name), real(t, name, done, note))
+    reporter.start(trainer)
+    trainer.run()
+    reporter.stop()
+    text = out.getvalue()
+    assert {"training", "evaluating", "saving"} <= set(phases)
+    last_val = trainer.progress.last_val
+    assert f"val {last_val:.3f}" in text              # the bar shows the latest validation loss
+    assert "• validation" in text and "⠒ train" in text  # the plotext curve's title above the bar
+    assert "step 6 val loss" in text

@@ -17,9 +17,11 @@ TINY = ["--hidden", "8", "--embedding", "4", "--layers", "2", "--seq-len", "32",
 HANG_LIMIT = 240  # seconds: only to catch a hang, never a timing assertion
 
 
-def torchrun(*args, env=None, timeout=HANG_LIMIT):
+def torchrun(*args, env=None, timeout=HANG_LIMIT, hooks=()):
+    """``hooks``: options of tests/train/fault_runner.py (injected failures, checksums)."""
+    entry = ["-m", "tests.train.fault_runner", *hooks, "--"] if hooks else ["-m", "rnnchat"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "rnnchat", "train", *args]
+           *entry, "train", *args]
     full = dict(os.environ, RNNCHAT_THREADS="1", RNNCHAT_DIST_TIMEOUT="60", **(env or {}))
     return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout)
 
@@ -32,14 +34,15 @@ def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_path, r
     from tests.train.helpers import state_tensors
 
     sums = tmp_path / "sums"
-    r = torchrun(str(TINY_TEXT), *TINY, "--name", "ddp", env={"RNNCHAT_TEST_CHECKSUM_DIR": str(sums)})
+    r = torchrun(str(TINY_TEXT), *TINY, "--name", "ddp", hooks=("--checksum-dir", str(sums)))
     assert r.returncode == 0, r.stderr[-3000:]
     rank0, rank1 = (sums / "rank0.sha256").read_text(), (sums / "rank1.sha256").read_text()
     assert rank0 == rank1
 
     # rank 0 alone wrote the run and printed: one start line, one "saved" line
     run = rnnchat_home / "data" / "runs" / "ddp"
-    assert sorted(p.name for p in run.iterdir()) == ["best.safetensors", "state.prev.safetensors",
+    assert sorted(p.name for p in run.iterdir()) == ["best.safetensors", "curve.png", "lock", "metrics.jsonl",
+                                                     "samples.jsonl", "state.prev.safetensors",
                                                      "state.safetensors"]
     assert r.stdout.count("saved ") == 1 and r.stderr.count("training lstm") == 1
     meta, tensors = state_tensors(run)
@@ -66,7 +69,7 @@ def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_path, r
 @pytest.mark.parametrize("how", ["raise", "exit"])
 def test_a_failing_rank_makes_the_others_exit_with_an_error(rnnchat_home, how):
     spec = "1:3" if how == "raise" else "1:3:exit"
-    r = torchrun(str(TINY_TEXT), *TINY, "--name", "f", "-q", env={"RNNCHAT_TEST_FAIL_RANK": spec})
+    r = torchrun(str(TINY_TEXT), *TINY, "--name", "f", "-q", hooks=("--fail-rank", spec))
     assert r.returncode != 0
     if how == "raise":
         assert "rank 1: failure injected at step 3" in r.stderr
@@ -81,9 +84,10 @@ def free_port() -> int:
 def test_a_peer_that_dies_outside_torchrun_stops_rank_0_with_one_line(rnnchat_home):
     # on several machines no single torchrun sees every process: rank 0 must notice a dead peer by itself
     base = dict(os.environ, WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
-                RNNCHAT_THREADS="1", RNNCHAT_DIST_TIMEOUT="60", RNNCHAT_TEST_FAIL_RANK="1:3:exit")
-    procs = [subprocess.Popen([sys.executable, "-m", "rnnchat", "train", str(TINY_TEXT), *TINY, "--name", "p",
-                               "-q"], env=dict(base, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.PIPE,
+                RNNCHAT_THREADS="1", RNNCHAT_DIST_TIMEOUT="60")
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.train.fault_runner", "--fail-rank", "1:3:exit", "--",
+                               "train", str(TINY_TEXT), *TINY, "--name", "p", "-q"],
+                              env=dict(base, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for r in (0, 1)]
     try:
         out0, err0 = procs[0].communicate(timeout=HANG_LIMIT)
