@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from typing import Optional
@@ -47,12 +48,10 @@ class RnnchatModel(llm.Model):
         from rnnchat.params import SamplingParams
 
         o = {k: v for k, v in dict(options).items() if v is not None}
-        p = SamplingParams(max_chars=1000)
-        for key in ("temperature", "top_k", "top_p", "repetition_penalty", "seed", "max_chars"):
-            if key in o:
-                setattr(p, key, o[key])
+        keys = ("temperature", "top_k", "top_p", "repetition_penalty", "seed", "max_chars")
+        stop = (o["stop"],) if o.get("stop") else ()
         try:
-            return p.validate(), o.get("stop")
+            return SamplingParams(**{"max_chars": 1000, **{k: o[k] for k in keys if k in o}}, stop=stop).validate()
         except SamplingError as exc:
             raise llm.ModelError(str(exc)) from None
 
@@ -60,14 +59,14 @@ class RnnchatModel(llm.Model):
         from rnnchat.errors import RnnchatError
         from rnnchat.session.framing import Framing
 
-        params, stop = self._params(prompt.options)
+        params = self._params(prompt.options)
         try:
             engine = _engine(self.model_id)
         except RnnchatError as exc:
             raise llm.ModelError(str(exc)) from None
         framing = Framing.from_meta(engine.loaded.meta)
         close = framing.stop[0] if framing.stop else ""
-        params.stop = tuple(dict.fromkeys(framing.stop + ((stop,) if stop else ())))
+        params = dataclasses.replace(params, stop=tuple(dict.fromkeys(framing.stop + params.stop)))
         # the conversation so far, as the model reads it: every earlier turn closed by the stop sequence
         messages = list(prompt.messages)
         past = ""

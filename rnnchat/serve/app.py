@@ -8,6 +8,7 @@ thread; :func:`_events` moves those calls onto the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import time
@@ -140,7 +141,7 @@ class Run:
         if req.kind == "completion":
             return req.prompt, start, req.params
         params = req.params
-        params.stop = tuple(dict.fromkeys(framing.stop + params.stop))
+        params = dataclasses.replace(params, stop=tuple(dict.fromkeys(framing.stop + params.stop)))
         if start is not None:  # only the new turn: the state already holds the conversation
             return framing.frame(req.messages[-1][1], close_previous=not self.session.closed), start, params
         close = framing.stop[0] if framing.stop else ""
@@ -202,19 +203,11 @@ class Run:
                 "total_tokens": self.job.prompt_chars + c}
 
     async def whole(self, request: HttpRequest):
-        n = self.req.n
-        texts, reasons = [""] * n, {}
-        handle = error = None
+        texts, got = [""] * self.req.n, _Outcome()
         async for batch in self.events(request):
-            for ev in batch:
-                if ev[0] == "end":
-                    reasons[ev[1]] = ev[2]
-                elif ev[0] == "done":
-                    handle = ev[1]
-                elif ev[0] == "error":
-                    error = ev[1]
-                else:
-                    texts[ev[0]] += ev[1]
+            for i, t in got.take(batch).items():
+                texts[i] += t
+        handle, reasons, error = got.handle, got.reasons, got.error
         self._release(handle, reasons)
         if error is not None:
             return error_response(ApiError(500, error, kind="server_error"))
@@ -240,29 +233,42 @@ class Run:
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     async def sse(self, request: HttpRequest):
-        reasons, handle = {}, None
+        got = _Outcome()
         try:
             if self.req.kind == "chat":
                 for i in range(self.req.n):
                     yield self._chunk(i, None, None, first=True)
             async for batch in self.events(request):
-                pending: dict[int, str] = {}
-                out = []
-                for ev in batch:
-                    if ev[0] == "end":
-                        reasons[ev[1]] = ev[2]
-                    elif ev[0] == "done":
-                        handle = ev[1]
-                    elif ev[0] == "error":
-                        err = {"error": {"message": ev[1], "type": "server_error", "param": None, "code": None}}
-                        out.append(f"data: {json.dumps(err)}\n\n")
-                    else:
-                        pending[ev[0]] = pending.get(ev[0], "") + ev[1]
-                out[:0] = [self._chunk(i, t, None) for i, t in pending.items()]
-                if any(ev[0] == "done" for ev in batch):
-                    out += [self._chunk(i, None, FINISH.get(reasons.get(i), "stop")) for i in range(self.req.n)]
+                out = [self._chunk(i, t, None) for i, t in got.take(batch).items()]
+                if got.error is not None:
+                    err = {"error": {"message": got.error, "type": "server_error", "param": None, "code": None}}
+                    out.append(f"data: {json.dumps(err)}\n\n")
+                if got.done:
+                    out += [self._chunk(i, None, FINISH.get(got.reasons.get(i), "stop")) for i in range(self.req.n)]
                 if out:
                     yield "".join(out)
             yield "data: [DONE]\n\n"
         finally:
-            self._release(handle, reasons)
+            self._release(got.handle, got.reasons)
+
+
+class _Outcome:
+    """What a job's events said so far: text pieces are returned, the rest is kept."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[int, str] = {}
+        self.handle = self.error = None
+        self.done = False
+
+    def take(self, batch) -> dict[int, str]:
+        pieces: dict[int, str] = {}
+        for ev in batch:
+            if ev[0] == "end":
+                self.reasons[ev[1]] = ev[2]
+            elif ev[0] == "done":
+                self.handle, self.done = ev[1], True
+            elif ev[0] == "error":
+                self.error = ev[1]
+            else:
+                pieces[ev[0]] = pieces.get(ev[0], "") + ev[1]
+        return pieces

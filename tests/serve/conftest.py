@@ -21,12 +21,13 @@ def save_tiny(path: Path) -> Path:
     import torch
 
     from rnnchat.engine.checkpoint import build_meta, save_checkpoint
-    from rnnchat.engine.model import CharRNN, ModelConfig
+    from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
     from rnnchat.vocab import Vocab
 
     torch.manual_seed(0)
     v = Vocab(sorted(set(TINY_TEXT.read_text(encoding="utf-8"))))
-    model = CharRNN(ModelConfig(cell="lstm", vocab_size=len(v), hidden=8, layers=2, embedding=4))
+    model = CharRNN(ModelConfig(cell="lstm", vocab_size=len(v), hidden=8, layers=2, embedding=4),
+                    registered_cell("lstm"))
     meta = build_meta(model, v, corpus={"name": "tiny", "sha256": "0" * 64}, val_loss=3.5,
                       chat={"template": "ME:\n{text}\n\n", "stop": ["\n\n"]})
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,14 @@ def env(tmp_path_factory):
     import torch
 
     from rnnchat.engine.checkpoint import build_meta, save_checkpoint
-    from rnnchat.engine.model import CharRNN, ModelConfig
+    from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
     from rnnchat.vocab import Vocab
 
     root = tmp_path_factory.mktemp("llm")
     torch.manual_seed(0)
     v = Vocab(sorted(VOCAB))
-    model = CharRNN(ModelConfig(cell="lstm", vocab_size=len(v), hidden=8, layers=2, embedding=4))
+    model = CharRNN(ModelConfig(cell="lstm", vocab_size=len(v), hidden=8, layers=2, embedding=4),
+                    registered_cell("lstm"))
     meta = build_meta(model, v, corpus={"name": "tiny", "sha256": "0" * 64}, val_loss=3.5,
                       chat={"template": "ME:\n{text}\n\n", "stop": ["\n\n"]})
     (root / "home" / "data" / "models").mkdir(parents=True)
