@@ -119,7 +119,7 @@ def _restore(engine, model: str, past: str):
 
         try:
             from rnnchat.safe_files import read_regular
-            from rnnchat.session.states import same_shapes, state_from_bytes
+            from rnnchat.engine.states import same_shapes, state_from_bytes
 
             state, logits = state_from_bytes(read_regular(path, 64 << 20), engine.device)
             if logits is not None and same_shapes(state, engine.initial_state()):
@@ -131,7 +131,7 @@ def _restore(engine, model: str, past: str):
 
 def _save(model: str, text: str, logits, state) -> None:
     from rnnchat.atomic import atomic_path
-    from rnnchat.session.states import state_to_bytes
+    from rnnchat.engine.states import state_to_bytes
 
     folder = _states_dir()
     folder.mkdir(parents=True, exist_ok=True)

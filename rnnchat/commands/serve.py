@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rnnchat.errors import RnnchatError
+from rnnchat.safe_text import printable
 
 
 @click.command()
@@ -40,10 +41,15 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
         raise RnnchatError("no models to serve; train one with `rnnchat train CORPUS --name NAME`")
     if api_key is not None and not api_key.strip():
         raise RnnchatError("--api-key must not be empty")
-    backend = Backend(names, max_streams, queue)
+    backend = Backend(names, max_streams, queue, skip_unusable=not models)
+    for name, reason in backend.skipped:
+        click.echo(printable(f"note: not serving {name!r}: {reason}"), err=True)
+    if not backend.workers:
+        raise RnnchatError("none of the registered models can be served (see the notes above)")
     server = Server(backend, api_key, SessionStore(sessions, float(session_ttl)))
-    click.echo(f"serving {', '.join(names)} on http://{host}:{port}/v1 "
-               f"({'API key required' if api_key else 'no API key'}); Ctrl+C stops", err=True)
+    click.echo(printable(f"serving {', '.join(backend.workers)} on http://{host}:{port}/v1 "
+               f"({'API key required' if api_key else 'no API key'}); Ctrl+C stops"), err=True)
+
     class _Uvicorn(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
             backend.stop()  # end the streams first: their clients get [DONE], then uvicorn closes

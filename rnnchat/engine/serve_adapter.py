@@ -254,14 +254,22 @@ class ModelWorker:
 class Backend:
     """The models a server offers: name -> :class:`ModelWorker`, opened at start."""
 
-    def __init__(self, names: list[str], max_streams: int, queue: int) -> None:
+    def __init__(self, names: list[str], max_streams: int, queue: int, skip_unusable: bool = False) -> None:
+        """``skip_unusable``: a model that cannot be opened or batched is left out and named in
+        ``skipped`` (name, reason) instead of stopping the server."""
         from rnnchat.engine.runtime import open_engine
 
         self.workers: dict[str, ModelWorker] = {}
+        self.skipped: list[tuple[str, str]] = []
         try:
             for name in names:
-                engine, _path = open_engine(name, "cpu")
-                self.workers[name] = ModelWorker(engine, max_streams, queue)
+                try:
+                    engine, _path = open_engine(name, "cpu")
+                    self.workers[name] = ModelWorker(engine, max_streams, queue)
+                except RnnchatError as exc:
+                    if not skip_unusable:
+                        raise RnnchatError(f"cannot serve {name!r}: {first_line(exc)}") from None
+                    self.skipped.append((name, first_line(exc)))
         except BaseException:
             self.close()
             raise
