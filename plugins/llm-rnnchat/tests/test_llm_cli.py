@@ -70,7 +70,7 @@ def test_continue_keeps_the_state(env):
     saved = states(env)
     reply = first.stdout[:-1]  # llm ends the output with a newline
     key = hashlib.sha256(f"tiny\0ME:\nhi\n\n{reply}\n\n".encode()).hexdigest()
-    assert {p.stem for p in saved} == {key}  # the state after the first reply, named by what it read
+    assert key in {p.stem for p in saved}  # the state after the first reply, named by what it read
     cont = llm(env, "-c", "more", *greedy)
     assert cont.returncode == 0, cont.stderr
     assert len(states(env)) == len(saved) + 1
