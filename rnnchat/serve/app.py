@@ -25,6 +25,7 @@ from rnnchat.session.framing import Framing
 
 MAX_BODY = 1_000_000  # bytes
 RETRY_AFTER = "1"
+GATHER_S = 0.02  # a stream's chunks are at least this far apart after the first
 FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
 
@@ -178,17 +179,25 @@ class Run:
         self.job.cancel()
         self.worker.wake()
 
-    async def events(self, request: HttpRequest):
-        """Yields lists of events until the job is done; cancels it if the client goes away."""
-        done = False
+    async def events(self, request: HttpRequest, gather: float = GATHER_S):
+        """Yields lists of events until the job is done; cancels it if the client goes away.
+        After the first characters, waits ``gather`` seconds between lists so that one chunk
+        carries several characters (the per-chunk work, not the model, would bound the rate)."""
+        done, first = False, True
         try:
             while not done:
-                try:
-                    batch = await asyncio.wait_for(self.queue.get(), 0.5)
-                except asyncio.TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    continue
+                if self.queue.empty():
+                    try:
+                        batch = await asyncio.wait_for(self.queue.get(), 0.5)
+                    except asyncio.TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        continue
+                else:
+                    batch = self.queue.get_nowait()
+                if not first and gather:
+                    await asyncio.sleep(gather)
+                first = False
                 while not self.queue.empty():
                     batch = batch + self.queue.get_nowait()
                 done = any(ev[0] in ("done", "error") for ev in batch)
