@@ -67,10 +67,13 @@ def cells(as_json):
         click.echo(printable(f"{r['name']:<10} {r['description']}  ({r['plugin']})"))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def models(as_json):
-    """List registered models (bundled, trained locally, or from plugins)."""
+@click.pass_context
+def models(ctx, as_json):
+    """List registered models (bundled, trained locally, or from plugins); `get` downloads one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rnnchat.commands.info import model_rows
 
     rows = model_rows()
@@ -100,7 +103,7 @@ def inspect(path, as_json):
 
 
 def _register_builtin_commands() -> None:
-    from rnnchat.commands import chat, corpora, generate, install, probe, train
+    from rnnchat.commands import chat, corpora, generate, install, models_get, probe, serve, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
@@ -109,6 +112,8 @@ def _register_builtin_commands() -> None:
     cli.add_command(install.install)
     cli.add_command(install.uninstall)
     cli.add_command(probe.probe)
+    cli.add_command(serve.serve)
+    models.add_command(models_get.get)
 
 
 _register_builtin_commands()

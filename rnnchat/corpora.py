@@ -30,7 +30,6 @@ from rnnchat.vocab import normalize
 
 MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: larger texts are refused, never swapped through
 MIRROR_ENV = "RNNCHAT_CORPUS_MIRROR"
-DOWNLOAD_TIMEOUT = 30.0  # seconds without data before a download gives up
 
 
 # ---- reading a text ---------------------------------------------------------
@@ -286,46 +285,9 @@ def _sha256_file(path: Path) -> str:
 
 
 def _fetch(url: str, target: Path, sha256: str | None, limit: int, name: str, progress) -> None:
-    import http.client
-    import urllib.error
-    import urllib.request
+    from rnnchat.download import fetch
 
-    where = f"could not download {name!r} from {url}"
-    h = hashlib.sha256()
-    received = 0
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "rnnchat"})
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response, atomic_path(target) as tmp:
-            total = response.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
-            if total is not None and total > limit:
-                raise CorpusError(f"{where}: the server offers {total:,} bytes, the catalog says {limit:,}")
-            with open(tmp, "wb") as out:
-                while True:
-                    block = response.read(1 << 16)
-                    if not block:
-                        break
-                    received += len(block)
-                    if received > limit:
-                        raise CorpusError(f"{where}: more than the {limit:,} bytes the catalog says; not saved")
-                    h.update(block)
-                    out.write(block)
-                    if progress:
-                        progress(received, total)
-            if total is not None and received != total:
-                raise CorpusError(f"{where}: the transfer broke off after {received:,} of {total:,} bytes; "
-                                  "nothing saved")
-            if sha256 and h.hexdigest() != sha256:
-                raise CorpusError(f"{where}: its sha256 is {h.hexdigest()}, the catalog says {sha256}; "
-                                  "not saved (a changed or corrupted file)")
-            decode_text(Path(tmp).read_bytes(), url)
-    except urllib.error.HTTPError as exc:
-        raise CorpusError(f"{where}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise CorpusError(f"{where}: {getattr(exc.reason, 'strerror', None) or exc.reason}") from None
-    except http.client.HTTPException as exc:
-        raise CorpusError(f"{where}: the transfer broke off ({type(exc).__name__}); nothing saved") from None
-    except TimeoutError:
-        raise CorpusError(f"{where}: no answer for {DOWNLOAD_TIMEOUT:.0f}s") from None
-    except OSError as exc:
-        raise CorpusError(f"{where}: {exc.strerror or exc}") from None
+    with atomic_path(target) as tmp:
+        fetch(url, Path(tmp), sha256=sha256, size=None, limit=limit, where=f"could not download {name!r} from {url}",
+              error=CorpusError, progress=progress, said="the catalog says")
+        decode_text(Path(tmp).read_bytes(), url)

@@ -1,0 +1,62 @@
+"""``rnnchat serve``: the OpenAI-compatible HTTP API (rnnchat.serve) on uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from rnnchat.errors import RnnchatError
+from rnnchat.safe_text import printable
+
+
+@click.command()
+@click.option("--model", "-m", "models", multiple=True,
+              help="A model to serve (repeatable). Default: every registered model.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--api-key", envvar="RNNCHAT_API_KEY", help="Require `Authorization: Bearer KEY` "
+              "(or set RNNCHAT_API_KEY).")
+@click.option("--max-streams", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Streams stepped together per model.")
+@click.option("--queue", type=click.IntRange(0, 4096), default=64, show_default=True,
+              help="Streams that may wait for a place per model; past it requests get 429.")
+@click.option("--sessions", type=click.IntRange(1, 100_000), default=256, show_default=True,
+              help="Sessions kept (least recently used dropped first).")
+@click.option("--session-ttl", type=click.IntRange(1, 7 * 86400), default=1800, show_default=True,
+              help="Seconds a session is kept idle.")
+def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl):
+    """Serve models over an OpenAI-compatible HTTP API (docs/serve.md)."""
+    import uvicorn
+
+    from rnnchat.engine.serve_adapter import Backend
+    from rnnchat.plugins.manager import get_host
+    from rnnchat.serve.app import Server
+    from rnnchat.serve.sessions import SessionStore
+
+    registered = list(get_host().checkpoints)
+    names = list(dict.fromkeys(models)) or registered
+    unknown = [n for n in names if n not in registered]
+    if unknown:
+        raise RnnchatError(f"no model named {unknown[0]!r}; see `rnnchat models`")
+    if not names:
+        raise RnnchatError("no models to serve; train one with `rnnchat train CORPUS --name NAME`")
+    if api_key is not None and not api_key.strip():
+        raise RnnchatError("--api-key must not be empty")
+    backend = Backend(names, max_streams, queue, skip_unusable=not models)
+    for name, reason in backend.skipped:
+        click.echo(printable(f"note: not serving {name!r}: {reason}"), err=True)
+    if not backend.workers:
+        raise RnnchatError("none of the registered models can be served (see the notes above)")
+    server = Server(backend, api_key, SessionStore(sessions, float(session_ttl)))
+    click.echo(printable(f"serving {', '.join(backend.workers)} on http://{host}:{port}/v1 "
+               f"({'API key required' if api_key else 'no API key'}); Ctrl+C stops"), err=True)
+
+    class _Uvicorn(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            backend.stop()  # end the streams first: their clients get [DONE], then uvicorn closes
+            super().handle_exit(sig, frame)
+
+    try:
+        _Uvicorn(uvicorn.Config(server.app, host=host, port=port, log_level="warning",
+                                timeout_graceful_shutdown=5)).run()
+    finally:
+        backend.close()

@@ -1,0 +1,286 @@
+"""The engine side of ``rnnchat serve``: one scheduler thread per model over batched streams.
+
+:class:`ModelWorker` owns a model's :class:`~rnnchat.engine.generate.Engine` and the one
+thread that calls torch for it. Requests (:class:`Job`) arrive from the HTTP server's event
+loop; the thread reads each new prompt, adds the job's streams to one
+:class:`~rnnchat.engine.multi.BatchedStreams`, and advances every active stream of the model
+with one batched step (one matrix-matrix product per layer) per character. The characters each
+step released go back to the event loop in one call. A cancelled job (a client that went
+away) leaves the batch before the next step.
+
+A job's end carries an opaque ``(logits, state)`` handle: a later job may start from it (the
+server's ``session`` extension) instead of re-reading the conversation. The server package
+sees only this module's plain-Python surface (:class:`Job`, :class:`Busy`, events), never torch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from rnnchat.engine.multi import BatchedStreams, stream_seeds
+from rnnchat.engine.sampling import Sampler
+from rnnchat.errors import RnnchatError, first_line
+from rnnchat.params import SamplingParams
+
+
+class Busy(RnnchatError):
+    """The model's batch and queue are full."""
+
+
+class PenaltySampler(Sampler):
+    """OpenAI's presence and frequency penalties over the characters this stream generated:
+    ``logit[c] -= presence * (count[c] > 0) + frequency * count[c]``. Used only when one of
+    them is not 0, so the plain sampler's per-character path is unchanged."""
+
+    def __init__(self, params: SamplingParams, seed: int, presence: float, frequency: float) -> None:
+        super().__init__(params, seed)
+        self.presence, self.frequency = np.float32(presence), np.float32(frequency)
+        self.counts: np.ndarray | None = None
+
+    def __call__(self, logits):
+        x = np.asarray(logits, np.float32).reshape(-1)
+        if self.counts is None:
+            self.counts = np.zeros(x.size, np.float32)
+        x = x - self.frequency * self.counts - self.presence * (self.counts > 0)
+        return super().__call__(x)
+
+    def accept(self, i: int) -> None:
+        super().accept(i)
+        if self.counts is not None and 0 <= i < self.counts.size:
+            self.counts[i] += 1
+
+
+@dataclass
+class Job:
+    """One request: ``text`` read after ``start`` (a handle from an earlier job, or None for
+    the model's initial state), then ``n`` streams sampled with ``params``.
+
+    ``emit(events)`` gets a list of ``(index, text)`` pieces, ``("end", index, reason)`` and
+    finally ``("done", handle)`` or ``("error", message)``: from the engine thread, or, when
+    the worker has a ``post``, through it (the server's event loop)."""
+
+    text: str
+    params: SamplingParams
+    n: int
+    emit: Callable[[list], None]
+    start: object = None
+    presence: float = 0.0
+    frequency: float = 0.0
+    cancelled: bool = False
+    sids: list = field(default_factory=list)
+    prompt_chars: int = 0
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ModelWorker:
+    """A model's engine thread. ``max_streams``: streams stepped together at most;
+    ``queue``: streams that may wait for a place; past both, :meth:`submit` raises :class:`Busy`.
+    ``post(calls)``, when set, receives each step's ``[(emit, events), ...]`` in one call (one
+    wake-up of the server's event loop per character, not one per stream)."""
+
+    def __init__(self, engine, max_streams: int = 32, queue: int = 64, post=None) -> None:
+        self.engine, self.post = engine, post
+        self._out: list = []
+        self.max_streams, self.queue_limit = max_streams, queue
+        self.meta = engine.loaded.meta
+        self.streams = BatchedStreams(engine)
+        self.waiting: deque[Job] = deque()
+        self.running: list[Job] = []
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="rnnchat-serve-engine", daemon=True)
+        self.thread.start()
+
+    @property
+    def active_streams(self) -> int:
+        return sum(j.n for j in self.running)
+
+    def submit(self, job: Job) -> None:
+        with self.cond:
+            waiting = sum(j.n for j in self.waiting)
+            if self.stopping or self.active_streams + waiting + job.n > self.max_streams + self.queue_limit:
+                raise Busy("the model's streams and queue are full; try again shortly")
+            self.waiting.append(job)
+            self.cond.notify()
+
+    def wake(self) -> None:
+        """Call after cancelling a job so that an idle thread notices."""
+        with self.cond:
+            self.cond.notify()
+
+    def close(self) -> None:
+        self.stop()
+        self.thread.join(timeout=5)
+
+    def stop(self) -> None:
+        """Refuse new jobs and end every job (its client gets what was written): does not block."""
+        with self.cond:
+            self.stopping = True
+            for job in self.waiting:
+                job.cancel()
+            for job in self.running:
+                job.cancel()
+            self.cond.notify()
+
+    # ---- the engine thread -----------------------------------------------------------
+    def _loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # one core per model thread: the batch is the parallelism
+        while True:
+            with self.cond:
+                while not self.stopping and not self.running and not self.waiting:
+                    self.cond.wait()
+                if self.stopping and not self.running and not self.waiting:
+                    return
+                starting = []
+                while self.waiting and (self.waiting[0].cancelled  # ends at once in _start
+                                        or self.active_streams + self.waiting[0].n <= self.max_streams):
+                    job = self.waiting.popleft()
+                    self.running.append(job)
+                    starting.append(job)
+            try:
+                for job in starting:
+                    self._start(job)
+                self._drop_cancelled()
+                if self.streams.rows:
+                    self._step()
+            except Exception as exc:  # a bug must end the requests with a message, not hang them
+                self._fail_all(f"internal error: {first_line(exc)}")
+            self._flush()
+
+    def _emit(self, job: Job, events: list) -> None:
+        if self.post is None:
+            job.emit(events)
+        else:
+            self._out.append((job.emit, events))
+
+    def _flush(self) -> None:
+        if self._out:
+            out, self._out = self._out, []
+            self.post(out)
+
+    def _fail_all(self, message: str) -> None:
+        for job in list(self.running):
+            for sid in job.sids:
+                if sid in self.streams.streams:
+                    self.streams.remove(sid)
+            job.sids = []
+            with self.cond:
+                self.running.remove(job)
+            self._emit(job, [("error", message)])
+
+    def _start(self, job: Job) -> None:
+        if job.cancelled:
+            self._finish(job, [])
+            return
+        try:
+            engine = self.engine
+            if job.start is not None:
+                logits, state = job.start
+            else:
+                logits, state = None, engine.initial_state()
+            ids = engine.encode(job.text).ids if job.text else []
+            if ids:
+                logits, state = engine.feed(ids, state)
+            elif logits is None:
+                logits, state = engine.feed([engine.default_start()], state)
+            job.prompt_chars = len(ids)
+            for seed in stream_seeds(job.params, job.n):
+                if job.presence or job.frequency:
+                    sampler = PenaltySampler(job.params, seed, job.presence, job.frequency)
+                else:
+                    sampler = Sampler(job.params, seed)
+                sampler.remember(ids[-64:])
+                job.sids.append(self.streams.add(logits, state, job.params, sampler))
+        except RnnchatError as exc:
+            self._fail(job, first_line(exc))
+
+    def _fail(self, job: Job, message: str) -> None:
+        for sid in job.sids:
+            self.streams.remove(sid)
+        job.sids = []
+        with self.cond:
+            self.running.remove(job)
+        self._emit(job, [("error", message)])
+
+    def _drop_cancelled(self) -> None:
+        for job in [j for j in self.running if j.cancelled]:
+            for sid in job.sids:
+                self.streams.cancel(sid)
+            self._finish(job, [])
+
+    def _step(self) -> None:
+        try:
+            out = self.streams.step()
+        except RnnchatError as exc:  # e.g. NaN logits: every job of this batch ends with the message
+            for job in list(self.running):
+                if job.sids:
+                    self._fail(job, first_line(exc))
+            return
+        for job in list(self.running):
+            if not job.sids:
+                continue
+            events = [(i, out[sid]) for i, sid in enumerate(job.sids) if out.get(sid)]
+            ended = [i for i, sid in enumerate(job.sids) if self.streams.streams[sid].final is not None]
+            if len(ended) == len(job.sids):
+                self._finish(job, events)
+            elif events:
+                self._emit(job, events)
+
+    def _finish(self, job: Job, events: list) -> None:
+        handle = None
+        for i, sid in enumerate(job.sids):
+            _text, reason, logits, state = self.streams.result(sid)
+            events.append(("end", i, reason))
+            if i == 0:
+                handle = (logits, state)
+            self.streams.remove(sid)
+        job.sids = []
+        with self.cond:
+            if job in self.running:
+                self.running.remove(job)
+        events.append(("done", None if job.cancelled else handle))
+        self._emit(job, events)
+
+
+class Backend:
+    """The models a server offers: name -> :class:`ModelWorker`, opened at start."""
+
+    def __init__(self, names: list[str], max_streams: int, queue: int, skip_unusable: bool = False) -> None:
+        """``skip_unusable``: a model that cannot be opened or batched is left out and named in
+        ``skipped`` (name, reason) instead of stopping the server."""
+        from rnnchat.engine.runtime import open_engine
+
+        self.workers: dict[str, ModelWorker] = {}
+        self.skipped: list[tuple[str, str]] = []
+        try:
+            for name in names:
+                try:
+                    engine, _path = open_engine(name, "cpu")
+                    self.workers[name] = ModelWorker(engine, max_streams, queue)
+                except RnnchatError as exc:
+                    if not skip_unusable:
+                        raise RnnchatError(f"cannot serve {name!r}: {first_line(exc)}") from None
+                    self.skipped.append((name, first_line(exc)))
+        except BaseException:
+            self.close()
+            raise
+
+    def meta(self, name: str) -> dict:
+        return self.workers[name].meta
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()

@@ -1,0 +1,13 @@
+"""`rnnchat serve` refusals, before any model is opened."""
+
+from __future__ import annotations
+
+from rnnchat.cli import _run
+
+
+def test_unknown_model_and_empty_key(capsys):
+    assert _run(["serve", "--model", "nope"]) == 1
+    assert "no model named 'nope'; see `rnnchat models`" in capsys.readouterr().err
+    assert _run(["serve", "--model", "shakespeare", "--api-key", " "]) == 1
+    assert "--api-key must not be empty" in capsys.readouterr().err
+    assert _run(["serve", "--port", "70000"]) == 2
