@@ -1,6 +1,6 @@
 """Conversations in SQLite (``paths.history_db()``): turns, settings, seeds and per-turn states.
 
-States are stored as safetensors bytes (see ``states.py``), never pickled. Each call opens
+States are stored as safetensors bytes (see ``rnnchat/engine/states.py``), never pickled. Each call opens
 its own connection, so the store can be used from the app's worker threads.
 """
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-
 import torch
 
+from rnnchat.engine.states import state_map
 
 # ---- helpers --------------------------------------------------------------------------------------------
+
 
 def available_devices() -> list[torch.device]:
     """CPU, plus CUDA and Apple MPS where present."""
@@ -39,15 +40,11 @@ def _structure(state):
 
 
 def _clone(state):
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    return type(state)(_clone(s) for s in state)
+    return state_map(lambda t: t.detach().clone(), state)
 
 
 def _to(state, device):
-    if isinstance(state, torch.Tensor):
-        return state.to(device)
-    return type(state)(_to(s, device) for s in state)
+    return state_map(lambda t: t.to(device), state)
 
 
 def _max_diff(a, b) -> float:

@@ -55,7 +55,7 @@ class RnnchatApp(App[int]):
         self.session: ChatAPI | None = None
         self.startup = Startup()
         self.exit_after = exit_after()
-        self.loading: str | None = None  # the model being loaded, while a load is in flight
+        self.loading_model: str | None = None  # the model being loaded, while a load is in flight
         self._load_token = 0
         self._conv_token = 0
         self._settings_timer = None
@@ -123,12 +123,12 @@ class RnnchatApp(App[int]):
         session stays usable meanwhile."""
         self._load_token += 1
         session = self.session_factory(name, self.params, not explicit)
-        self.loading = self.chat.loading = name or "default model"
-        self.panel.show_model(None, loading=self.loading)
-        self.sub_title = f"loading {self.loading}…"
+        self.loading_model = self.chat.loading_model = name or "default model"
+        self.panel.show_model(None, loading=self.loading_model)
+        self.sub_title = f"loading {self.loading_model}…"
         self.transcript.remove_notices("loading")
         self.transcript.remove_notices("error")
-        self.transcript.add_notice(Notice(Text.assemble(("Loading ", "dim"), (self.loading, "bold"),
+        self.transcript.add_notice(Notice(Text.assemble(("Loading ", "dim"), (self.loading_model, "bold"),
                                                         ("… (you can look around meanwhile: F1 for help)", "dim")),
                                           kind="loading"))
         start_loading(session, self._load_token, then_open, self._conv_token, self.post_message)
@@ -137,7 +137,7 @@ class RnnchatApp(App[int]):
         if message.token != self._load_token or not self.is_running:  # a newer load superseded this one
             message.session.close()
             return
-        self.loading = self.chat.loading = None
+        self.loading_model = self.chat.loading_model = None
         old, self.session = self.session, message.session
         self.chat.session = self.session
         if old is not None and old is not message.session:
@@ -162,7 +162,7 @@ class RnnchatApp(App[int]):
     def on_load_failed(self, message: LoadFailed) -> None:
         if message.token != self._load_token:
             return
-        self.loading = self.chat.loading = None
+        self.loading_model = self.chat.loading_model = None
         self.transcript.remove_notices("loading")
         name = message.model or "the default model"
         still = self.session.info if self.session is not None else None

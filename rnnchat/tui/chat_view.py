@@ -2,7 +2,7 @@
 
 The view sends what is typed to the session, starts the reply's thread worker, which only
 iterates the reply and posts batches of characters (paced by :class:`Pacer`), and paints them.
-It knows nothing about loading models or settings: the app sets ``session`` and ``loading``.
+It knows nothing about loading models or settings: the app sets ``session`` and ``loading_model``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ChatView(Vertical):
         super().__init__(**kw)
         self.on_ended = on_ended
         self.session: ChatAPI | None = None
-        self.loading: str | None = None  # the model being loaded, set by the app
+        self.loading_model: str | None = None  # the model being loaded, set by the app (``loading`` is Textual's)
         self.confidence = False
         self.live: LiveReply | None = None
         self.quitting = threading.Event()  # set when the app quits: the worker stops its reply
@@ -96,7 +96,7 @@ class ChatView(Vertical):
         template's last characters left to read (see rnnchat/session/readahead.py)."""
         s = self.session
         if (not text.strip() or text.lstrip().startswith("/") or s is None or not s.loaded
-                or self.loading is not None or self.replying):
+                or self.loading_model is not None or self.replying):
             return
         s.read_ahead(text)
 
@@ -106,12 +106,12 @@ class ChatView(Vertical):
 
     def can_talk(self, restore: str | None = None) -> bool:
         s, problem = self.session, None
-        if self.loading is not None and (s is None or not s.loaded):
-            problem = f"{self.loading} is still loading…"
+        if self.loading_model is not None and (s is None or not s.loaded):
+            problem = f"{self.loading_model} is still loading…"
         elif s is None or not s.loaded:
             problem = "No model is open: pick one with /model (ctrl+l)"
-        elif self.loading is not None:
-            problem = f"switching to {self.loading}…"
+        elif self.loading_model is not None:
+            problem = f"switching to {self.loading_model}…"
         elif self.replying:
             problem = "A reply is still being written: Esc stops it"
         if problem:

@@ -119,7 +119,7 @@ async def test_quit_during_model_loading(gate):
     h = Harness(load_gate=gate)  # load() blocks until the gate opens: it never does before quitting
     app = h.app()
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app._painted and app.loading is not None, "the loading screen")
+        await wait_for(pilot, lambda: app._painted and app.loading_model is not None, "the loading screen")
         await pilot.pause(0.1)
         assert not h.session.loaded
         await _quit_and_check(pilot, app, baseline)
@@ -143,7 +143,7 @@ async def test_quit_during_a_model_switch(gate, replying):
             h.fake_kwargs["load_gate"] = gate  # the next model's load blocks
             first = h.session
             await send(pilot, "/model other", wait=False)
-            await wait_for(pilot, lambda: len(h.sessions) == 2 and app.loading == "other", "the switch")
+            await wait_for(pilot, lambda: len(h.sessions) == 2 and app.loading_model == "other", "the switch")
             assert app.session is first
             await _quit_and_check(pilot, app, baseline)
         assert leftover_threads(baseline) == []

@@ -67,7 +67,7 @@ async def wait_for(pilot, condition, what: str = "condition", limit: int = 1000)
 async def ready(pilot):
     app = pilot.app
     await wait_for(pilot, lambda: app._painted and app.session is not None and app.session.loaded
-                   and app.loading is None, "the first frame and the model")
+                   and app.loading_model is None, "the first frame and the model")
     await pilot.pause()  # let the panel lay out the model's facts before anything is clicked
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,13 +15,16 @@ from rnnchat.safe_text import printable
 from rnnchat.tui.messages import one_line
 from rnnchat.tui.screens.fetched import FetchedScreen
 
+if TYPE_CHECKING:
+    from rnnchat.session.history import HistoryStore
+
 
 class HistoryScreen(FetchedScreen):
     """Dismisses with (conversation id, model name)."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close"), Binding("delete", "delete", "Delete")]
 
-    def __init__(self, store, current_id: int | None = None) -> None:
+    def __init__(self, store: "HistoryStore", current_id: int | None = None) -> None:
         super().__init__()
         self.store = store
         self.current_id = current_id
@@ -45,8 +49,7 @@ class HistoryScreen(FetchedScreen):
     def on_fetched_screen_listed(self, message: FetchedScreen.Listed) -> None:
         """Warnings first (a damaged history moved aside, say). Textual then runs the base
         class's handler, which shows the rows or the error: no super() call here."""
-        take = getattr(self.store, "take_warnings", None)
-        for warning in (take() if take is not None else ()):
+        for warning in self.store.take_warnings():
             self.notify(warning, title="Chat history", severity="warning", markup=False, timeout=15)
 
     def show_error(self, error: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -13,6 +15,9 @@ from textual.widgets import Static
 
 from rnnchat.safe_text import printable
 from rnnchat.tui.confidence import legend
+
+if TYPE_CHECKING:
+    from rnnchat.session.types import Turn
 
 TEMP_STEP = 0.05
 TEMP_BIG_STEP = 0.25
@@ -156,7 +161,7 @@ class SidePanel(VerticalScroll):
         t.rstrip()
         self.query_one("#sampling", Static).update(t)
 
-    def show_speed(self, turn) -> None:
+    def show_speed(self, turn: "Turn | None") -> None:
         if turn is None or not turn.chars_per_s:
             self.query_one("#speed", Static).update(Text("-", style="dim"))
             return
@@ -164,10 +169,9 @@ class SidePanel(VerticalScroll):
         t.append(f"{turn.chars_per_s:,.0f}", style="bold")
         t.append(" chars/s\n", style="dim")
         t.append(f"{len(turn.text)} chars", style="dim")
-        first = getattr(turn, "first_char_ms", None)
-        if first is not None:
-            t.append(f"\nfirst char {first:,.0f} ms", style="dim")
-            if getattr(turn, "read_ahead", 0):
+        if turn.first_char_ms is not None:
+            t.append(f"\nfirst char {turn.first_char_ms:,.0f} ms", style="dim")
+            if turn.read_ahead:
                 t.append(f"\n{turn.read_ahead:,} chars read ahead", style="dim")
         self.query_one("#speed", Static).update(t)
 
