@@ -250,6 +250,9 @@ class TrainLoop:
         _, _, total_chunks = layout(self.val_ids.numel(), self.cfg.eval_streams, self.model.head.out_features,
                                     (self.rank, self.world))
         chunks = self.clock.plan_eval_chunks(total_chunks)
+        if self.world > 1 and self.cfg.budget is not None:  # the ranks' clocks differ: read the same chunks
+            agreed, _ = dist.agree(float(chunks), False, self.device)
+            chunks = self.clock.eval_chunks = int(agreed)
         note = None
         if chunks < total_chunks:
             note = f"evaluating on {100 * chunks / total_chunks:.0f}% of the validation text to fit the budget"
@@ -277,7 +280,7 @@ class TrainLoop:
             if self.reporter:
                 self.reporter.evaluated(self, val, sample)
             self._draw_image()
-        dist.barrier()
+        self._agree_costs()
         if self._should_stop() is not None and self.stop_requested():
             raise Aborted
         self.clock.last_eval_end = self.clock.now()
@@ -303,12 +306,21 @@ class TrainLoop:
         hidden = None
         if self.hidden is not None:
             hidden = [dist.gather_rows(t) for t in _leaves(self.hidden)]
+        self.progress.elapsed, _ = dist.agree(self.clock.now(), False, self.device)
         if self.rank == 0:
-            self.progress.elapsed = self.clock.now()
             t = time.perf_counter()
             _saving(lambda: save_state(self.run_dir / FINAL_STATE, self, hidden), self.run_dir / FINAL_STATE)
             self.clock.saw_save(time.perf_counter() - t)
-        dist.barrier()
+        self._agree_costs()
+
+    def _agree_costs(self) -> None:
+        """Every rank takes the slowest measured costs (rank 0 alone saves and samples), so that every
+        rank computes the same reserve and ends the steps on the same step. A barrier too."""
+        c = self.clock
+        c.save_s, _ = dist.agree(c.save_s, False, self.device)
+        c.sample_s, _ = dist.agree(c.sample_s, False, self.device)
+        if c.eval_chunk_s is not None:
+            c.eval_chunk_s, _ = dist.agree(c.eval_chunk_s, False, self.device)
 
     def _rescore(self, best: Path, loaded, chars: int, total: int) -> None:
         note, method = None, "stateful, whole split, 1 stream"

@@ -131,3 +131,11 @@ def test_a_rank_whose_peers_never_come_stops_with_one_line(rnnchat_home, timeout
     assert r.returncode == 1
     assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (rnnchat_home / "data" / "runs" / "alone").exists()
+
+
+def test_two_ranks_with_a_time_budget_end_together(rnnchat_home):
+    # each rank measures its own costs; they agree on them, so both end the steps on the same step
+    args = [a for a in TINY if a not in ("--steps", "20")]
+    r = torchrun(str(TINY_TEXT), *args, "--budget", "6s", "--name", "b", "-q")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("saved ") == 1
