@@ -157,6 +157,9 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
         out = str(paths.models_dir() / f"{name}.safetensors")
     data = load_corpus(corpus_path, name=corpus_name, vocab=Vocab(vocab_chars) if vocab_chars else None,
                        max_vocab=max_vocab)
+    if cfg.init_from and not resume:  # a fine-tune: the model's vocabulary, then the text's new characters
+        from rnnchat.engine.finetune import base_vocab, extend_corpus
+        data = extend_corpus(data, base_vocab(cfg.init_from))
     if eval_every:
         cfg.eval_every = cfg.save_every = eval_every
     elif not resume:
@@ -175,7 +178,7 @@ def _train(setup: dict, dev, quiet: bool, stop_after) -> None:
     cfg, folder, out = setup["cfg"], setup["folder"], setup["out"]
     reporter = None if quiet or dist.rank() != 0 else Reporter()
     trainer = _agreed(lambda: Trainer(cfg, setup["data"], folder, Path(out) if out else None, dev, reporter,
-                                      stop_after=stop_after), dev)
+                                      stop_after=stop_after, fresh=setup["state"] is None), dev)
     trainer.extra_state = {"name": setup["name"], "out": out,
                            "corpus_path": str(Path(setup["corpus_path"]).resolve())}
     if dist.rank() == 0:

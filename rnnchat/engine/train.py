@@ -62,6 +62,7 @@ class TrainConfig:
     storage_dtype: str = "float32"
     chat: dict = field(default_factory=lambda: {"template": "{text}", "stop": ["\n\n"]})
     sample_chars: int = 200
+    init_from: dict | None = None  # a fine-tune: the model it started from (rnnchat.engine.finetune.plan)
 
     def validate(self) -> "TrainConfig":
         def bad(msg):
@@ -116,7 +117,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, corpus: Corpus, run_dir: Path, out: Path | None,
-                 device: torch.device, reporter=None, stop_after: int | None = None) -> None:
+                 device: torch.device, reporter=None, stop_after: int | None = None, fresh: bool = True) -> None:
         self.cfg = config.validate()
         self.corpus = corpus
         self.run_dir = Path(run_dir)
@@ -127,6 +128,9 @@ class Trainer:
         self._check_size()
         torch.manual_seed(config.seed)
         self.model = CharRNN(config.model_config(len(corpus.vocab))).to(device)
+        if config.init_from and fresh:  # a fine-tune starts from its model (a resumed one from its state)
+            from rnnchat.engine.finetune import init_weights
+            init_weights(self.model, corpus.vocab, config.init_from, seed=config.seed)
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(0.9, 0.99))
