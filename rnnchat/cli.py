@@ -66,10 +66,13 @@ def cells(as_json):
         click.echo(f"{r['name']:<10} {r['description']}  ({r['plugin']})")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def models(as_json):
-    """List registered models (bundled, trained locally, or from plugins)."""
+@click.pass_context
+def models(ctx, as_json):
+    """List registered models (bundled, trained locally, or from plugins); `models rm NAME` removes one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rnnchat.commands.info import model_rows
 
     rows = model_rows()
@@ -99,7 +102,7 @@ def inspect(path, as_json):
 
 
 def _register_builtin_commands() -> None:
-    from rnnchat.commands import chat, corpora, generate, install, train
+    from rnnchat.commands import chat, corpora, generate, install, runs, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
@@ -107,6 +110,8 @@ def _register_builtin_commands() -> None:
     cli.add_command(corpora.corpora)
     cli.add_command(install.install)
     cli.add_command(install.uninstall)
+    cli.add_command(runs.runs)
+    models.add_command(runs.models_rm)
 
 
 _register_builtin_commands()

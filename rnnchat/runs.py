@@ -1,0 +1,290 @@
+"""Training runs on disk: list them, read their metrics and samples, remove them (torch-free).
+
+A run folder (``<data dir>/runs/NAME``) holds the trainer's files: ``state.safetensors`` (resume
+state; its JSON header says the step, the elapsed time, the best validation loss, the plan),
+``metrics.jsonl`` (one JSON object a line: step, time, train_loss, val_loss, lr, chars_per_s),
+``samples.jsonl`` (step, text) and ``lock`` (an ``fcntl.flock`` held by the training process).
+
+Every file here is untrusted: only regular files are read (no links, no devices), sizes are bounded
+before anything is read, and every value is type- and range-checked; a bad line is skipped and
+counted, never trusted. Text meant for a terminal goes through :func:`escape`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import shutil
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnchat import paths
+from rnnchat.errors import RnnchatError
+from rnnchat.plugins.specs import NAME_RE
+
+STATE = "state.safetensors"
+METRICS = "metrics.jsonl"
+SAMPLES = "samples.jsonl"
+LOCK = "lock"
+MAX_HEADER = 16 * 1024 * 1024    # a state header is a few KB
+MAX_TAIL = 8 * 1024 * 1024       # the last 8 MB of a metrics/samples file are read, no more
+MAX_LINE = 64 * 1024
+MAX_SAMPLE = 4000                # characters of one sample kept
+MAX_RUNS = 10_000
+MAX_LOSS = 1e6
+
+
+class RunError(RnnchatError):
+    """A run that does not exist, cannot be read, or cannot be removed."""
+
+
+@dataclass
+class RunInfo:
+    name: str
+    folder: str
+    state: str                       # running | finished | stopped | failed
+    steps: int | None = None
+    best_val: float | None = None
+    elapsed: float | None = None     # seconds of training
+    model: str | None = None         # where the best model goes
+    holder: str | None = None        # the lock file's text (the trainer writes its pid there)
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+# ---- reading untrusted files -------------------------------------------------------
+
+def _open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
+    """An fd on ``path`` if it is a regular file (never through a link), else OSError."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
+    return fd
+
+
+def read_tail(path: Path, limit: int = MAX_TAIL) -> bytes:
+    """The last ``limit`` bytes of a regular file (b"" when it is missing, a link or not a regular file)."""
+    try:
+        fd = _open_regular(path)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            fh.seek(size - limit)
+            data = fh.read(limit)
+            return data[data.find(b"\n") + 1:]  # drop the cut first line
+        return fh.read(limit)
+
+
+def jsonl(path: Path) -> tuple[list[dict], int]:
+    """(JSON objects of the file's whole lines, number of lines that were not one)."""
+    rows, bad = [], 0
+    for line in read_tail(path).split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            if len(line) > MAX_LINE:
+                raise ValueError
+            value = json.loads(line)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            bad += 1
+            continue
+        if isinstance(value, dict):
+            rows.append(value)
+        else:
+            bad += 1
+    return rows, bad
+
+
+def _num(value, low: float, high: float, integer: bool = False):
+    """``value`` if it is a number in [low, high] (an int when ``integer``), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if integer and not isinstance(value, int):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if low <= value <= high else None
+
+
+POINT = {"step": (0, 10**12, True), "time": (0.0, 1e9, False), "train_loss": (0.0, MAX_LOSS, False),
+         "val_loss": (0.0, MAX_LOSS, False), "lr": (0.0, 1e3, False), "chars_per_s": (0.0, 1e12, False)}
+REQUIRED = ("step", "time", "lr")
+
+
+def metrics(folder: Path) -> tuple[list[dict], int]:
+    """The run's metric points, checked (a point with a missing or bad required value is dropped)."""
+    points, bad = [], 0
+    rows, bad = jsonl(folder / METRICS)
+    for row in rows:
+        point = {k: _num(row.get(k), lo, hi, integer) for k, (lo, hi, integer) in POINT.items()}
+        wrong = [k for k in POINT if row.get(k) is not None and point[k] is None]
+        if wrong or any(point[k] is None for k in REQUIRED):
+            bad += 1
+            continue
+        points.append(point)
+    return points, bad
+
+
+def samples(folder: Path, last: int = 3) -> list[dict]:
+    """The latest ``last`` samples: {"step": int, "text": str (at most MAX_SAMPLE characters)}."""
+    out = []
+    for row in jsonl(folder / SAMPLES)[0]:
+        step, text = _num(row.get("step"), 0, 10**12, integer=True), row.get("text")
+        if step is not None and isinstance(text, str):
+            out.append({"step": step, "text": text[:MAX_SAMPLE]})
+    return out[-last:]
+
+
+def escape(text: str) -> str:
+    """Text safe for a terminal: newlines kept, every other control or format character escaped."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch == "\n" or not unicodedata.category(ch).startswith("C"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def state_header(path: Path) -> dict | None:
+    """The JSON metadata of a resume state, from its header alone (None if missing or unreadable)."""
+    try:
+        fd = _open_regular(path)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return None
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or n > os.fstat(fh.fileno()).st_size - 8:
+                return None
+            header = json.loads(fh.read(n))
+            meta = json.loads(header["__metadata__"]["rnnchat_state"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+# ---- locks -------------------------------------------------------------------------
+
+def lock_holder(folder: Path) -> str | None:
+    """None if no process holds the run's lock; else the lock file's text (escaped, short) or '?'."""
+    try:
+        fd = _open_regular(folder / LOCK, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            return escape(text.splitlines()[0][:80]) if text else "?"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# ---- runs --------------------------------------------------------------------------
+
+def run_info(folder: Path) -> RunInfo:
+    info = RunInfo(name=folder.name, folder=str(folder), state="failed")
+    meta = state_header(folder / STATE)
+    points, bad = metrics(folder)
+    if bad:
+        info.problems.append(f"{bad} unreadable line(s) in {METRICS}")
+    if meta is not None:
+        prog = meta.get("progress") if isinstance(meta.get("progress"), dict) else {}
+        cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        info.steps = _num(prog.get("step"), 0, 10**12, integer=True)
+        info.best_val = _num(prog.get("best_val"), 0.0, MAX_LOSS)
+        info.elapsed = _num(prog.get("elapsed"), 0.0, 1e9)
+        out = meta.get("out")
+        info.model = escape(out[:4096]) if isinstance(out, str) else None
+        info.state = "stopped" if _unfinished(cfg, info) else "finished"
+    elif (folder / STATE).exists() or (folder / STATE).is_symlink():
+        info.problems.append(f"{STATE} is unreadable")
+    if points and (info.steps is None or points[-1]["step"] > info.steps):
+        info.steps = points[-1]["step"]
+        info.elapsed = points[-1]["time"]
+        vals = [p["val_loss"] for p in points if p["val_loss"] is not None]
+        info.best_val = min(vals) if vals else info.best_val
+    holder = lock_holder(folder)
+    if holder is not None:
+        info.state, info.holder = "running", holder
+    return info
+
+
+def _unfinished(cfg: dict, info: RunInfo) -> bool:
+    steps = _num(cfg.get("steps"), 1, 10**12, integer=True)
+    budget = _num(cfg.get("budget"), 0.0, 1e9)
+    if steps is not None:
+        return (info.steps or 0) < steps
+    if budget is not None:
+        return (info.elapsed or 0.0) < budget
+    return False
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    root = Path(root or paths.runs_dir())
+    if not root.is_dir():
+        return []
+    folders = []
+    with os.scandir(root) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                folders.append(Path(entry.path))
+                if len(folders) >= MAX_RUNS:
+                    break
+    return [run_info(f) for f in sorted(folders)]
+
+
+def run_folder(name: str, root: Path | None = None) -> Path:
+    """The folder of the run ``name`` (a plain name, a real folder under the runs folder)."""
+    root = Path(root or paths.runs_dir())
+    if not NAME_RE.match(name or ""):
+        raise RunError(f"{escape(name)!r} is not a run name (see `rnnchat runs`)")
+    folder = root / name
+    if folder.is_symlink() or not folder.is_dir():
+        raise RunError(f"no run named {name!r} in {root} (see `rnnchat runs`)")
+    return folder
+
+
+def remove_run(name: str, root: Path | None = None) -> Path:
+    """Delete a run's folder, holding its lock meanwhile; a running run (lock held) is refused."""
+    folder = run_folder(name, root)
+    fd = None
+    try:
+        fd = _open_regular(folder / LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise RunError(f"cannot check whether run {name!r} is running: {exc}") from None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunError(f"run {name!r} is running (process {lock_holder(folder) or '?'}): stop it first "
+                               "(Ctrl+C or SIGTERM saves it), then remove it") from None
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise RunError(f"could not remove {folder}: {exc.strerror or exc}") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return folder
