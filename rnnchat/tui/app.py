@@ -31,6 +31,7 @@ from rnnchat.tui.commands import ChatCommands, CommandError
 from rnnchat.tui.messages import (ConversationFailed, ConversationOpened, LoadFailed, ModelLoaded, ModelsListed,
                                   ReplyChunk, ReplyDone, ReplyFailed, error_kind, one_line)
 from rnnchat.tui.screens import HelpScreen, HistoryScreen, ModelPicker, PluginsScreen
+from rnnchat.tui.screens.train import TrainScreen, TrainingRuns
 from rnnchat.tui.startup import Startup, exit_after
 from rnnchat.tui.widgets import Notice, SidePanel, TemperatureControl, Transcript, TurnView
 from rnnchat.tui.widgets.panel import TEMP_STEP
@@ -102,6 +103,7 @@ class RnnchatApp(App[int]):
         Binding("ctrl+n", "reset_chat", "New chat", show=False, priority=True, id="new_chat"),
         Binding("ctrl+l", "pick_model", "Models", show=False, priority=True, id="models"),
         Binding("ctrl+y", "show_history", "History", show=False, priority=True, id="history"),
+        Binding("ctrl+t", "show_training", "Train", show=False, priority=True, id="train"),
     ]
     KEY_HELP = [
         ("Enter", "send your message (or run a /command)"),
@@ -113,6 +115,7 @@ class RnnchatApp(App[int]):
         ("ctrl+n", "new conversation"),
         ("ctrl+l", "switch model"),
         ("ctrl+y", "conversation history"),
+        ("ctrl+t", "train a model (runs in the background)"),
         ("ctrl+p", "command palette: every action, and /commands with arguments"),
         ("F1", "this help"),
         ("ctrl+q", "quit, also during a reply"),
@@ -143,6 +146,7 @@ class RnnchatApp(App[int]):
         self._conv_token = 0
         self._painted = False
         self._ready_pending = False
+        self.training = TrainingRuns()  # the training runs this app started (tui/screens/train.py)
 
     # ---- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -681,8 +685,14 @@ class RnnchatApp(App[int]):
             return
         self.notify(f"Saved the transcript to {target}", markup=False)
 
-    async def action_quit(self) -> None:
-        """Quit at once, also during a reply: the worker sees the stop within one character."""
+    def action_show_training(self) -> None:
+        self.push_screen(TrainScreen(self.training))
+
+    async def action_quit(self, ask: bool = True) -> None:
+        """Quit at once, also during a reply: the worker sees the stop within one character.
+        With a training run going, first ask whether to leave it running or stop it."""
+        if ask and self.training.ask_before_quit(self, lambda: self.call_later(self.action_quit, False)):
+            return
         self._quitting.set()
         if self.session is not None:
             self.session.stop()
@@ -745,6 +755,8 @@ class RnnchatApp(App[int]):
             self.action_stop_reply()
         elif name == "help":
             self.action_show_help()
+        elif name == "train":
+            self.action_show_training()
         elif name == "quit":
             self.call_later(self.action_quit)
 
