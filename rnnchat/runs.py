@@ -2,8 +2,8 @@
 
 A run folder (``<data dir>/runs/NAME``) holds the trainer's files: ``state.safetensors`` (resume
 state; its JSON header says the step, the elapsed time, the best validation loss, the plan),
-``metrics.jsonl`` (one JSON object a line: step, time, train_loss, val_loss, lr, chars_per_s),
-``samples.jsonl`` (step, text) and ``lock`` (an ``fcntl.flock`` held by the training process).
+``metrics.jsonl`` and ``samples.jsonl`` (read and checked by :mod:`rnnchat.run_metrics`) and ``lock``
+(an ``fcntl.flock`` held by the training process).
 
 Every file here is untrusted: only regular files are read (no links, no devices), sizes are bounded
 before anything is read, and every value is type- and range-checked; a bad line is skipped and
@@ -25,15 +25,12 @@ from pathlib import Path
 from rnnchat import paths
 from rnnchat.errors import RnnchatError
 from rnnchat.plugins.specs import NAME_RE
+from rnnchat.run_metrics import read_points
 
 STATE = "state.safetensors"
-METRICS = "metrics.jsonl"
-SAMPLES = "samples.jsonl"
 LOCK = "lock"
 MAX_HEADER = 16 * 1024 * 1024    # a state header is a few KB
-MAX_TAIL = 8 * 1024 * 1024       # the last 8 MB of a metrics/samples file are read, no more
-MAX_LINE = 64 * 1024
-MAX_SAMPLE = 4000                # characters of one sample kept
+MAX_TAIL = 1024 * 1024          # the last 1 MB of a log file is read, no more
 MAX_RUNS = 10_000
 MAX_LOSS = 1e6
 
@@ -84,26 +81,6 @@ def read_tail(path: Path, limit: int = MAX_TAIL) -> bytes:
         return fh.read(limit)
 
 
-def jsonl(path: Path) -> tuple[list[dict], int]:
-    """(JSON objects of the file's whole lines, number of lines that were not one)."""
-    rows, bad = [], 0
-    for line in read_tail(path).split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            if len(line) > MAX_LINE:
-                raise ValueError
-            value = json.loads(line)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            bad += 1
-            continue
-        if isinstance(value, dict):
-            rows.append(value)
-        else:
-            bad += 1
-    return rows, bad
-
-
 def _num(value, low: float, high: float, integer: bool = False):
     """``value`` if it is a number in [low, high] (an int when ``integer``), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -113,35 +90,6 @@ def _num(value, low: float, high: float, integer: bool = False):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value if low <= value <= high else None
-
-
-POINT = {"step": (0, 10**12, True), "time": (0.0, 1e9, False), "train_loss": (0.0, MAX_LOSS, False),
-         "val_loss": (0.0, MAX_LOSS, False), "lr": (0.0, 1e3, False), "chars_per_s": (0.0, 1e12, False)}
-REQUIRED = ("step", "time", "lr")
-
-
-def metrics(folder: Path) -> tuple[list[dict], int]:
-    """The run's metric points, checked (a point with a missing or bad required value is dropped)."""
-    points, bad = [], 0
-    rows, bad = jsonl(folder / METRICS)
-    for row in rows:
-        point = {k: _num(row.get(k), lo, hi, integer) for k, (lo, hi, integer) in POINT.items()}
-        wrong = [k for k in POINT if row.get(k) is not None and point[k] is None]
-        if wrong or any(point[k] is None for k in REQUIRED):
-            bad += 1
-            continue
-        points.append(point)
-    return points, bad
-
-
-def samples(folder: Path, last: int = 3) -> list[dict]:
-    """The latest ``last`` samples: {"step": int, "text": str (at most MAX_SAMPLE characters)}."""
-    out = []
-    for row in jsonl(folder / SAMPLES)[0]:
-        step, text = _num(row.get("step"), 0, 10**12, integer=True), row.get("text")
-        if step is not None and isinstance(text, str):
-            out.append({"step": step, "text": text[:MAX_SAMPLE]})
-    return out[-last:]
 
 
 def escape(text: str) -> str:
@@ -203,9 +151,7 @@ def lock_holder(folder: Path) -> str | None:
 def run_info(folder: Path) -> RunInfo:
     info = RunInfo(name=folder.name, folder=str(folder), state="failed")
     meta = state_header(folder / STATE)
-    points, bad = metrics(folder)
-    if bad:
-        info.problems.append(f"{bad} unreadable line(s) in {METRICS}")
+    points = read_points(folder)
     if meta is not None:
         prog = meta.get("progress") if isinstance(meta.get("progress"), dict) else {}
         cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}

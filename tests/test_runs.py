@@ -53,7 +53,7 @@ def test_list_states_steps_and_best(runs_root):
     rows = {r.name: r for r in list_runs()}
     assert rows["done"].state == "finished" and rows["done"].steps == 40 and rows["done"].best_val == 1.5
     assert rows["done"].model == "/models/done.safetensors"
-    assert rows["done"].problems == ["3 unreadable line(s) in metrics.jsonl"]
+    assert rows["done"].problems == []  # the bad lines (not JSON, infinite, a bool step) are skipped
     assert rows["half"].state == "stopped" and rows["half"].elapsed == 6.0
     assert rows["dead"].state == "failed" and rows["dead"].steps is None
 
@@ -89,7 +89,8 @@ def test_cli_table_and_json(runs_root, capsys):
 
 
 def test_untrusted_files_are_not_followed_or_trusted(runs_root, tmp_path):
-    from rnnchat.runs import list_runs, metrics, state_header
+    from rnnchat.run_metrics import read_points
+    from rnnchat.runs import list_runs, state_header
 
     secret = tmp_path / "secret.txt"
     secret.write_text(json.dumps(point(99, 0.1)) + "\n")
@@ -100,7 +101,7 @@ def test_untrusted_files_are_not_followed_or_trusted(runs_root, tmp_path):
     (bad / "state.safetensors").write_bytes(struct.pack("<Q", 2**60) + b"{}")  # no 2**60-byte allocation
     write_state(runs_root / "liar", -5, "long", "x", steps="many", out=7)
     rows = {r.name: r for r in list_runs()}
-    assert metrics(runs_root / "dead") == ([], 0) and rows["dead"].steps is None
+    assert read_points(runs_root / "dead") == [] and rows["dead"].steps is None
     assert rows["half"].steps == 12
     assert state_header(bad / "state.safetensors") is None and rows["huge"].state == "failed"
     assert (rows["liar"].steps, rows["liar"].elapsed, rows["liar"].best_val, rows["liar"].model) == (None,) * 4

@@ -59,18 +59,19 @@ def runs(ctx, as_json):
 def show(name, last):
     """Draw a run's loss curve and print its latest samples (escaped)."""
     from rnnchat.curves import loss_plot
-    from rnnchat.runs import escape, metrics, run_folder, run_info, samples
+    from rnnchat.run_metrics import read_points, read_samples
+    from rnnchat.runs import escape, run_folder, run_info
 
     folder = run_folder(name)
     info = run_info(folder)
-    points, _ = metrics(folder)
+    points = read_points(folder)
     best = f"{info.best_val:.4f}" if info.best_val is not None else "-"
     click.echo(f"{escape(info.name)}: {info.state}, step {info.steps if info.steps is not None else '-'}, "
                f"best validation loss {best}, {_time(info.elapsed)} of training, model {info.model or '-'}")
     width = max(40, min(shutil.get_terminal_size((100, 30)).columns, 160))
     plot = loss_plot(points, width, 18) if points else ""
     click.echo(plot if plot else "no metrics yet (metrics.jsonl is empty or missing)")
-    for s in samples(folder, last) if last else []:
+    for s in read_samples(folder, last) if last else []:
         click.echo(f"--- sample at step {s['step']} ---")
         click.echo(escape(s["text"]))
 

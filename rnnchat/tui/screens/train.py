@@ -276,9 +276,9 @@ class TrainScreen(Screen):
     @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False)
     def _poll(self, run: StartedRun, width: int, height: int) -> None:
         from rnnchat.curves import loss_plot
-        from rnnchat.runs import metrics, samples
+        from rnnchat.run_metrics import read_points, read_samples
 
-        points, _ = metrics(run.folder)
+        points = read_points(run.folder)
         plot = loss_plot(points, width, height) if points else ""
         state = "running" if run.running else ("finished" if run.code == 0 else f"ended (exit {run.code})")
         last = points[-1] if points else None
@@ -289,7 +289,7 @@ class TrainScreen(Screen):
             summary += f", starting ({time.monotonic() - run.started:.0f}s)"
         if run.code not in (None, 0):
             summary += f" - {run.last_log_line()}"
-        self.post_message(Polled(run.name, plot, samples(run.folder, 2), summary))
+        self.post_message(Polled(run.name, plot, read_samples(run.folder, 2), summary))
 
     def on_polled(self, message: Polled) -> None:
         from rnnchat.runs import escape
