@@ -322,7 +322,7 @@ class QuitWithRuns(ModalScreen[str]):
             yield Label("Training is going", classes="dialog-title")
             yield Static(Text(f"{', '.join(self.names)} {'is' if len(self.names) == 1 else 'are'} still training. "
                               "Leave it running after the app closes, or stop it (it saves a state you can "
-                              "resume)?"))
+                              "resume)?"), id="quit-text")
             with Horizontal():
                 yield Button("Leave running", id="quit-leave", variant="primary")
                 yield Button("Stop and quit", id="quit-stop", variant="warning")
