@@ -686,7 +686,8 @@ class RnnchatApp(App[int]):
         self.notify(f"Saved the transcript to {target}", markup=False)
 
     def action_show_training(self) -> None:
-        self.push_screen(TrainScreen(self.training))
+        if not isinstance(self.screen, TrainScreen):
+            self.push_screen(TrainScreen(self.training))
 
     async def action_quit(self, ask: bool = True) -> None:
         """Quit at once, also during a reply: the worker sees the stop within one character.

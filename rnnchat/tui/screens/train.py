@@ -203,9 +203,9 @@ class TrainScreen(Screen):
         with Horizontal():
             with VerticalScroll(id="train-form"):
                 yield Label("Train a model", classes="dialog-title")
-                yield Label("Corpus (a text file or catalog name)")
+                yield Label("Corpus (text file or catalog name)")
                 yield Input(self.corpus, placeholder="corpora/tiny.txt", id="train-corpus")
-                yield Label("Preset (small, default, large) or hidden size")
+                yield Label("Preset (small, default, large) or size")
                 yield Input("default", id="train-size")
                 yield Label("Budget (e.g. 90s, 10m, 2h)")
                 yield Input("5m", id="train-budget")
@@ -308,7 +308,8 @@ class QuitWithRuns(ModalScreen[str]):
 
     BINDINGS = [Binding("escape", "dismiss('cancel')", "Cancel")]
     DEFAULT_CSS = """
-    QuitWithRuns #quit-runs { height: auto; max-width: 70; }
+    QuitWithRuns #quit-runs { width: 72; height: auto; border: round $warning; background: $surface;
+                              padding: 0 1; }
     QuitWithRuns Horizontal { height: auto; margin: 1 0 0 0; }
     QuitWithRuns Button { margin: 0 1 0 0; }
     """
@@ -318,7 +319,7 @@ class QuitWithRuns(ModalScreen[str]):
         self.names = names
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="quit-runs"):
+        with Vertical(id="quit-runs"):
             yield Label("Training is going", classes="dialog-title")
             yield Static(Text(f"{', '.join(self.names)} {'is' if len(self.names) == 1 else 'are'} still training. "
                               "Leave it running after the app closes, or stop it (it saves a state you can "
