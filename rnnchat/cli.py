@@ -10,6 +10,7 @@ import click
 from rnnchat import __version__
 from rnnchat.errors import RnnchatError
 from rnnchat.process_exit import exit_now, teardown_skipped
+from rnnchat.safe_text import json_safe, printable
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,15 +39,15 @@ def plugins(as_json):
     host.verify_cells()
     infos = [p.as_dict() for p in host.plugins.values()]
     if as_json:
-        click.echo(json.dumps(infos, indent=2))
+        click.echo(json_safe(json.dumps(infos, indent=2, ensure_ascii=False)))
         return
     for p in infos:
         status = "ok" if p["loaded"] else "FAILED"
-        click.echo(f"{p['name']} {p['version'] or ''} [{status}]".replace("  ", " "))
+        click.echo(printable(f"{p['name']} {p['version'] or ''} [{status}]".replace("  ", " ")))
         for kind, names in p["registered"].items():
-            click.echo(f"  {kind}: {', '.join(names)}")
+            click.echo(f"  {kind}: {printable(', '.join(names))}")
         for err in p["errors"]:
-            click.echo(f"  error: {err}")
+            click.echo(f"  error: {printable(err)}")
 
 
 @cli.command()
@@ -60,10 +61,10 @@ def cells(as_json):
     rows = [{"name": s.name, "description": s.description, "plugin": host.owner_of("cells", s.name)}
             for s in host.cells.values()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json_safe(json.dumps(rows, indent=2, ensure_ascii=False)))
         return
     for r in rows:
-        click.echo(f"{r['name']:<10} {r['description']}  ({r['plugin']})")
+        click.echo(printable(f"{r['name']:<10} {r['description']}  ({r['plugin']})"))
 
 
 @cli.group(invoke_without_command=True)
@@ -77,18 +78,18 @@ def models(ctx, as_json):
 
     rows = model_rows()
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(rows, indent=2, ensure_ascii=False)))
         return
     if not rows:
         click.echo("no models; train one with `rnnchat train CORPUS --name NAME`")
     for r in rows:
         if r.get("error"):
-            click.echo(f"{r['name']:<16} BROKEN: {r['error']}  ({r['plugin']})")
+            click.echo(printable(f"{r['name']:<16} BROKEN: {r['error']}  ({r['plugin']})"))
             continue
         loss = f"{r['val_loss']:.4f}" if isinstance(r.get("val_loss"), (int, float)) else "-"
-        click.echo(f"{r['name']:<16} {r['cell']:<8} {r['layers']}x{r['hidden']:<6} "
-                   f"{r['parameters'] / 1e6:6.2f}M params  {r['size_bytes'] / 1e6:6.1f} MB  "
-                   f"val {loss}  {r['path']}  ({r['plugin']})")
+        click.echo(printable(f"{r['name']:<16} {r['cell']:<8} {r['layers']}x{r['hidden']:<6} "
+                             f"{r['parameters'] / 1e6:6.2f}M params  {r['size_bytes'] / 1e6:6.1f} MB  "
+                             f"val {loss}  {r['path']}  ({r['plugin']})"))
 
 
 @cli.command()
@@ -138,7 +139,7 @@ def _run(argv) -> int:
         exc.show()
         return exc.exit_code
     except RnnchatError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)  # one line; file text never raw
         return 1
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -149,5 +150,13 @@ def _run(argv) -> int:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
         click.echo(str(exc.code), err=True)
+        return 1
+    except Exception as exc:  # a plugin's bug (e.g. its cell raising in generation) is named in one line
+        from rnnchat.plugins.guard import describe
+        from rnnchat.plugins.manager import blame
+
+        if (plugin := blame(exc)) is None:
+            raise  # rnnchat's own bug: the traceback is wanted
+        click.echo(f"error: plugin {plugin} failed: {describe(exc)}", err=True)
         return 1
     return 0

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from importlib import resources
 from pathlib import Path
 
-from rnnchat import paths
+from rnnchat import env, paths
 from rnnchat.atomic import atomic_path, write_bytes
-from rnnchat.errors import CorpusError
+from rnnchat.errors import CorpusError, first_line
 from rnnchat.plugins.specs import NAME_RE, CorpusSpec
+from rnnchat.safe_files import FileTooLarge, NotRegularFile, open_regular, read_bounded, read_regular
 from rnnchat.vocab import normalize
 
 MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: larger texts are refused, never swapped through
@@ -39,14 +39,20 @@ def read_text(path: str | Path) -> tuple[str, str]:
     """Return (NFC text, sha256 of the file's bytes) or raise CorpusError with one clear line."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CORPUS_BYTES:
-            raise CorpusError(f"{path} is {size / 2**30:.1f} GiB; the limit is 1 GiB: split it or sample from it")
-        data = path.read_bytes()
+        with open_regular(path, "corpus") as (fh, size):
+            if size > MAX_CORPUS_BYTES:
+                raise CorpusError(f"{path} is {size / 2**30:.1f} GiB; the limit is 1 GiB: split it or sample from it")
+            data = read_bounded(fh, MAX_CORPUS_BYTES, path, "corpus")
     except FileNotFoundError:
         raise CorpusError(f"corpus {path} does not exist") from None
     except IsADirectoryError:
         raise CorpusError(f"{path} is a folder; give a UTF-8 text file") from None
+    except NotRegularFile as exc:
+        if "a folder" in str(exc):
+            raise CorpusError(f"{path} is a folder; give a UTF-8 text file") from None
+        raise CorpusError(f"{exc}; give a UTF-8 text file") from None
+    except FileTooLarge:
+        raise CorpusError(f"{path} grew past 1 GiB while it was read; the limit is 1 GiB") from None
     except PermissionError:
         raise CorpusError(f"cannot read {path}: permission denied") from None
     except OSError as exc:
@@ -107,15 +113,31 @@ def registry_path() -> Path:
     return paths.corpora_dir() / "local.json"
 
 
+MAX_REGISTRY_BYTES = 16 << 20
+
+
 def load_registry() -> dict[str, dict]:
+    """The user's corpora from ``local.json``; entries of the wrong shape are left out (each field is
+    checked: a name, a path string, optional sha256/size/chars of the right type)."""
     try:
-        data = json.loads(registry_path().read_text(encoding="utf-8"))
+        data = json.loads(read_regular(registry_path(), MAX_REGISTRY_BYTES, "corpus list").decode("utf-8"))
         entries = data.get("corpora", {})
-        return {k: v for k, v in entries.items() if isinstance(v, dict) and isinstance(v.get("path"), str)}
+        if not isinstance(entries, dict):
+            raise ValueError("'corpora' is not an object")
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, AttributeError) as exc:
-        raise CorpusError(f"{registry_path()} is unreadable ({exc}); fix or delete it") from None
+    except (OSError, ValueError, AttributeError, RecursionError) as exc:
+        raise CorpusError(f"{registry_path()} is unreadable ({first_line(exc)}); fix or delete it") from None
+    return {k: v for k, v in entries.items() if isinstance(k, str) and NAME_RE.match(k) and _valid_entry(v)}
+
+
+def _valid_entry(v) -> bool:
+    if not isinstance(v, dict) or not isinstance(v.get("path"), str) or not v["path"] or "\x00" in v["path"]:
+        return False
+    if v.get("sha256") is not None and not (isinstance(v["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", v["sha256"])):
+        return False
+    return all(v.get(k) is None or (isinstance(v[k], int) and not isinstance(v[k], bool) and v[k] >= 0)
+               for k in ("size", "chars"))
 
 
 def _save_registry(entries: dict[str, dict]) -> None:
@@ -220,7 +242,7 @@ def resolve_corpus(name_or_path: str | None) -> Path:
 def download_url(spec: CorpusSpec, url: str | None = None) -> str:
     if url:
         return url
-    mirror = os.environ.get(MIRROR_ENV)
+    mirror = env.corpus_mirror()
     if mirror:
         return f"{mirror.rstrip('/')}/{spec.name}.txt"
     return spec.url
@@ -241,7 +263,7 @@ def get_corpus(name: str, url: str | None = None, force: bool = False, progress=
         raise CorpusError(f"{target} is there but its sha256 differs from the catalog's: "
                           f"run `rnnchat corpora get {name} --force` to download it again")
     how = (spec.extra or {}).get("download", "direct")
-    if how == "compiled" and not url and not os.environ.get(MIRROR_ENV):
+    if how == "compiled" and not url and not env.corpus_mirror():
         raise CorpusError(f"corpus {name!r} has no single file to download: it is compiled from {spec.url} "
                           f"(see corpora/README.md); then `rnnchat corpora add FILE --name {name}` checks its sha256")
     source = download_url(spec, url)
@@ -254,9 +276,12 @@ def get_corpus(name: str, url: str | None = None, force: bool = False, progress=
 
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open_regular(path, "corpus") as (fh, _):
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
     return h.hexdigest()
 
 

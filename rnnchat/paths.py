@@ -1,4 +1,8 @@
-"""Where rnnchat keeps things: platformdirs, or RNNCHAT_HOME when it is set."""
+"""Where rnnchat keeps things: platformdirs, or RNNCHAT_HOME when it is set.
+
+A root that cannot hold rnnchat's files (a file, a read-only or unreadable folder, a path under a
+file) is a one-line ``SettingError`` when it is first asked for, before any work is done.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,41 @@ from pathlib import Path
 
 import platformdirs
 
+from rnnchat import env
+from rnnchat.errors import SettingError
 
-def _home() -> Path | None:
-    home = os.environ.get("RNNCHAT_HOME")
-    return Path(home).expanduser() if home else None
+
+def _usable(path: Path, what: str) -> Path:
+    """``path`` if rnnchat can create and write files under it; else a one-line SettingError."""
+    probe = path
+    while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        found = "a file" if probe.is_file() else "not a folder" if probe.exists() else "a broken link"
+        reason = f"it is {found}" if probe == path else f"{probe} is {found}"
+        raise SettingError(f"{what} {str(path)!r} cannot be used: {reason}; point it at a folder you can write to")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SettingError(f"{what} {str(path)!r} cannot be used: {probe} is not writable; "
+                           "point it at a folder you can write to")
+    return path
+
+
+def _root(sub: str, default: str) -> Path:
+    home = env.home()
+    if home is not None:
+        _usable(home, "RNNCHAT_HOME")
+        return _usable(home / sub, f"RNNCHAT_HOME's {sub} folder")
+    return _usable(Path(default), f"rnnchat's {sub} folder")
 
 
 def data_dir() -> Path:
     """Trained models, conversations and downloaded corpora."""
-    home = _home()
-    return home / "data" if home else Path(platformdirs.user_data_dir("rnnchat"))
+    return _root("data", platformdirs.user_data_dir("rnnchat"))
 
 
 def config_dir() -> Path:
     """Settings."""
-    home = _home()
-    return home / "config" if home else Path(platformdirs.user_config_dir("rnnchat"))
+    return _root("config", platformdirs.user_config_dir("rnnchat"))
 
 
 def models_dir() -> Path:

@@ -5,19 +5,19 @@ state; its JSON header says the step, the elapsed time, the best validation loss
 ``metrics.jsonl`` and ``samples.jsonl`` (read and checked by :mod:`rnnchat.run_metrics`) and ``lock``
 (an ``fcntl.flock`` held by the training process).
 
-Every file here is untrusted: only regular files are read (no links, no devices), sizes are bounded
-before anything is read, and every value is type- and range-checked; a bad line is skipped and
+Every file here is untrusted: only regular files are read (``safe_files``: no FIFOs or devices), sizes
+are bounded before anything is read, and every value is type- and range-checked; a bad line is skipped and
 counted, never trusted. Text meant for a terminal goes through :func:`escape`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
 import os
 import shutil
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from rnnchat import paths
 from rnnchat.errors import RnnchatError
 from rnnchat.plugins.specs import NAME_RE
 from rnnchat.run_metrics import read_points
+from rnnchat.safe_files import open_regular
+from rnnchat.safe_text import printable
 
 STATE = "state.safetensors"
 LOCK = "lock"
@@ -57,28 +59,17 @@ class RunInfo:
 
 # ---- reading untrusted files -------------------------------------------------------
 
-def _open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
-    """An fd on ``path`` if it is a regular file (never through a link), else OSError."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{path.name} is not a regular file")
-    return fd
-
-
 def read_tail(path: Path, limit: int = MAX_TAIL) -> bytes:
-    """The last ``limit`` bytes of a regular file (b"" when it is missing, a link or not a regular file)."""
+    """The last ``limit`` bytes of a regular file (b"" when it is missing or not a regular file)."""
     try:
-        fd = _open_regular(path)
+        with open_regular(path, "log") as (fh, size):
+            if size > limit:
+                fh.seek(size - limit)
+                data = fh.read(limit)
+                return data[data.find(b"\n") + 1:]  # drop the cut first line
+            return fh.read(limit)
     except OSError:
         return b""
-    with os.fdopen(fd, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > limit:
-            fh.seek(size - limit)
-            data = fh.read(limit)
-            return data[data.find(b"\n") + 1:]  # drop the cut first line
-        return fh.read(limit)
 
 
 def _num(value, low: float, high: float, integer: bool = False):
@@ -93,31 +84,20 @@ def _num(value, low: float, high: float, integer: bool = False):
 
 
 def escape(text: str) -> str:
-    """Text safe for a terminal: newlines kept, every other control or format character escaped."""
-    import unicodedata
-
-    out = []
-    for ch in text:
-        if ch == "\n" or not unicodedata.category(ch).startswith("C"):
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
+    """Text safe for a terminal (``safe_text.printable``, line by line): newlines kept, every other
+    control, escape or bidi character shown escaped."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def state_header(path: Path) -> dict | None:
     """The JSON metadata of a resume state, from its header alone (None if missing or unreadable)."""
     try:
-        fd = _open_regular(path)
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as fh:
+        with open_regular(path, "training state") as (fh, size):
             head = fh.read(8)
             if len(head) < 8:
                 return None
             (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER or n > os.fstat(fh.fileno()).st_size - 8:
+            if n > MAX_HEADER or n > size - 8:
                 return None
             header = json.loads(fh.read(n))
             meta = json.loads(header["__metadata__"]["rnnchat_state"])
@@ -131,19 +111,16 @@ def state_header(path: Path) -> dict | None:
 def lock_holder(folder: Path) -> str | None:
     """None if no process holds the run's lock; else the lock file's text (escaped, short) or '?'."""
     try:
-        fd = _open_regular(folder / LOCK, os.O_RDWR)
+        with open_regular(folder / LOCK, "lock") as (fh, _):
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = fh.read(200).decode("utf-8", "replace").strip()
+                return printable(text.splitlines()[0], 80) if text else "?"
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return None
     except OSError:
         return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-            return escape(text.splitlines()[0][:80]) if text else "?"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 # ---- runs --------------------------------------------------------------------------
@@ -212,17 +189,16 @@ def run_folder(name: str, root: Path | None = None) -> Path:
 def remove_run(name: str, root: Path | None = None) -> Path:
     """Delete a run's folder, holding its lock meanwhile; a running run (lock held) is refused."""
     folder = run_folder(name, root)
-    fd = None
-    try:
-        fd = _open_regular(folder / LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise RunError(f"cannot check whether run {name!r} is running: {exc}") from None
-    try:
-        if fd is not None:
+    with contextlib.ExitStack() as stack:
+        try:
+            fh, _ = stack.enter_context(open_regular(folder / LOCK, "lock"))
+        except FileNotFoundError:
+            fh = None
+        except OSError as exc:
+            raise RunError(f"cannot check whether run {name!r} is running: {exc}") from None
+        if fh is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RunError(f"run {name!r} is running (process {lock_holder(folder) or '?'}): stop it first "
                                "(Ctrl+C or SIGTERM saves it), then remove it") from None
@@ -230,7 +206,4 @@ def remove_run(name: str, root: Path | None = None) -> Path:
             shutil.rmtree(folder)
         except OSError as exc:
             raise RunError(f"could not remove {folder}: {exc.strerror or exc}") from None
-    finally:
-        if fd is not None:
-            os.close(fd)
     return folder

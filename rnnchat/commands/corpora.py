@@ -6,6 +6,8 @@ import json
 
 import click
 
+from rnnchat.safe_text import json_safe, printable
+
 
 def _size(n) -> str:
     if not isinstance(n, int):
@@ -27,12 +29,12 @@ def corpora(ctx, as_json):
 
     rows = corpus_rows()
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(rows, indent=2, ensure_ascii=False)))
         return
     if not rows:
         click.echo("no corpora; add a text with `rnnchat corpora add PATH`")
     for r in rows:
-        click.echo(f"{r['name']:<18} {r['status']:<16} {_size(r['size']):>8}  {r['description'] or r['where']}")
+        click.echo(printable(f"{r['name']:<18} {r['status']:<16} {_size(r['size']):>8}  {r['description'] or r['where']}"))
 
 
 @corpora.command()

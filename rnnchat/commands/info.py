@@ -1,4 +1,6 @@
-"""``rnnchat models`` and ``rnnchat inspect``: read checkpoint headers, no torch needed."""
+"""``rnnchat models`` and ``rnnchat inspect``: read checkpoint headers, no torch needed.
+
+Every string taken from a file is printed through ``safe_text`` (escape sequences shown, never sent)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from pathlib import Path
 import click
 
 from rnnchat.checkpoint_meta import describe, read_header
-from rnnchat.errors import CheckpointError, RnnchatError
+from rnnchat.errors import RnnchatError, first_line
 from rnnchat.plugins.manager import get_host
+from rnnchat.safe_text import json_safe, printable
 
 
 def model_rows() -> list[dict]:
@@ -21,8 +24,8 @@ def model_rows() -> list[dict]:
                "description": spec.description}
         try:
             row.update(describe(spec.path))
-        except CheckpointError as exc:
-            row.update(error=str(exc), path=str(spec.path))
+        except (RnnchatError, OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            row.update(error=first_line(exc), path=str(spec.path))  # this one is broken; the others are listed
         rows.append(row)
     return rows
 
@@ -30,7 +33,7 @@ def model_rows() -> list[dict]:
 def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:
     host = get_host()
     path = Path(host.checkpoints[path_or_name].path) if path_or_name in host.checkpoints else Path(path_or_name)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise RnnchatError(f"no checkpoint {path_or_name!r}: not a file and not a registered model name")
     h = read_header(path)
     meta = dict(h.meta)
@@ -39,17 +42,19 @@ def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:
             "tensors": {k: {"dtype": t.dtype, "shape": list(t.shape)} for k, t in h.tensors.items()},
             "vocab_size": len(vocab), "vocab": "".join(vocab), **meta}
     if as_json:
-        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(info, indent=2, ensure_ascii=False)))
         return
     for key, value in info.items():
         if key == "tensors":
             click.echo("tensors:")
             for name, t in value.items():
-                click.echo(f"  {name:<28} {t['dtype']:<5} {t['shape']}")
+                click.echo(f"  {printable(name):<28} {t['dtype']:<5} {t['shape']}")
         elif key == "vocab":
-            click.echo(f"vocab: {value!r}")
+            click.echo(f"vocab: {printable(repr(value))}")
         else:
-            click.echo(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}")
+            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+            click.echo(f"{printable(key)}: {printable(shown)}")
+
 
 
 def removable_model(name: str) -> Path:

@@ -16,7 +16,7 @@ import click
 
 from rnnchat.errors import RnnchatError
 
-PROTECTED = {"rnnchat"}
+PROTECTED = {"rnnchat"}  # canonical names (PEP 503) that `rnnchat uninstall` never removes
 
 
 def _installer() -> tuple[list[str], list[str]]:
@@ -80,13 +80,38 @@ def install(packages, upgrade, editable, force_reinstall, no_cache_dir):
     _run("install", args)
 
 
+def _project(arg: str) -> str:
+    """The canonical project name of one ``uninstall`` argument, parsed as pip parses a requirement.
+
+    Only a plain requirement for another project passes (``name``, ``Name[extra]``, ``name==1.0``);
+    options (``-r FILE``), URLs, paths, markers and rnnchat itself, however spelt, are refused.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    shown = ascii(arg)
+    if arg.lstrip().startswith("-"):
+        raise RnnchatError(f"refusing {shown}: `rnnchat uninstall` takes package names, not pip options")
+    try:
+        req = Requirement(arg)
+    except InvalidRequirement:
+        raise RnnchatError(f"refusing {shown}: not a package name (give names such as rnnchat-mingru)") from None
+    name = canonicalize_name(req.name)
+    if name in PROTECTED:
+        raise RnnchatError(f"refusing to uninstall {shown} (that is rnnchat) from inside itself; "
+                           "use the tool you installed it with (pip, pipx, uv tool)")
+    if req.url or req.marker is not None:
+        raise RnnchatError(f"refusing {shown}: give the plain package name ({name}), without a URL or marker")
+    return name
+
+
 @click.command()
 @click.argument("packages", nargs=-1, required=True)
 def uninstall(packages):
-    """Uninstall PACKAGES from the environment rnnchat runs in (without asking)."""
-    names = _names(packages)
-    refused = [p for p in names if p.strip().lower().replace("_", "-") in PROTECTED]
-    if refused:
-        raise RnnchatError(f"refusing to uninstall {refused[0]} from inside itself; "
-                           "use the tool you installed it with (pip, pipx, uv tool)")
+    """Uninstall PACKAGES from the environment rnnchat runs in (without asking).
+
+    PACKAGES are plain package names (a version or extras are accepted and ignored, as pip does);
+    rnnchat itself is refused: remove it with the tool you installed it with.
+    """
+    names = [_project(p) for p in _names(packages)]
     _run("uninstall", names)

@@ -10,7 +10,8 @@ engine times the candidates on each stream's first characters
 from __future__ import annotations
 
 import ctypes
-import os
+
+from rnnchat import env
 
 DEFAULT_THREADS = 1
 _PREFIXES = ("scipy_openblas_", "openblas_")
@@ -68,18 +69,7 @@ def blas_threads() -> int | None:
 
 def env_threads() -> int | None:
     """``RNNCHAT_BLAS_THREADS`` as a number, None when unset; a bad value is a SettingError."""
-    raw = os.environ.get("RNNCHAT_BLAS_THREADS", "").strip()
-    if not raw:
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        from rnnchat.errors import SettingError
-
-        raise SettingError(f"RNNCHAT_BLAS_THREADS must be a whole number of at least 1, not {raw!r}")
-    return n
+    return env.blas_threads()
 
 
 def set_blas_threads(n: int | None = None) -> int | None:

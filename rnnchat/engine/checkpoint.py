@@ -8,11 +8,12 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from rnnchat.atomic import atomic_path, clean_stale
-from rnnchat.checkpoint_meta import FORMAT_VERSION, read_header
-from rnnchat.errors import CheckpointError, PluginError, RnnchatError
+from rnnchat.checkpoint_fields import DIST_NAME
+from rnnchat.checkpoint_meta import FORMAT_VERSION, read_checkpoint
+from rnnchat.errors import CheckpointError, PluginError, RnnchatError, first_line
 from rnnchat.engine.model import CharRNN, ModelConfig
 from rnnchat.plugins.manager import get_host
 from rnnchat.vocab import Vocab
@@ -57,34 +58,43 @@ def save_checkpoint(path, model: CharRNN, meta: dict, dtype: str = "float32",
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 fh.write(data)
-    except OSError as exc:
-        raise CheckpointError(f"could not save {path}: {exc.strerror or exc}; the previous file is unchanged") from None
+    except (OSError, SafetensorError) as exc:
+        why = getattr(exc, "strerror", None) or first_line(exc)
+        raise CheckpointError(f"could not save {path}: {why}; the previous file is unchanged") from None
     clean_stale(path.parent)
     return path
 
 
-def model_from_meta(meta: dict, path) -> CharRNN:
+def model_from_meta(meta: dict, path, device: str | torch.device | None = None) -> CharRNN:
+    """The model ``meta`` describes (its fields already checked by ``parse_meta``); on the ``meta``
+    device nothing is allocated, which is how the shapes are compared before a real build."""
     host = get_host()
     cell = meta["cell"]
     host.verify_cells()
-    if cell not in host.cells:
+    if cell not in host.cells and cell not in host.failed_cells:  # a failed plugin's cell: its error, below
         hint = meta.get("cell_plugin")
-        how = f" (it comes from the plugin {hint}: run `rnnchat install {hint}`)" if hint and hint != "rnnchat" else ""
+        how = ""
+        if isinstance(hint, str) and DIST_NAME.match(hint) and hint != "rnnchat":
+            how = f" (it comes from the plugin {hint}: run `rnnchat install {hint}`)"
         raise CheckpointError(f"{path} needs the cell {cell!r}, which is not installed{how}")
     config = ModelConfig(cell=cell, vocab_size=len(meta["vocab"]), hidden=meta["hidden"], layers=meta["layers"],
                          embedding=meta["embedding"], dropout=float(meta.get("dropout", 0.0)),
-                         cell_options=meta["cell_options"])
+                         cell_options=dict(meta["cell_options"]))
     try:
-        return CharRNN(config)
-    except (RnnchatError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot build the model its metadata describes: {exc}") from None
+        if device is None:
+            return CharRNN(config)
+        with torch.device(device):
+            return CharRNN(config)
+    except (RnnchatError, TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
+        raise CheckpointError(f"{path}: cannot build the model its metadata describes: {first_line(exc)}") from None
 
 
-def load_checkpoint(path, device: torch.device | str = "cpu") -> Loaded:
-    header = read_header(path)
-    meta = header.meta
-    model = model_from_meta(meta, path)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def _check_against(meta: dict, header, path) -> list[str]:
+    """Build the described model on the meta device (no memory) and compare every tensor shape with the
+    header; only then may the real model be built. Returns the names of the model's tensors."""
+    skeleton = model_from_meta(meta, path, device="meta")
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    del skeleton
     found = {k: t.shape for k, t in header.tensors.items() if k in expected}
     missing = sorted(set(expected) - set(found))
     if missing:
@@ -93,13 +103,24 @@ def load_checkpoint(path, device: torch.device | str = "cpu") -> Loaded:
         if found[name] != shape:
             raise CheckpointError(f"{path}: tensor {name} has shape {list(found[name])}, but the metadata "
                                   f"(vocabulary {len(meta['vocab'])}, hidden {meta['hidden']}) implies {list(shape)}")
+    return list(expected)
+
+
+def load_checkpoint(path, device: torch.device | str = "cpu") -> Loaded:
+    """Read the file once, validate its header and metadata from those bytes, compare the described
+    model's shapes with the header, and only then build the model and load the very same bytes."""
+    header, data = read_checkpoint(path)
+    meta = header.meta
+    names = _check_against(meta, header, path)
     try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    state = {k: tensors[k].float() for k in expected}
+        tensors = load(data)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {first_line(exc)}") from None
+    del data
+    state = {k: tensors[k].float() for k in names}
     if not all(torch.isfinite(t).all() for t in state.values()):
         raise CheckpointError(f"{path} contains NaN or infinite weights")
+    model = model_from_meta(meta, path)
     model.load_state_dict(state, strict=True)
     model.eval()
     return Loaded(model.to(device), Vocab(meta["vocab"]), meta, Path(path))
@@ -119,7 +140,7 @@ def resolve_model(name_or_path: str | None) -> Path:
     if name_or_path in host.checkpoints:
         return Path(host.checkpoints[name_or_path].path)
     path = Path(name_or_path).expanduser()
-    if path.exists():
+    if path.exists() or path.is_symlink():
         return path
     raise ModelNotFound(f"no model named {name_or_path!r} and no such file; see `rnnchat models` "
                         f"(known: {', '.join(sorted(host.checkpoints)) or 'none'})")

@@ -6,11 +6,12 @@ import os
 
 import torch
 
+from rnnchat import env
 from rnnchat.errors import DeviceError
 
 
 def pick_device(requested: str | None = None) -> torch.device:
-    name = requested or os.environ.get("RNNCHAT_DEVICE") or None
+    name = requested or env.device()
     if name is None or name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -38,6 +39,6 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 def set_cpu_threads() -> None:
     """Use the physical cores, not more: oversubscription slows small matrices down."""
-    wanted = int(os.environ.get("RNNCHAT_THREADS", "0")) or min(os.cpu_count() or 1, 8)
+    wanted = env.threads() or min(os.cpu_count() or 1, 8)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)

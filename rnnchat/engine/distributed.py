@@ -9,7 +9,8 @@ import torch
 import torch.distributed as td
 from torch.nn.parallel import DistributedDataParallel
 
-from rnnchat.errors import RnnchatError, SettingError, first_line
+from rnnchat import env
+from rnnchat.errors import RnnchatError, first_line
 
 
 def launched() -> bool:
@@ -30,7 +31,7 @@ def world_size() -> int:
 
 def cpu_threads_per_process() -> int | None:
     """Under torchrun on the CPU, share the cores among this machine's processes (None: not launched)."""
-    if not launched() or os.environ.get("RNNCHAT_THREADS"):
+    if not launched() or env.threads() is not None:
         return None
     local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     return max(1, min(os.cpu_count() or 1, 8 * local) // max(1, local))
@@ -46,7 +47,7 @@ def init(device: torch.device) -> None:
     """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA)."""
     if not launched() or active():
         return
-    seconds = _timeout_seconds()
+    seconds = env.dist_timeout()
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -58,18 +59,6 @@ def init(device: torch.device) -> None:
         raise RnnchatError(f"rank {os.environ.get('RANK', '?')}: could not join the other training processes at "
                            f"{where} within {seconds:g} s ({first[:160]}); start every rank with the same "
                            f"MASTER_ADDR, MASTER_PORT and WORLD_SIZE, or raise RNNCHAT_DIST_TIMEOUT") from None
-
-
-def _timeout_seconds() -> float:
-    raw = os.environ.get("RNNCHAT_DIST_TIMEOUT", "120")
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0 or seconds == float("inf"):
-        raise SettingError(f"RNNCHAT_DIST_TIMEOUT={raw!r} is not a number of seconds above 0; "
-                           f"unset it or give e.g. 120")
-    return seconds
 
 
 def wrap(model: torch.nn.Module, device: torch.device):

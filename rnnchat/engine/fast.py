@@ -49,19 +49,19 @@ builder raises, is dropped with a warning and the model runs on the torch path.
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 
 import numpy as np
 import torch
 
+from rnnchat import env
 from rnnchat.engine import fast_cpu
 
 CHECK_TOLERANCE = 1e-4
 
 
 def enabled() -> bool:
-    return os.environ.get("RNNCHAT_FAST", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env.fast()
 
 
 def _builder(cell_name: str):

@@ -13,7 +13,6 @@ step, the reference the fast paths are tested against.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from rnnchat.engine.checkpoint import Loaded
+from rnnchat.env import prompt_precision as env_prompt_precision
 from rnnchat.engine.fast import build_fast
 from rnnchat.engine.model import state_map
 from rnnchat.engine.sampling import Sampler
@@ -75,7 +75,7 @@ class Engine:
         self.vocab = loaded.vocab
         self.device = torch.device(device)
         self.model = loaded.model.to(self.device).eval()
-        env = os.environ.get("RNNCHAT_PROMPT_PRECISION", "").strip().lower()
+        env = env_prompt_precision() or ""
         self.set_prompt_precision(prompt_precision or env or "auto",
                                   "RNNCHAT_PROMPT_PRECISION" if env and not prompt_precision else "prompt precision")
         self.fast = build_fast(self.model, self.device, loaded.meta.get("cell")) if fast is not False else None

@@ -49,7 +49,7 @@ class CharRNN(nn.Module):
         try:
             cells = [cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)]
         except (TypeError, ValueError) as exc:
-            raise PluginError(f"cell {config.cell!r} cannot be built with options {config.cell_options}: {exc}") from None
+            raise PluginError(f"cell {config.cell!r} ({get_host().owner_of('cells', config.cell)}) cannot be built with options {config.cell_options}: {exc}") from None
         self.layers = nn.ModuleList(cells)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)

@@ -11,7 +11,9 @@ machines.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import struct
 from dataclasses import asdict
 from pathlib import Path
@@ -19,10 +21,13 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 
 from rnnchat.atomic import TMP_SUFFIX, atomic_path
-from rnnchat.errors import RnnchatError
+from rnnchat.errors import RnnchatError, first_line
+from rnnchat.safe_files import open_regular, read_regular
+
+MAX_STATE_BYTES = 32 << 30  # a state is read whole into memory; a larger file is refused
 
 STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -55,11 +60,15 @@ def save_state(path: Path, trainer, hidden: list[torch.Tensor] | None = None) ->
             **{k: v for k, v in extra.items() if k in ("name", "out")},
             "world_size": trainer.world, "vocab": trainer.corpus.vocab.chars, "param_groups": groups}
     try:
+        # serialized in memory and written to our own temp file: safetensors' save_file makes a temp
+        # file of its own, which a kill -9 leaves behind, and raises SafetensorError on a full disk
+        data = serialize(tensors, metadata={"rnnchat_state": json.dumps(meta, ensure_ascii=False)})
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"rnnchat_state": json.dumps(meta, ensure_ascii=False)})
+            with open(tmp, "wb") as fh:
+                fh.write(data)
             _keep_previous(path)
-    except OSError as exc:
-        raise RnnchatError(f"could not save training state {path}: {exc.strerror or exc}; "
+    except (OSError, SafetensorError) as exc:
+        raise RnnchatError(f"could not save training state {path}: {getattr(exc, 'strerror', None) or first_line(exc)}; "
                            "the previous state is unchanged") from None
 
 
@@ -90,12 +99,66 @@ def parse_state(data: bytes, where: Path | str) -> tuple[dict, dict]:
         meta = json.loads(header["__metadata__"]["rnnchat_state"])
         if meta.get("format") not in READABLE_FORMATS:
             raise ValueError(f"format {meta.get('format')!r}, this rnnchat reads {READABLE_FORMATS}")
+        check_state_meta(meta)
         tensors = load_tensors(data)
-        if "rng.data" not in tensors or not any(k.startswith("model.") for k in tensors):
-            raise ValueError("tensors missing")
-    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError, RuntimeError) as exc:
+        check_state_tensors(tensors)
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError, RuntimeError, RecursionError) as exc:
         raise RnnchatError(f"training state {where} is unreadable ({exc})") from None
     return meta, tensors
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _opt_str(v) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def check_state_meta(meta) -> None:
+    """Every field the resume code uses, by type (ValueError naming the first that is wrong)."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"{what} has the wrong type")
+
+    need(isinstance(meta, dict), "the metadata")
+    need(meta.get("format") in READABLE_FORMATS and not isinstance(meta.get("format"), bool), "format")
+    progress, config, corpus = meta.get("progress"), meta.get("config"), meta.get("corpus")
+    need(isinstance(progress, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (int, float)))
+                                            and not isinstance(v, bool) for k, v in progress.items()), "progress")
+    need(all(isinstance(progress.get(k, 0), int) and progress.get(k, 0) >= 0
+             for k in ("step", "chars", "epoch", "window", "offset", "streams")), "progress")
+    need(isinstance(config, dict) and all(isinstance(k, str) for k in config), "config")
+    need(isinstance(corpus, dict) and isinstance(corpus.get("sha256"), str) and _opt_str(corpus.get("name"))
+         and _opt_str(corpus.get("path")), "corpus")
+    need(_opt_str(meta.get("name")) and _opt_str(meta.get("out")), "name/out")
+    world = meta.get("world_size", 1)
+    need(isinstance(world, int) and not isinstance(world, bool) and world >= 1, "world_size")
+    vocab = meta.get("vocab")
+    need(isinstance(vocab, list) and vocab and all(isinstance(c, str) and len(c) == 1 for c in vocab), "vocab")
+    groups = meta.get("param_groups")
+    need(isinstance(groups, list) and len(groups) >= 1 and all(isinstance(g, dict) for g in groups), "param_groups")
+    for g in groups:
+        for key, value in g.items():
+            ok = value is None or isinstance(value, bool) or _number(value) or \
+                (isinstance(value, list) and all(_number(x) for x in value))
+            need(isinstance(key, str) and ok, f"param_groups.{key}")
+
+
+def check_state_tensors(tensors: dict) -> None:
+    """The tensors the resume code uses: RNG states as byte vectors, optimizer and hidden names well formed."""
+    if "rng.data" not in tensors or not any(k.startswith("model.") for k in tensors):
+        raise ValueError("tensors missing")
+    for key in ("rng.torch", "rng.data", "rng.cuda"):
+        if key in tensors and (tensors[key].dtype != torch.uint8 or tensors[key].dim() != 1):
+            raise ValueError(f"{key} is not a byte vector")
+    if "rng.torch" not in tensors:
+        raise ValueError("tensors missing")
+    for key in tensors:
+        if key.startswith("opt.") and not re.fullmatch(r"opt\.\d{1,6}\.[A-Za-z_]\w*", key):
+            raise ValueError(f"tensor name {key!r} is malformed")
+        if key.startswith("hidden.") and not re.fullmatch(r"hidden\.\d{1,6}", key):
+            raise ValueError(f"tensor name {key!r} is malformed")
 
 
 def read_state_bytes(path: Path) -> tuple[bytes, Path, str | None]:
@@ -104,7 +167,7 @@ def read_state_bytes(path: Path) -> tuple[bytes, Path, str | None]:
     problem = None
     for candidate in (path, previous_path(path)):
         try:
-            data = candidate.read_bytes()
+            data = read_regular(candidate, MAX_STATE_BYTES, "training state")
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -171,13 +234,15 @@ def apply_state(meta: dict, tensors: dict, trainer) -> list[torch.Tensor] | None
 def peek_state(path: Path) -> dict | None:
     """The metadata of a state file from its header alone (None if there is none or it is unreadable)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "training state") as (fh, _):
             (n,) = struct.unpack("<Q", fh.read(8))
             if n > 100_000_000:
                 return None
             header = json.loads(fh.read(n))
-        return json.loads(header["__metadata__"]["rnnchat_state"])
-    except (OSError, struct.error, ValueError, KeyError, TypeError):
+        meta = json.loads(header["__metadata__"]["rnnchat_state"])
+        check_state_meta(meta)
+        return meta
+    except (OSError, struct.error, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

@@ -1,7 +1,6 @@
 """FakeSession: the ChatSession interface with scripted replies and no torch.
 
-The TUI tests drive the app with it; it also lets the app be tried without a model
-(``RNNCHAT_FAKE_SESSION=1``, for demos and screenshots). Its "state" is simply the text fed so
+The TUI tests drive the app with it (no environment variable selects it). Its "state" is simply the text fed so
 far, so rewind, regenerate and reset can be checked exactly. It records the temperature it read
 for every character it produced (``read_temperatures``), which is how tests see that a change
 made mid-reply reaches the generator.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnchat import paths
+from rnnchat.safe_files import refuse_special
 from rnnchat.session.types import SessionError, Snapshot, Turn
 
 SCHEMA_VERSION = 1
@@ -112,6 +113,8 @@ class HistoryStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
+            for side in ("", "-wal", "-shm", "-journal"):  # sqlite would block on a FIFO, read a device
+                refuse_special(self.path.with_name(self.path.name + side), "chat history")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
@@ -227,7 +230,7 @@ class HistoryStore:
             "SELECT c.id, c.title, c.model, c.created, c.updated, "
             "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) "
             "FROM conversations c ORDER BY c.updated DESC LIMIT ?", (limit,)).fetchall())
-        return [ConversationSummary(*r) for r in rows]
+        return [ConversationSummary(*r) for r in rows if _summary_ok(r)]
 
     def load(self, conv_id: int) -> Conversation:
         def read(db: sqlite3.Connection):
@@ -243,6 +246,9 @@ class HistoryStore:
         if row is None:
             raise SessionError(f"there is no saved conversation {conv_id}")
         try:
+            _check_row(row, CONVERSATION_TYPES)
+            for t in turns:
+                _check_row(t, TURN_TYPES)
             out = Conversation(id=row[0], title=row[1], model=row[2], model_path=row[3], signature=row[4],
                                params=_json_dict(row[5]), state=row[6], created=row[7], updated=row[8])
             for (role, text, fed, speaker, body_start, reason, seed, cps, params, probs, snap, created) in turns:
@@ -264,6 +270,30 @@ class HistoryStore:
             db.execute("COMMIT")
 
         self._run(f"could not delete conversation {conv_id} from", remove)
+
+
+_TEXT, _INT, _NUM, _BLOB = (str,), (int,), (int, float), (bytes,)
+_OPT = type(None)
+CONVERSATION_TYPES = (_INT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _BLOB + (_OPT,), _NUM, _NUM)
+TURN_TYPES = (_TEXT, _TEXT, _TEXT, _TEXT + (_OPT,), _INT, _TEXT + (_OPT,), _INT + (_OPT,), _NUM + (_OPT,),
+              _TEXT + (_OPT,), _BLOB + (_OPT,), _BLOB + (_OPT,), _NUM)
+
+
+def _check_row(row, types) -> None:
+    """SQLite keeps whatever type was written: each column is checked before it is used."""
+    for i, (value, kinds) in enumerate(zip(row, types)):
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"column {i} holds a {type(value).__name__}")
+    if row and types is TURN_TYPES:
+        if row[0] not in ("user", "model"):
+            raise ValueError(f"a turn has the role {row[0]!r}")
+        if row[9] is not None and len(row[9]) % 4:
+            raise ValueError("a turn's probabilities are not whole floats")
+
+
+def _summary_ok(row) -> bool:
+    return (isinstance(row[0], int) and isinstance(row[1], str) and isinstance(row[2], str)
+            and all(isinstance(v, (int, float)) for v in row[3:6]))
 
 
 def _json_dict(text) -> dict:

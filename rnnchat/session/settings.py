@@ -11,6 +11,10 @@ from rnnchat import paths
 from rnnchat.atomic import write_bytes
 from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
+from rnnchat.safe_files import NotRegularFile, read_regular
+from rnnchat.safe_text import printable
+
+MAX_SETTINGS_BYTES = 1 << 20  # a real settings file is a few hundred bytes
 
 
 @dataclass
@@ -35,11 +39,11 @@ class Settings:
         defaults are used for what was damaged and the warning says where the copy went."""
         path = paths.settings_file()
         try:
-            raw = json.loads(path.read_bytes().decode("utf-8"))
+            raw = json.loads(read_regular(path, MAX_SETTINGS_BYTES, "settings file").decode("utf-8"))
         except FileNotFoundError:
             return cls(), None
-        except IsADirectoryError as exc:
-            return cls(), f"ignored the settings in {path}: {exc}"
+        except (IsADirectoryError, NotRegularFile) as exc:
+            return cls(), f"ignored the settings in {path}: {_short(exc, 200)}"
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             return cls(), _damaged(path, f"not valid JSON ({_short(exc)})")
         if not isinstance(raw, dict):
@@ -51,7 +55,7 @@ class Settings:
                 continue
             value, default = raw[f.name], getattr(s, f.name)
             if f.name in ("model", "theme"):
-                ok = value is None or isinstance(value, str)
+                ok = value is None or (isinstance(value, str) and 0 < len(value) <= 4096 and printable(value) == value)
             elif f.name == "confidence":
                 ok = isinstance(value, bool)
             else:

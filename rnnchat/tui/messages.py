@@ -60,8 +60,9 @@ class ConversationFailed(Message):
 def one_line(exc: BaseException) -> str:
     """A user-facing line for an exception: our own errors as they are, others with their type."""
     from rnnchat.errors import RnnchatError
+    from rnnchat.safe_text import printable
 
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = printable(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     if isinstance(exc, RnnchatError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

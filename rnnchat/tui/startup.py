@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from rnnchat import env
+
 EVENTS = ("first-frame", "ready")
 _IMPORTED = time.time()
 
@@ -42,8 +44,8 @@ def _textual_clock() -> float:
 
 
 def exit_after() -> str | None:
-    """The event named by ``RNNCHAT_EXIT_AFTER`` (None when unset or unknown)."""
-    value = os.environ.get("RNNCHAT_EXIT_AFTER", "").strip()
+    """The event named by ``RNNCHAT_EXIT_AFTER`` (None when unset; an unknown one is a SettingError)."""
+    value = env.exit_after()
     return value if value in EVENTS else None
 
 

@@ -56,8 +56,38 @@ def test_uninstall_does_not_ask(fake):
 
 def test_uninstalling_rnnchat_itself_is_refused(fake, capsys):
     assert call("uninstall", "rnnchat-mingru", "RNNChat") == 1
-    assert "refusing to uninstall RNNChat" in capsys.readouterr().err
+    assert "refusing to uninstall 'RNNChat'" in capsys.readouterr().err
     assert not [c for c in fake.calls if "uninstall" in c]
+
+
+# Issue 15, principle 8: the self-protection parses requirements as pip does (PEP 508 + PEP 503).
+@pytest.mark.parametrize("arg", [
+    "rnnchat==0.1.0", "rnnchat>=0", "Rnnchat[dev]", "RNNCHAT", "rnnchat (>=0)", "rnnchat\t",
+    ' rnnchat ; python_version>"3"', "rnnchat @ file:///tmp/rnnchat", "rnnchat@https://example.com/r.whl",
+    "rnnchat[dev,test]~=0.1", "rnnchat!=9",
+])
+def test_rnnchat_under_any_spelling_is_refused(fake, capsys, arg):
+    assert call("uninstall", "rnnchat-mingru", arg) == 1
+    err = capsys.readouterr().err
+    assert "refusing to uninstall" in err and "that is rnnchat" in err and len(err.strip().splitlines()) == 1
+    assert not [c for c in fake.calls if "uninstall" in c]
+
+
+@pytest.mark.parametrize("arg", [
+    "-r", "--requirement=reqs.txt", "-rreqs.txt", "./rnnchat", "/site/rnnchat-0.1.0-py3-none-any.whl",
+    "https://example.com/rnnchat.tar.gz", "rnnchat.", "rnnchat\n", "rnnсhat",  # Cyrillic 'с'
+    "other @ https://example.com/o.whl", 'other ; python_version>"3"', "git+https://x/rnnchat.git",
+])
+def test_anything_but_a_plain_requirement_is_refused_in_one_line(fake, capsys, arg):
+    assert call("uninstall", "--", arg) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: refusing") and len(err.strip().splitlines()) == 1
+    assert "\x1b" not in err and not [c for c in fake.calls if "uninstall" in c]
+
+
+def test_a_requirement_for_another_project_reaches_pip_as_its_name(fake):
+    assert call("uninstall", "Rnnchat_MinGRU[x]>=1", "rnn-chat") == 0
+    assert fake.calls[-1] == [sys.executable, "-m", "pip", "uninstall", "-y", "rnnchat-mingru", "rnn-chat"]
 
 
 def test_pip_failure_is_one_line_and_non_zero(fake, capsys):

@@ -8,6 +8,7 @@ import pytest
 import rnnchat.engine.blas_choice as bc
 from rnnchat.engine.blas import blas_threads, set_blas_threads
 from rnnchat.engine.checkpoint import load_checkpoint
+from rnnchat.env import MAX_THREADS
 from rnnchat.engine.generate import Engine
 from rnnchat.params import SamplingParams
 
@@ -122,4 +123,4 @@ def test_a_bad_thread_setting_is_one_line_in_the_cli(make_checkpoint, value):
     r = run_cli("generate", "-m", str(make_checkpoint("lstm")), "-n", "3", "Cat",
                 env={"RNNCHAT_BLAS_THREADS": value})
     assert r.returncode == 1
-    assert r.stderr.strip() == f"error: RNNCHAT_BLAS_THREADS must be a whole number of at least 1, not {value!r}"
+    assert r.stderr.strip() == f"error: RNNCHAT_BLAS_THREADS must be a whole number from 1 to {MAX_THREADS}, not {value!r}"

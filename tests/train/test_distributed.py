@@ -118,7 +118,7 @@ def test_two_ranks_stopped_and_resumed_equal_an_uninterrupted_two_rank_run(rnnch
 
 
 @pytest.mark.parametrize("timeout, expected", [("2", "could not join the other training processes"),
-                                               ("soon", "RNNCHAT_DIST_TIMEOUT='soon' is not a number")])
+                                               ("soon", "RNNCHAT_DIST_TIMEOUT must be a number of seconds")])
 def test_a_rank_whose_peers_never_come_stops_with_one_line(rnnchat_home, timeout, expected):
     env = dict(os.environ, WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(free_port()), RNNCHAT_THREADS="1", RNNCHAT_DIST_TIMEOUT=timeout)

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from rnnchat.safe_text import printable
 from rnnchat.tui.messages import one_line
 from rnnchat.tui.screens.fetched import FetchedScreen
 
@@ -58,8 +59,8 @@ class HistoryScreen(FetchedScreen):
         table.clear()
         for r in self.rows:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))
-            title = Text(r.title, style="bold" if r.id == self.current_id else "")
-            model = r.model.replace("\\", "/").rsplit("/", 1)[-1]  # a model opened by path: its file name
+            title = Text(printable(r.title), style="bold" if r.id == self.current_id else "")
+            model = Text(printable(r.model.replace("\\", "/").rsplit("/", 1)[-1]))  # opened by path: its file name
             table.add_row(when, model, str(r.turns), title, key=str(r.id))
         status.update(Text(f"{len(self.rows)} conversation(s) in {self.store.path}" if self.rows
                            else "No saved conversations yet: they are saved after each reply.", style="dim"))

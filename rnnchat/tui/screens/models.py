@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from rnnchat.safe_text import printable
 from rnnchat.tui.screens.fetched import FetchedScreen
 from rnnchat.tui.widgets.panel import fmt_params
 
@@ -46,7 +47,7 @@ class ModelPicker(FetchedScreen):
         return list_models()
 
     def show_error(self, error: str) -> None:
-        self.query_one("#models-status", Static).update(Text(f"Could not list the models: {error}", style="red"))
+        self.query_one("#models-status", Static).update(Text(f"Could not list the models: {printable(error)}", style="red"))
 
     def show(self, rows: list[dict]) -> None:
         status = self.query_one("#models-status", Static)
@@ -56,19 +57,20 @@ class ModelPicker(FetchedScreen):
         for r in self.rows:
             mark = "●" if r["name"] == self.current else ""
             if r.get("error"):
-                table.add_row(mark, r["name"], Text("broken", style="red"), "", "", "", "",
-                              r.get("plugin") or "", key=r["name"])
+                table.add_row(mark, Text(printable(r["name"])), Text("broken", style="red"), "", "", "", "",
+                              Text(printable(r.get("plugin") or "")), key=r["name"])
                 continue
             loss = f"{r['val_loss']:.3f}" if isinstance(r.get("val_loss"), (int, float)) else "-"
             size = f"{r['size_bytes'] / 1e6:.1f} MB" if isinstance(r.get("size_bytes"), int) else "-"
-            table.add_row(mark, Text(r["name"], style="bold"), r["cell"], f"{r['layers']}×{r['hidden']}",
-                          fmt_params(r["parameters"]), size, loss, r.get("plugin") or "", key=r["name"])
+            table.add_row(mark, Text(printable(r["name"]), style="bold"), Text(printable(r["cell"])),
+                          f"{r['layers']}×{r['hidden']}", fmt_params(r["parameters"]), size, loss,
+                          Text(printable(r.get("plugin") or "")), key=r["name"])
         if not self.rows:
             status.update(Text("No models are registered. Train one: rnnchat train corpora/tiny.txt --name tiny",
                                style="yellow"))
         else:
             broken = [r for r in self.rows if r.get("error")]
-            status.update(Text(f"{len(self.rows)} model(s)" + (f", {len(broken)} broken: {broken[0]['error']}"
+            status.update(Text(f"{len(self.rows)} model(s)" + (f", {len(broken)} broken: {printable(broken[0]['error'])}"
                                                                 if broken else ""), style="dim"))
             names = [r["name"] for r in self.rows]
             if self.current in names:

@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
+from rnnchat.safe_text import printable
 from rnnchat.tui.screens.fetched import FetchedScreen
 
 
@@ -19,19 +20,19 @@ def plugin_infos() -> list[dict]:
 
 def render_plugin(p: dict) -> Text:
     t = Text()
-    t.append(p["name"], style="bold")
+    t.append(printable(p["name"]), style="bold")
     if p.get("version"):
-        t.append(f" {p['version']}", style="dim")
+        t.append(f" {printable(p['version'])}", style="dim")
     t.append("  ")
     t.append("loaded" if p["loaded"] else "FAILED", style="green" if p["loaded"] else "bold red")
     if p.get("builtin"):
         t.append("  built-in", style="dim")
     for kind, names in (p.get("registered") or {}).items():
         t.append(f"\n  {kind}: ", style="dim")
-        t.append(", ".join(names))
+        t.append(printable(", ".join(names)))
     for err in p.get("errors") or ():
         t.append("\n  error: ", style="bold red")
-        t.append(err, style="red")
+        t.append(printable(err), style="red")
     return t
 
 

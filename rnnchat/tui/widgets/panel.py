@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from rnnchat.safe_text import printable
 from rnnchat.tui.confidence import legend
 
 TEMP_STEP = 0.05
@@ -132,7 +133,7 @@ class SidePanel(VerticalScroll):
             facts.update(Text("could not load: see the message in the chat; ctrl+l picks another"
                               if error else "", style="dim"))
             return
-        name.update(Text(info.name, style="bold"))
+        name.update(Text(printable(info.name), style="bold"))
         loss = f"{info.val_loss:.3f}" if isinstance(info.val_loss, (int, float)) else "-"
         t = Text()
         for key, value in (("cell", f"{info.cell} {info.layers}×{info.hidden}"),
