@@ -3,6 +3,7 @@ curve follows metrics.jsonl, the finished model reaches the model picker, quitti
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import pytest
@@ -30,6 +31,15 @@ def sleeper(app, registry, name, procs):
     run = registry.start(app, [sys.executable, "-c", "import time; time.sleep(60)"], name, paths.runs_dir() / name)
     procs.append(run.process)
     return run
+
+
+@contextlib.asynccontextmanager
+async def app_with_a_run(harness, procs, name):
+    """The app, ready, with a stand-in run ``name`` going: yields (app, pilot, run)."""
+    app = harness().app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        yield app, pilot, sleeper(app, app.training, name, procs)
 
 
 def test_the_form_builds_the_command_or_one_line():
@@ -86,11 +96,7 @@ async def test_start_a_real_run_close_the_screen_it_goes_on_and_the_model_arrive
 async def test_the_curve_follows_metrics_and_samples_are_escaped(harness, procs):
     from rnnchat.run_metrics import RunLog, make_point
 
-    h = harness()
-    app = h.app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot)
-        run = sleeper(app, app.training, "watched", procs)
+    async with app_with_a_run(harness, procs, "watched") as (app, pilot, run):
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), "the training screen")
         curve = app.screen.query_one("#train-curve")
@@ -114,11 +120,7 @@ async def test_the_curve_follows_metrics_and_samples_are_escaped(harness, procs)
 async def test_quitting_with_a_run_going_asks(harness, procs, choice):
     import signal
 
-    h = harness()
-    app = h.app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot)
-        run = sleeper(app, app.training, "going", procs)
+    async with app_with_a_run(harness, procs, "going") as (app, pilot, run):
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitWithRuns), "the question")
         assert "going is still training" in str(app.screen.query_one("#quit-text").render())
