@@ -136,7 +136,7 @@ def run_info(folder: Path) -> RunInfo:
         info.best_val = _num(prog.get("best_val"), 0.0, MAX_LOSS)
         info.elapsed = _num(prog.get("elapsed"), 0.0, 1e9)
         out = meta.get("out")
-        info.model = escape(out[:4096]) if isinstance(out, str) else None
+        info.model = printable(out, 4096) if isinstance(out, str) else None
         info.state = "stopped" if _unfinished(cfg, info) else "finished"
     elif (folder / STATE).exists() or (folder / STATE).is_symlink():
         info.problems.append(f"{STATE} is unreadable")
@@ -179,7 +179,7 @@ def run_folder(name: str, root: Path | None = None) -> Path:
     """The folder of the run ``name`` (a plain name, a real folder under the runs folder)."""
     root = Path(root or paths.runs_dir())
     if not NAME_RE.match(name or ""):
-        raise RunError(f"{escape(name)!r} is not a run name (see `rnnchat runs`)")
+        raise RunError(f"{printable(repr(name), 100)} is not a run name (see `rnnchat runs`)")
     folder = root / name
     if folder.is_symlink() or not folder.is_dir():
         raise RunError(f"no run named {name!r} in {root} (see `rnnchat runs`)")

@@ -78,12 +78,15 @@ def test_a_held_lock_means_running(runs_root, capsys):
 
 
 def test_cli_table_and_json(runs_root, capsys):
+    write_state(runs_root / "evil\x1b]0;owned\x07\u202e", 1, 1.0, 3.0, steps=9, out="/m/\x1b[2J\nx.safetensors")
     code, out, _ = cli(capsys, "runs")
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b]0;owned" in out and "\\x1b[2J\\nx" in out
     assert code in (0, None)
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["NAME", "STATE", "STEPS"]
     assert any(line.split()[:4] == ["done", "finished", "40", "1.5000"] for line in lines)
     code, out, _ = cli(capsys, "runs", "--json")
+    assert "\x1b" not in out and "\u202e" not in out
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["half"]["state"] == "stopped" and rows["half"]["best_val"] == 2.9 and rows["dead"]["state"] == "failed"
 

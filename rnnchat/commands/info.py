@@ -61,12 +61,11 @@ def removable_model(name: str) -> Path:
     """The file of the model ``name`` if the user made it (a file in the user data folder's models);
     a built-in or plugin model, or an unknown name, is a one-line error."""
     from rnnchat import paths
-    from rnnchat.runs import escape
 
     host = get_host()
     path = Path(host.checkpoints[name].path) if name in host.checkpoints else None
     if path is None or (path.parent.resolve() == paths.models_dir().resolve() and not os.path.lexists(path)):
-        raise RnnchatError(f"no model named {escape(name)!r}; see `rnnchat models`")
+        raise RnnchatError(f"no model named {printable(repr(name), 100)}; see `rnnchat models`")
     dist = host.dist_of("checkpoints", name)
     if path.parent.resolve() != paths.models_dir().resolve() or path.is_dir():
         if dist in (None, "rnnchat"):

@@ -33,11 +33,12 @@ def runs(ctx, as_json):
     if ctx.invoked_subcommand is not None:
         return
     from rnnchat import paths
-    from rnnchat.runs import escape, list_runs
+    from rnnchat.runs import list_runs
+    from rnnchat.safe_text import json_safe, printable
 
     rows = list_runs()
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False)))
         return
     if not rows:
         click.echo(f"no runs in {paths.runs_dir()}; start one with `rnnchat train CORPUS --name NAME`")
@@ -47,9 +48,9 @@ def runs(ctx, as_json):
         best = f"{r.best_val:.4f}" if r.best_val is not None else "-"
         steps = str(r.steps) if r.steps is not None else "-"
         state = r.state + (f" (pid {r.holder})" if r.holder and r.holder.isdigit() else "")
-        click.echo(f"{escape(r.name):<20} {state:<9} {steps:>7} {best:>8} {_time(r.elapsed):>7}  {r.model or '-'}")
+        click.echo(f"{printable(r.name, 40):<20} {state:<9} {steps:>7} {best:>8} {_time(r.elapsed):>7}  {r.model or '-'}")
         for problem in r.problems:
-            click.echo(f"  note: {problem}")
+            click.echo(f"  note: {printable(problem)}")
 
 
 @runs.command()
@@ -61,12 +62,13 @@ def show(name, last):
     from rnnchat.curves import loss_plot
     from rnnchat.run_metrics import read_points, read_samples
     from rnnchat.runs import escape, run_folder, run_info
+    from rnnchat.safe_text import printable
 
     folder = run_folder(name)
     info = run_info(folder)
     points = read_points(folder)
     best = f"{info.best_val:.4f}" if info.best_val is not None else "-"
-    click.echo(f"{escape(info.name)}: {info.state}, step {info.steps if info.steps is not None else '-'}, "
+    click.echo(f"{printable(info.name, 100)}: {info.state}, step {info.steps if info.steps is not None else '-'}, "
                f"best validation loss {best}, {_time(info.elapsed)} of training, model {info.model or '-'}")
     width = max(40, min(shutil.get_terminal_size((100, 30)).columns, 160))
     plot = loss_plot(points, width, 18) if points else ""
