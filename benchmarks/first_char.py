@@ -134,10 +134,10 @@ def main(argv=None) -> int:
     for path in paths:
         session = ChatSession(str(path), store=HistoryStore(tmp / "history.db"), autosave=False)
         session.load()
-        session.params.seed = 0
-        engine = session.engine
+        session.update_params(seed=0)
+        engine = session.engine.engine  # the torch Engine behind the session's ChatEngine
         ids = engine.encode(prompt).ids
-        on_engine = session.on_engine_thread
+        on_engine = session.engine.worker.call  # on the engine's own thread, as the session does
         rows: dict[str, list[float]] = {c: [] for c in cols}
         on_engine(engine_first_ms, engine, ids, "auto")  # warm up
         for _ in range(args.repeats):

@@ -44,7 +44,7 @@ from rnnchat.engine.checkpoint import Loaded, load_checkpoint  # noqa: E402
 from rnnchat.engine.blas import set_blas_threads  # noqa: E402
 from rnnchat.engine.device import set_cpu_threads  # noqa: E402
 from rnnchat.engine.generate import Engine  # noqa: E402
-from rnnchat.engine.model import CharRNN, ModelConfig  # noqa: E402
+from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell  # noqa: E402
 from rnnchat.params import SamplingParams  # noqa: E402
 from rnnchat.vocab import Vocab  # noqa: E402
 
@@ -56,7 +56,7 @@ VOCAB = Vocab(sorted(set("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 def random_model(cell: str, hidden=512, layers=2, embedding=64) -> Loaded:
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(cell=cell, vocab_size=len(VOCAB), hidden=hidden, layers=layers,
-                                embedding=embedding)).eval()
+                                embedding=embedding), registered_cell(cell)).eval()
     return Loaded(model, VOCAB, {"cell": cell}, Path(f"<random {layers}x{hidden} {cell}>"))
 
 

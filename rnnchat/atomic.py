@@ -1,8 +1,9 @@
 """Atomic file writes: our own temp file in the same folder, flush, fsync, rename.
 
 * The temp file is named ``.<target>.<pid>.<random>.rnnchat-tmp``; one left behind by
-  a process that was killed is removed by ``clean_stale`` (called at the next save and
+  a process that was killed is removed by ``clean_stale`` (called after every save and
   when a training run starts); a temp file of a process still running is left alone.
+  Nothing here uses a library's writer, whose own temp names nobody would clean.
 * Only a regular file is ever replaced: a target that is a FIFO, a device, a socket or a
   folder (``--out /dev/null``) is refused before anything is written, and checked again
   just before the rename.
@@ -21,6 +22,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from pathlib import Path
 
 from rnnchat.errors import RnnchatError, first_line
@@ -90,8 +92,10 @@ def atomic_path(target: str | os.PathLike):
 
 
 def write_bytes(target, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically, then remove temp files that killed writers left there."""
     with atomic_path(target) as tmp:
         Path(tmp).write_bytes(data)
+    clean_stale(Path(target).parent)
 
 
 def _alive(pid: int) -> bool:
@@ -106,18 +110,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+LEGACY_TMP = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")  # safetensors' save_file, used by rnnchat before 0.2
+LEGACY_AGE = 600.0  # seconds: older than any save in progress
+
+
 def clean_stale(folder: str | os.PathLike) -> int:
-    """Remove temp files left behind by processes killed mid-save (not those of a live process)."""
+    """Remove temp files left behind by processes killed mid-save (not those of a live process), and
+    the ``.tmpXXXXXX`` files safetensors' own writer left when rnnchat still used it."""
     removed = 0
+    now = time.time()
     with contextlib.suppress(OSError):
-        for path in Path(folder).glob(f".*{TMP_SUFFIX}"):
-            m = _PID.search(path.name)
-            if m and _alive(int(m.group(1))):
+        for path in Path(folder).glob(".*"):
+            if path.name.endswith(TMP_SUFFIX):
+                m = _PID.search(path.name)
+                if m and _alive(int(m.group(1))):
+                    continue
+            elif not LEGACY_TMP.match(path.name):
                 continue
             with contextlib.suppress(OSError):
-                if stat.S_ISREG(path.lstat().st_mode):
-                    path.unlink()
-                    removed += 1
+                st = path.lstat()
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                if not path.name.endswith(TMP_SUFFIX) and now - st.st_mtime < LEGACY_AGE:
+                    continue
+                path.unlink()
+                removed += 1
     return removed
 
 

@@ -103,7 +103,7 @@ def inspect(path, as_json):
 
 
 def _register_builtin_commands() -> None:
-    from rnnchat.commands import chat, corpora, generate, install, runs, train
+    from rnnchat.commands import chat, corpora, generate, install, probe, runs, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
@@ -111,6 +111,7 @@ def _register_builtin_commands() -> None:
     cli.add_command(corpora.corpora)
     cli.add_command(install.install)
     cli.add_command(install.uninstall)
+    cli.add_command(probe.probe)
     cli.add_command(runs.runs)
     models.add_command(runs.models_rm)
 
@@ -120,7 +121,7 @@ _register_builtin_commands()
 
 def main(argv=None) -> None:
     code = _run(argv)
-    if teardown_skipped():
+    if teardown_skipped() or _plugin_threads_left():
         exit_now(code)
     sys.exit(code)
 
@@ -147,16 +148,35 @@ def _run(argv) -> int:
     except BrokenPipeError:
         return 0
     except SystemExit as exc:
+        if exc.code and (plugin := _plugin_exit(exc, argv)):  # sys.exit(3) in a cell: not our status 3
+            click.echo(f"error: plugin {plugin} failed: SystemExit: {exc.code}", err=True)
+            return 1
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
         click.echo(str(exc.code), err=True)
         return 1
     except Exception as exc:  # a plugin's bug (e.g. its cell raising in generation) is named in one line
         from rnnchat.plugins.guard import describe
-        from rnnchat.plugins.manager import blame
+        from rnnchat.plugins.manager import plugin_prefix
 
-        if (plugin := blame(exc)) is None:
+        if not (prefix := plugin_prefix(exc)):
             raise  # rnnchat's own bug: the traceback is wanted
-        click.echo(f"error: plugin {plugin} failed: {describe(exc)}", err=True)
+        click.echo(f"error: {prefix}{describe(exc)}", err=True)
         return 1
     return 0
+
+
+def _plugin_threads_left() -> bool:
+    from rnnchat.plugins.guard import threads_left
+
+    return threads_left()
+
+
+def _plugin_exit(exc: SystemExit, argv) -> str | None:
+    """The plugin whose code called sys.exit, unless it is running its own command."""
+    from rnnchat.plugins.manager import blame, get_host
+
+    plugin = blame(exc)
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    own = get_host().plugins[plugin].registered.get("commands", []) if plugin else []
+    return None if plugin is None or (words and words[0] in own) else plugin

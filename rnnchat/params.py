@@ -1,16 +1,23 @@
-"""Sampling settings (torch-free). The session and the TUI change them while a reply streams."""
+"""Sampling settings (torch-free).
+
+The rule for values shared across threads: a :class:`SamplingParams` is immutable. To change
+one value, make a new one (``params.replace(temperature=0.5)``, validated) and put it in the
+:class:`LiveParams` the session holds, as a whole. A stream reads ``LiveParams.current``
+once per character, so a change reaches the very next character and a character never mixes
+old and new values.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from rnnchat.errors import SamplingError
 
 MAX_CHARS_LIMIT = 1_000_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8
     top_k: int = 0  # 0: off
@@ -42,6 +49,36 @@ class SamplingParams:
         d = asdict(self)
         d["stop"] = list(self.stop)
         return d
+
+    def replace(self, **changes) -> "SamplingParams":
+        """A validated copy with ``changes`` (raises SamplingError for a bad value)."""
+        if "stop" in changes:
+            changes["stop"] = tuple(changes["stop"])
+        return replace(self, **changes).validate()
+
+
+class LiveParams:
+    """The sampling values of a session, replaced whole from any thread (see the module
+    docstring). ``current`` is one immutable :class:`SamplingParams`."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, params: SamplingParams | None = None) -> None:
+        self.current = params if params is not None else SamplingParams()
+
+    def set(self, params: SamplingParams) -> SamplingParams:
+        self.current = params.validate()
+        return params
+
+    def update(self, **changes) -> SamplingParams:
+        """Replace ``current`` by a validated copy with ``changes``; returns it."""
+        self.current = self.current.replace(**changes)
+        return self.current
+
+
+def current(params: "SamplingParams | LiveParams") -> SamplingParams:
+    """The values to use now, from either a fixed SamplingParams or a LiveParams."""
+    return params.current if isinstance(params, LiveParams) else params
 
 
 def _finite(x) -> bool:

@@ -1,7 +1,8 @@
 """Where rnnchat keeps things: platformdirs, or RNNCHAT_HOME when it is set.
 
-A root that cannot hold rnnchat's files (a file, a read-only or unreadable folder, a path under a
-file) is a one-line ``SettingError`` when it is first asked for, before any work is done.
+An ``RNNCHAT_HOME`` that cannot hold rnnchat's files (a file, a read-only folder, a path under a
+file) is a one-line ``SettingError`` when a path is first asked for, before any work is done; so
+is a platformdirs folder that is a file.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from rnnchat import env
 from rnnchat.errors import SettingError
 
 
-def _usable(path: Path, what: str) -> Path:
-    """``path`` if rnnchat can create and write files under it; else a one-line SettingError."""
+def _usable(path: Path, what: str, writable: bool = True) -> Path:
+    """``path`` if rnnchat can create (and, if ``writable``, write) files under it; else a SettingError."""
     probe = path
     while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
         probe = probe.parent
@@ -24,7 +25,7 @@ def _usable(path: Path, what: str) -> Path:
         found = "a file" if probe.is_file() else "not a folder" if probe.exists() else "a broken link"
         reason = f"it is {found}" if probe == path else f"{probe} is {found}"
         raise SettingError(f"{what} {str(path)!r} cannot be used: {reason}; point it at a folder you can write to")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
         raise SettingError(f"{what} {str(path)!r} cannot be used: {probe} is not writable; "
                            "point it at a folder you can write to")
     return path
@@ -35,7 +36,8 @@ def _root(sub: str, default: str) -> Path:
     if home is not None:
         _usable(home, "RNNCHAT_HOME")
         return _usable(home / sub, f"RNNCHAT_HOME's {sub} folder")
-    return _usable(Path(default), f"rnnchat's {sub} folder")
+    # platformdirs' folder: a read-only one is found by the write that needs it (reading still works)
+    return _usable(Path(default), f"rnnchat's {sub} folder", writable=False)
 
 
 def data_dir() -> Path:

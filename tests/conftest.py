@@ -42,13 +42,14 @@ def make_checkpoint(tmp_path):
         import torch
 
         from rnnchat.engine.checkpoint import build_meta, save_checkpoint
-        from rnnchat.engine.model import CharRNN, ModelConfig
+        from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
         from rnnchat.vocab import Vocab
 
         torch.manual_seed(0)
         v = Vocab(vocab or sorted(set(TINY_TEXT.read_text(encoding="utf-8"))))
         model = CharRNN(ModelConfig(cell=cell, vocab_size=len(v), hidden=hidden, layers=layers,
-                                    embedding=embedding, cell_options=meta.pop("cell_options", {})))
+                                    embedding=embedding, cell_options=meta.pop("cell_options", {})),
+                        registered_cell(cell))
         m = build_meta(model, v, corpus={"name": "tiny", "sha256": "0" * 64}, val_loss=meta.pop("val_loss", 3.5),
                        chat=chat or {"template": "{text}", "stop": ["\n\n"]}, **meta)
         path = tmp_path / f"{name}.safetensors"

@@ -7,7 +7,7 @@ import torch
 
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine, _longest_partial
-from rnnchat.params import SamplingParams
+from rnnchat.params import LiveParams, SamplingParams
 
 
 @pytest.fixture
@@ -69,21 +69,24 @@ def test_state_after_stream_includes_generated_chars(engine):
 
 
 def test_temperature_change_applies_to_next_character(engine):
-    params = SamplingParams(temperature=1.5, seed=0, max_chars=60)
+    live = LiveParams(SamplingParams(temperature=1.5, seed=0, max_chars=60))
     logits, state = engine.feed([0], engine.initial_state())
     seen = []
-    stream = engine.stream(logits, state, params)
-    original = stream.sampler.__call__
+    stream = engine.stream(logits, state, live)
+    real = stream.sampler
 
-    class Spy:
+    class Spy:  # the stream hands each character's values to its sampler, read once
+        params = real.params
+
         def __call__(self, lg):
-            seen.append(params.temperature)
-            return original(lg)
+            seen.append(self.params.temperature)
+            real.params = self.params
+            return real(lg)
 
     stream.sampler = Spy()
     for i, _ in enumerate(stream):
         if i == 9:
-            params.temperature = 0.0
+            live.update(temperature=0.0)  # replaced whole, from the reader's side
     assert seen[:10] == [1.5] * 10 and set(seen[10:]) == {0.0}
 
 

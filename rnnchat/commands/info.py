@@ -10,24 +10,11 @@ from pathlib import Path
 
 import click
 
-from rnnchat.checkpoint_meta import describe, read_header
-from rnnchat.errors import RnnchatError, first_line
+from rnnchat.checkpoint_meta import read_header
+from rnnchat.errors import RnnchatError
 from rnnchat.plugins.manager import get_host
 from rnnchat.safe_text import json_safe, printable
-
-
-def model_rows() -> list[dict]:
-    host = get_host()
-    rows = []
-    for spec in host.checkpoints.values():
-        row = {"name": spec.name, "plugin": host.owner_of("checkpoints", spec.name),
-               "description": spec.description}
-        try:
-            row.update(describe(spec.path))
-        except (RnnchatError, OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-            row.update(error=first_line(exc), path=str(spec.path))  # this one is broken; the others are listed
-        rows.append(row)
-    return rows
+from rnnchat.session.models import model_rows  # noqa: F401 - `rnnchat models` lists them
 
 
 def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:

@@ -1,10 +1,12 @@
-"""A plugin cell's first check, before any model uses it: one tiny forward and step, shapes checked.
+"""A plugin cell's first checks: one tiny forward and step, shapes, dtype and state checked.
 
-Run by the plugin host (``PluginHost.verify_cells``) for every third-party cell, so that a cell that
-raises, returns the wrong width or a state that is not tensors is named with its plugin in one line
-there, instead of a torch traceback deep in generation. The sizes are all different (batch 2,
-3 steps, input 5, hidden 4), so a swapped dimension or the input width returned as the output
-shows. Per-character code pays nothing for this: it runs once per process and cell.
+``probe_cell`` runs when the plugin host verifies third-party cells (``PluginHost.verify_cells``):
+sizes that all differ (batch 2, 3 steps, input 5, hidden 4), so a swapped dimension or the input
+width returned as the output shows. ``check_built_layers`` runs when a model is built with a
+third-party cell: each layer, as built at the model's sizes, reads one zero character. Either way a
+cell that raises, returns the wrong width or a state that is not tensors is one ``PluginError``
+naming its plugin, instead of a torch traceback deep in generation. The per-character path pays
+nothing: these run once per cell check and once per model build.
 """
 
 from __future__ import annotations
@@ -18,18 +20,51 @@ BATCH, STEPS, INPUT, HIDDEN = 2, 3, 5, 4
 
 def probe_cell(name: str, cell_class) -> None:
     """Build ``cell_class(INPUT, HIDDEN)`` and run it once; a PluginError says what is wrong."""
-    with torch.no_grad():
-        cell = cell_class(INPUT, HIDDEN)
-        if not isinstance(cell, torch.nn.Module):
-            raise PluginError(f"cell {name!r}: {type(cell).__name__} is not a torch.nn.Module")
-        state = cell.initial_state(BATCH)
-        _check_state(name, "initial_state", state)
-        y, state = _pair(name, "forward", cell(torch.zeros(BATCH, STEPS, INPUT), state))
-        _check_output(name, "forward", y, (BATCH, STEPS, HIDDEN))
-        _check_state(name, "forward", state)
-        h, state = _pair(name, "step", cell.step(torch.zeros(BATCH, INPUT), state))
-        _check_output(name, "step", h, (BATCH, HIDDEN))
-        _check_state(name, "step", state)
+    cell = cell_class(INPUT, HIDDEN)
+    if not isinstance(cell, torch.nn.Module):
+        raise PluginError(f"cell {name!r}: {type(cell).__name__} is not a torch.nn.Module")
+    _run_once(name, cell, BATCH, STEPS, INPUT, HIDDEN)
+
+
+def check_built_layers(name: str, layers, sizes: list[int], hidden: int) -> None:
+    """Each built layer of a model with a third-party cell reads one character (batch 1)."""
+    from rnnchat.plugins.guard import describe
+    from rnnchat.plugins.manager import get_host
+
+    host = get_host()
+    owner = host.owner_of("cells", name)
+    if owner is None or host.plugins[owner].builtin:
+        return
+    for layer, size in zip(layers, sizes):
+        try:
+            _run_once(name, layer, 1, 1, size, hidden)
+        except PluginError as exc:
+            raise PluginError(f"{exc} (plugin {owner}, at the model's sizes)") from None
+        except Exception as exc:  # noqa: BLE001 - the plugin's code failed: name it
+            raise PluginError(f"cell {name!r} of plugin {owner} failed at the model's sizes "
+                              f"(input {size}, hidden {hidden}): {describe(exc)}") from None
+
+
+def _run_once(name: str, cell, batch: int, steps: int, inputs: int, hidden: int) -> None:
+    """One forward and one step in eval mode, leaving the cell's mode and the RNG as they were."""
+    training = cell.training
+    cell.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            _forward_and_step(name, cell, batch, steps, inputs, hidden)
+    finally:
+        cell.train(training)
+
+
+def _forward_and_step(name: str, cell, batch: int, steps: int, inputs: int, hidden: int) -> None:
+    state = cell.initial_state(batch)
+    _check_state(name, "initial_state", state)
+    y, state = _pair(name, "forward", cell(torch.zeros(batch, steps, inputs), state))
+    _check_output(name, "forward", y, (batch, steps, hidden), inputs)
+    _check_state(name, "forward", state)
+    h, state = _pair(name, "step", cell.step(torch.zeros(batch, inputs), state))
+    _check_output(name, "step", h, (batch, hidden), inputs)
+    _check_state(name, "step", state)
 
 
 def _pair(name: str, method: str, result):
@@ -38,12 +73,12 @@ def _pair(name: str, method: str, result):
     return result
 
 
-def _check_output(name: str, method: str, out, shape: tuple) -> None:
+def _check_output(name: str, method: str, out, shape: tuple, inputs: int) -> None:
     if not isinstance(out, torch.Tensor):
         raise PluginError(f"cell {name!r}: {method}() returned {type(out).__name__} as its output, not a tensor")
     if tuple(out.shape) != shape:
         raise PluginError(f"cell {name!r}: {method}() returned an output of shape {list(out.shape)} for "
-                          f"batch {BATCH}, input {INPUT}, hidden {HIDDEN}; expected {list(shape)}")
+                          f"batch {shape[0]}, input {inputs}, hidden {shape[-1]}; expected {list(shape)}")
     if out.dtype != torch.float32:
         raise PluginError(f"cell {name!r}: {method}() returned {out.dtype} for float32 input")
 

@@ -81,10 +81,11 @@ def model_from_meta(meta: dict, path, device: str | torch.device | None = None) 
                          embedding=meta["embedding"], dropout=float(meta.get("dropout", 0.0)),
                          cell_options=dict(meta["cell_options"]))
     try:
+        cell_class = host.cell(cell).load()
         if device is None:
-            return CharRNN(config)
+            return CharRNN(config, cell_class)
         with torch.device(device):
-            return CharRNN(config)
+            return CharRNN(config, cell_class)
     except (RnnchatError, TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
         raise CheckpointError(f"{path}: cannot build the model its metadata describes: {first_line(exc)}") from None
 

@@ -25,7 +25,7 @@ from rnnchat.engine.fast import build_fast
 from rnnchat.engine.model import state_map
 from rnnchat.engine.sampling import Sampler
 from rnnchat.errors import SettingError
-from rnnchat.params import SamplingParams
+from rnnchat.params import LiveParams, SamplingParams, current
 from rnnchat.vocab import Encoded
 
 BF16_MIN_PROMPT = 128  # shorter prompts read in fp32 whatever the setting: they are fast anyway
@@ -120,9 +120,10 @@ class Engine:
             logits, state = self.model.step(x, state)
             return logits[0], state
 
-    def stream(self, logits, state, params: SamplingParams, sampler: Sampler | None = None,
+    def stream(self, logits, state, params: SamplingParams | LiveParams, sampler: Sampler | None = None,
                cancel: threading.Event | None = None) -> "Stream":
-        return Stream(self, logits, state, params, sampler or Sampler(params), cancel)
+        """``params``: fixed values, or a LiveParams read once per character (params.py)."""
+        return Stream(self, logits, state, params, sampler or Sampler(current(params)), cancel)
 
     def _runner(self, logits, state, sampler):
         fast = self.fast
@@ -192,7 +193,8 @@ class Stream:
     def __init__(self, engine: Engine, logits, state, params, sampler, cancel) -> None:
         self.engine = engine
         self._logits, self._state = logits, state
-        self.params, self.sampler, self.cancel = params, sampler, cancel
+        self.live = params if isinstance(params, LiveParams) else None
+        self.params, self.sampler, self.cancel = current(params), sampler, cancel
         self.reason: str | None = None
         self.generated = 0
         self._run = None
@@ -229,7 +231,7 @@ class Stream:
 
     def _generate(self, run):
         chars = self.engine.vocab.chars
-        params, cancel, sampler = self.params, self.cancel, self.sampler
+        params, cancel, sampler, live = self.params, self.cancel, self.sampler, self.live
         device_next = getattr(run, "next", None)
         logits = run.logits if device_next is None else None
         held: list[Token] = []
@@ -238,6 +240,8 @@ class Stream:
             if cancel is not None and cancel.is_set():
                 self.reason = "cancelled"
                 break
+            if live is not None:  # the values of this character: read once, used for all of it
+                params = sampler.params = live.current
             if self.generated >= params.max_chars:
                 self.reason = "length"
                 break

@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from rnnchat.engine.cell_probe import check_built_layers
+from rnnchat.engine.states import state_map  # noqa: F401 - where the engine's modules import it from
 from rnnchat.errors import PluginError
-from rnnchat.plugins.manager import get_host
 
 
 @dataclass
@@ -25,31 +26,30 @@ class ModelConfig:
         return asdict(self)
 
 
-def state_map(fn, state):
-    """Apply ``fn`` to every tensor of a (nested list/tuple of) state."""
-    if isinstance(state, torch.Tensor):
-        return fn(state)
-    if isinstance(state, (list, tuple)):
-        return type(state)(state_map(fn, s) for s in state)
-    raise TypeError(f"state must be tensors or tuples of tensors, not {type(state).__name__}")
+def registered_cell(name: str) -> type:
+    """The cell class registered under ``name`` (through the plugin host)."""
+    from rnnchat.plugins.manager import get_host
 
-
-def clone_state(state):
-    return state_map(lambda t: t.detach().clone(), state)
+    return get_host().cell(name).load()
 
 
 class CharRNN(nn.Module):
-    def __init__(self, config: ModelConfig, cell_class=None) -> None:
+    """``cell_class`` builds each layer: the caller resolves it (``registered_cell(config.cell)``
+    for a registered cell), so the model itself looks nothing up."""
+
+    def __init__(self, config: ModelConfig, cell_class: type) -> None:
         super().__init__()
         self.config = config
-        if cell_class is None:
-            cell_class = get_host().cell(config.cell).load()
         self.embedding = nn.Embedding(config.vocab_size, config.embedding)
         sizes = [config.embedding] + [config.hidden] * config.layers
         try:
             cells = [cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)]
         except (TypeError, ValueError) as exc:
-            raise PluginError(f"cell {config.cell!r} ({get_host().owner_of('cells', config.cell)}) cannot be built with options {config.cell_options}: {exc}") from None
+            from rnnchat.plugins.manager import get_host  # only to name the plugin in the error
+
+            raise PluginError(f"cell {config.cell!r} ({get_host().owner_of('cells', config.cell)}) cannot be built "
+                              f"with options {config.cell_options}: {exc}") from None
+        check_built_layers(config.cell, cells, sizes, config.hidden)  # a third-party cell: named if it fails
         self.layers = nn.ModuleList(cells)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)

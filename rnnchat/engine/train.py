@@ -28,7 +28,7 @@ from rnnchat.engine import distributed as dist
 from rnnchat.engine.checkpoint import build_meta, save_checkpoint
 from rnnchat.engine.data import Corpus
 from rnnchat.engine.evaluate import Aborted, evaluate, evaluate_sum, sample_text
-from rnnchat.engine.model import CharRNN, ModelConfig, state_map
+from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell, state_map
 from rnnchat.engine.resume import apply_state, save_state
 
 FINAL_STATE = "state.safetensors"
@@ -127,7 +127,7 @@ class Trainer:
         self.train_ids, self.val_ids = corpus.split(config.val_fraction)
         self._check_size()
         torch.manual_seed(config.seed)
-        self.model = CharRNN(config.model_config(len(corpus.vocab))).to(device)
+        self.model = CharRNN(config.model_config(len(corpus.vocab)), registered_cell(config.cell)).to(device)
         if config.init_from and fresh:  # a fine-tune starts from its model (a resumed one from its state)
             from rnnchat.engine.finetune import init_weights
             init_weights(self.model, corpus.vocab, config.init_from, seed=config.seed)

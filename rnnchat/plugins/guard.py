@@ -4,15 +4,20 @@
 watchdog thread that names the plugin on stderr when it runs for longer than ``SLOW_NOTICE_S``
 seconds, and again at doubling intervals, until it returns. A ``KeyboardInterrupt`` (Ctrl-C, often
 because a plugin hangs) is reported with the plugin's name and re-raised; every other
-``BaseException`` is left to the caller, which records it as the plugin's error.
+``BaseException`` is left to the caller, which records it as the plugin's error. Non-daemon
+threads that plugin code starts are remembered: ``threads_left`` names them at exit, so that a
+thread that never ends cannot keep ``rnnchat`` from exiting.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 
 SLOW_NOTICE_S = 5.0  # seconds of plugin code before the host says which plugin it is waiting for
+THREAD_GRACE_S = 2.0  # how long the CLI waits at exit for threads that plugin code left running
+_started: list[tuple[str, threading.Thread]] = []  # non-daemon threads started by plugin code
 
 
 def run_plugin_code(plugin: str, doing: str, fn, *args):
@@ -21,6 +26,7 @@ def run_plugin_code(plugin: str, doing: str, fn, *args):
     watchdog = threading.Thread(target=_watch, args=(done, plugin, doing), daemon=True,
                                 name=f"rnnchat-plugin-watchdog-{plugin}"[:60])
     watchdog.start()
+    before = set(threading.enumerate())
     try:
         return fn(*args)
     except KeyboardInterrupt:
@@ -28,6 +34,21 @@ def run_plugin_code(plugin: str, doing: str, fn, *args):
         raise
     finally:
         done.set()
+        _started.extend((plugin, t) for t in threading.enumerate() if t not in before and not t.daemon)
+
+
+def threads_left() -> bool:
+    """At exit: wait up to ``THREAD_GRACE_S`` for threads plugin code started; name those still
+    running (Python would wait for them for ever) and return True: the caller ends the process."""
+    deadline = time.monotonic() + THREAD_GRACE_S
+    left = []
+    for plugin, thread in _started:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append((plugin, thread))
+    for plugin, thread in left:
+        _say(f"plugin {_shown(plugin)} left its thread {_shown(thread.name)} running; not waiting for it")
+    return bool(left)
 
 
 def _watch(done: threading.Event, plugin: str, doing: str) -> None:

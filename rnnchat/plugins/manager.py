@@ -288,6 +288,12 @@ def blame(exc: BaseException) -> str | None:
     return found
 
 
+def plugin_prefix(exc: BaseException) -> str:
+    """``"plugin NAME failed: "`` when a third-party plugin's code raised ``exc``, else ``""``."""
+    plugin = blame(exc)
+    return f"plugin {plugin} failed: " if plugin else ""
+
+
 def _probe(spec: CellSpec) -> None:
     from rnnchat.engine.cell_probe import probe_cell  # torch is imported only when a cell is checked
 

@@ -1,34 +1,33 @@
-"""ChatSession: one conversation with a model: sampling values, turns, recurrent state, history.
+"""ChatSession: one conversation with a model: sampling values, turns, recurrent states, history.
 
-Importing this module does not import torch; :meth:`ChatSession.load` does (call it in a
-worker thread). A turn feeds only its new text (framed by the checkpoint's chat template) in
-one fused ``forward`` call, then streams characters one ``step`` at a time, reading
-``session.params`` on every character. Each turn keeps a :class:`Snapshot` of the state it
-started from, so regenerate, rewind and reset are exact and instant.
+Torch-free: the session talks to a :class:`~rnnchat.session.engine_api.ChatEngine` (by default
+the torch one, opened by :meth:`ChatSession.load`) and holds its states as opaque handles. A
+turn feeds only its new text (framed by the checkpoint's chat template); the reply streams
+one character at a time, reading the session's :class:`~rnnchat.params.LiveParams` once per
+character. Each turn keeps the state it started from, so regenerate, rewind and reset are
+exact and instant.
 
-Threads: ``load``, iterating a :class:`Reply` and ``open_conversation`` run torch code and
-belong in a worker thread. ``stop`` and ``read_ahead`` may be called from any thread.
-``rewind``, ``reset``, ``save`` and ``export_markdown`` only move references and write bytes.
-Loading and reading text (the fused forwards) run on the session's one engine thread,
-whichever thread asks: PyTorch keeps an OpenMP pool per calling thread, and two pools on
-the same cores made each forward 3x slower here (see ``readahead.py``).
+Threads: every engine call runs on the engine's own thread (``engine/worker.py``); any
+thread may call the session. ``load`` and ``open_conversation`` wait for the engine (call
+them in a worker); iterating a :class:`Reply` may happen in any thread; ``stop``,
+``read_ahead`` and ``set_params`` never block.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
-from rnnchat.params import SamplingParams
+from rnnchat.errors import RnnchatError
+from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine
 from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore, title_of
 from rnnchat.session.readahead import ReadAhead
-from rnnchat.session.types import Chunk, ReplyBase, SessionBusy, SessionError, SessionInfo, Snapshot, Turn
+from rnnchat.session.reply import Reply
+from rnnchat.session.types import SessionBusy, SessionError, SessionInfo, Turn
 
 
 def new_seed() -> int:
@@ -51,95 +50,14 @@ def model_turns(turns: list[Turn]) -> int:
     return sum(t.role == "model" for t in turns)
 
 
-class Reply(ReplyBase):
-    """A model reply in flight. Iterate it (in a worker thread) to get :class:`Chunk` s, one per
-    character with its probability. When iteration ends, ``turn`` is final: its ``reason`` is
-    "stop", "length" or "cancelled". ``notes`` holds one-line remarks for the user (characters
-    the model does not know, a history save that failed)."""
+class _Idle:
+    """Stands in for the read-ahead before a model is loaded."""
 
-    def __init__(self, session: "ChatSession", turn: Turn, user_turn: Turn | None, feed_ids: list[int] | None,
-                 seed: int, notes: list[str]) -> None:
-        super().__init__(session, turn, user_turn, seed, notes)
-        self._feed_ids = feed_ids
-        self.read_ahead = 0  # characters of the turn that were read while the user typed
-        self.created = time.perf_counter()
+    def clear(self) -> None:
+        pass
 
-    def _run(self) -> Iterator[Chunk]:
-        s = self.session
-        engine, states = s._engine, s._states
-        chars: list[str] = []
-        probs: list[float] = []
-        stream = sampler = t0 = None
-        try:
-            if self._feed_ids is not None:
-                ids = self._feed_ids
-                n, state, logits = s._ahead.take(self.user_turn.snapshot, ids)
-                if n < len(ids):  # the rest of the turn after what was read ahead (all of it if nothing was)
-                    logits, state = s.on_engine_thread(engine.feed, ids[n:],
-                                                        state if n else self.user_turn.snapshot.state)
-                self.read_ahead = self.turn.read_ahead = n
-                self.turn.snapshot = Snapshot(state, logits, states.state_to_bytes(state, logits))
-            snap = self.turn.snapshot
-            sampler = states.RecordingSampler(s.params, self.seed)
-            stream = engine.stream(snap.logits, snap.state, s.params, sampler, self.cancel_event)
-            # torch steps (cells without a fast path) run on the engine thread, one character per
-            # call: in another thread they ran at half speed (two OpenMP pools); NumPy steps use
-            # no OpenMP and stay in this thread, with no hand-over per character
-            tokens = s._engine_iter(iter(stream)) if engine.backend == "torch" else stream
-            t0 = None
-            for tok in tokens:
-                if t0 is None:
-                    t0 = time.perf_counter()
-                    self.turn.first_char_ms = (t0 - self.created) * 1000
-                chars.append(tok.char)
-                probs.append(tok.prob)
-                yield Chunk(tok.char, (tok.prob,))
-        except GeneratorExit:  # the reader walked away: keep what was produced, as stopped
-            if stream is None:
-                self._abort()
-            else:
-                self._finish(stream, sampler, "".join(chars), probs, t0, "cancelled")
-            raise
-        except BaseException:
-            self._abort()
-            raise
-        self._finish(stream, sampler, "".join(chars), probs, t0, stream.reason)
-
-    def _finish(self, stream, sampler, text: str, probs: list[float], t0: float | None, reason: str) -> None:
-        s = self.session
-        t = self.turn
-        t.text, t.probs, t.reason = text, probs, reason
-        t.fed = s._engine.vocab.decode(sampler.chosen)
-        t.speaker, t.body_start = s.framing.split_speaker(text)
-        # speed from the first character to the end: the characters after the first, per second
-        n = len(sampler.chosen)
-        elapsed = time.perf_counter() - t0 if t0 is not None else 0.0
-        t.chars_per_s = (n - 1) / elapsed if n > 1 and elapsed > 0 else None
-        s._current = Snapshot(stream.state, stream.logits, s._states.state_to_bytes(stream.state, stream.logits))
-        s._reply = None
-        self.done = True
-        if s.autosave:
-            try:
-                s.save()
-            except SessionError as exc:
-                self.notes.append(str(exc))
-
-    def _abort(self) -> None:
-        """An error (or an abandoned iteration) before the reply finished: undo this exchange so the
-        session is exactly as before ``send``/``regenerate``."""
-        s = self.session
-        t = self.turn
-        if t in s.turns:
-            i = s.turns.index(t)
-            if self.user_turn is not None and i > 0 and s.turns[i - 1] is self.user_turn:
-                i -= 1
-                s._current = self.user_turn.snapshot
-            else:  # a regenerate: keep the user turn, the state stays after its feed
-                s._current = t.snapshot if t.snapshot is not None else s._current
-            del s.turns[i:]
-        t.reason = t.reason or "error"
-        s._reply = None
-        self.done = True
+    def wait_idle(self, timeout=None) -> bool:
+        return True
 
 
 class ChatSession:
@@ -147,10 +65,10 @@ class ChatSession:
 
     def __init__(self, model: str | None = None, *, device: str | None = None,
                  params: SamplingParams | None = None, store: HistoryStore | None = None,
-                 autosave: bool = True, fallback: bool = False) -> None:
+                 autosave: bool = True, fallback: bool = False, engine: EngineOpener | None = None) -> None:
         self.model_name = model
         self.device_name = device
-        self.params = params if params is not None else SamplingParams()
+        self.live = LiveParams(params if params is not None else SamplingParams())
         self.store = store if store is not None else HistoryStore()
         self.autosave = autosave
         self.fallback = fallback  # when ``model`` is not found, open the default model instead
@@ -158,125 +76,94 @@ class ChatSession:
         self.framing = Framing()
         self.turns: list[Turn] = []
         self.conversation_id: int | None = None
-        self._engine = None
-        self._states = None
-        self._initial = Snapshot()
-        self._current = Snapshot()
+        self.engine: ChatEngine | None = None
+        self._open_engine = engine or open_torch_engine
+        self._initial: StateHandle | None = None
+        self._current: StateHandle | None = None
         self._reply: Reply | None = None
-        self._engine_thread: threading.Thread | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rnnchat-engine",
-                                            initializer=self._mark_engine_thread)
-        self._ahead = ReadAhead(self._executor, lambda: threading.current_thread() is self._engine_thread)
+        self._ahead: ReadAhead | _Idle = _Idle()
+        self._closed = False
 
     # ---- state ---------------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
-        return self._engine is not None
+        return self.engine is not None
 
     @property
     def busy(self) -> bool:
         return self._reply is not None
 
     @property
-    def engine(self):
-        return self._engine
+    def closed(self) -> bool:
+        return self._closed
 
     @property
-    def current_state(self):
-        """The recurrent state after everything said so far (an engine object)."""
-        return self._current.state
+    def params(self) -> SamplingParams:
+        """The sampling values now (immutable; change them with :meth:`set_params`)."""
+        return self.live.current
+
+    def set_params(self, params: SamplingParams) -> SamplingParams:
+        """Use ``params`` from the next character on (any thread); the stop sequence stays the
+        model's. Raises SamplingError for a bad value."""
+        return self.live.set(params.replace(stop=self.framing.stop))
+
+    def update_params(self, **changes) -> SamplingParams:
+        """``set_params`` with these values changed (``session.update_params(temperature=0.5)``)."""
+        return self.set_params(self.params.replace(**changes))
+
+    @property
+    def current_state(self) -> StateHandle | None:
+        """The state after everything said so far (an opaque engine handle)."""
+        return self._current
 
     def history_text(self) -> str:
         """Every character fed into the model so far, in order (turns' ``fed`` joined)."""
         return "".join(t.fed for t in self.turns)
 
     def _ready(self) -> None:
-        if self._engine is None:
+        if self._closed:
+            raise SessionError("this chat session was closed; open the model again")
+        if self.engine is None:
             raise SessionError("the model is not loaded yet")
         if self._reply is not None:
             raise SessionBusy("a reply is still streaming; stop it first (Esc)")
 
     def close(self) -> None:
-        """Let the engine thread end (after what it is doing). Call it when the session is
+        """Let the engine's thread end (after what it is doing). Call it when the session is
         replaced: a live engine thread keeps its OpenMP pool, which slows every other one."""
+        self._closed = True
         self._ahead.clear()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def on_engine_thread(self, fn, *args):
-        """``fn(*args)`` on the session's engine thread; waits for it and returns its result.
-        A consumer that iterates a reply inside ``fn`` (the chat app does) runs every step there
-        with no hand-over per character."""
-        if threading.current_thread() is self._engine_thread:
-            return fn(*args)
-        try:
-            future = self._executor.submit(fn, *args)
-        except RuntimeError:  # shut down
-            raise SessionError("this chat session was closed; open the model again") from None
-        return future.result()
-
-    def _mark_engine_thread(self) -> None:
-        self._engine_thread = threading.current_thread()
-
-    def _engine_iter(self, it):
-        """Iterate ``it`` on the engine thread, one item per call, as the caller asks for them
-        (lazily: a temperature change still reaches the very next character)."""
-        end = object()
-        try:
-            while (item := self.on_engine_thread(next, it, end)) is not end:
-                yield item
-        finally:
-            try:
-                self.on_engine_thread(it.close)
-            except SessionError:  # the session was closed meanwhile: close it here
-                it.close()
+        if self.engine is not None:
+            self.engine.close()
 
     # ---- loading -------------------------------------------------------------------------
     def load(self) -> SessionInfo:
-        """Import torch, open the model and set up the initial state. Slow: call it in a worker."""
-        from rnnchat.engine.runtime import open_engine
-        from rnnchat.errors import ModelNotFound
-        from rnnchat.plugins.manager import get_host
-        from rnnchat.session import states
-
-        note = ""
-        try:
-            engine, path = self.on_engine_thread(open_engine, self.model_name, self.device_name)
-        except ModelNotFound:
-            if not (self.fallback and self.model_name):
-                raise
-            engine, path = self.on_engine_thread(open_engine, None, self.device_name)
-            note = f"model {self.model_name!r} was not found; opened the default model instead"
-        host = get_host()
-        name = next((n for n, spec in host.checkpoints.items() if Path(spec.path) == Path(path)), None)
-        name = name or (self.model_name if self.model_name in host.checkpoints else Path(path).stem)
-        meta = engine.loaded.meta
-        self.framing = Framing.from_meta(meta)
-        initial = engine.initial_state()
-        self._states = states
-        self._ahead.clear()
-        self._engine = engine
-        self._initial = Snapshot(initial, None, states.state_to_bytes(initial))
-        self._current = self._initial
-        self.params.stop = self.framing.stop
+        """Open the model (importing torch for the real engine) and set up the initial state.
+        Slow: call it in a worker."""
+        if self._closed:
+            raise SessionError("this chat session was closed; open the model again")
+        engine = self._open_engine(self.model_name, self.device_name, self.fallback)
+        if self._closed:  # closed while loading (the app moved on): let the engine go too
+            engine.close()
+            raise SessionError("this chat session was closed; open the model again")
+        self.framing = Framing.from_meta(engine.meta)
+        self._ahead = ReadAhead(engine.worker, engine.worker.is_current)
+        self._initial = self._current = engine.initial()
+        self.live.set(self.live.current.replace(stop=self.framing.stop))
         self.turns = []
         self.conversation_id = None
-        val = meta.get("val_loss")
-        self.info = SessionInfo(
-            name=name, path=str(path), cell=str(meta["cell"]), layers=int(meta["layers"]),
-            hidden=int(meta["hidden"]), parameters=int(meta.get("parameters") or engine.model.num_parameters()),
-            device=str(engine.device), val_loss=float(val) if isinstance(val, (int, float)) else None,
-            vocab_size=len(engine.vocab), template=self.framing.template, stop=self.framing.stop, note=note,
-            source=name if name in host.checkpoints else str(path))
+        self.info = SessionInfo(**engine.facts, template=self.framing.template, stop=self.framing.stop)
+        self.engine = engine
         return self.info
 
     # ---- talking -------------------------------------------------------------------------
     def send(self, text: str) -> Reply:
-        """Add a user turn and return the model's reply, to iterate in a worker thread."""
+        """Add a user turn and return the model's reply, to iterate (in any thread)."""
         self._ready()
         if not text.strip():
             raise SessionError("type something to send")
         framed = self.framing.frame(text, close_previous=self._closes_previous())
-        enc = self._engine.encode(framed)
+        enc = self.engine.encode(framed)
         if not enc.ids:
             raise SessionError("the model knows none of these characters")
         notes = []
@@ -285,12 +172,18 @@ class ChatSession:
         if enc.mapped:
             notes.append(f"read as 'unknown' by the model: {enc.mapped}")
         now = time.time()
-        user = Turn("user", text, fed=self._engine.vocab.decode(enc.ids), snapshot=self._current, created=now)
+        user = Turn("user", text, fed=self.engine.decode(enc.ids), snapshot=self._current, created=now)
         seed = reply_seed(self.params, index=model_turns(self.turns))
         model = Turn("model", "", seed=seed, params=self.params.to_dict(), created=now)
         self.turns += [user, model]
         self._reply = Reply(self, model, user, enc.ids, seed, notes)
         return self._reply
+
+    def _read_turn(self, base: StateHandle, ids: list[int], reply: Reply) -> StateHandle:
+        """The state after the user's turn: what the read-ahead has read of it, then the rest."""
+        n, state, logits = self._ahead.take(base, ids)
+        reply.read_ahead = reply.turn.read_ahead = n
+        return self.engine.read(state if n else base.state, ids[n:], logits)
 
     def _closes_previous(self) -> bool:
         prev = self.turns[-1] if self.turns else None
@@ -300,15 +193,15 @@ class ChatSession:
         """Start reading the user's ``draft`` in the background (any thread; never blocks), so that
         ``send`` of it, or of anything that starts with it, has little left to read. Ignored while
         the model loads or a reply streams. See ``readahead.py``."""
-        if self._engine is None or self._reply is not None or not draft:
+        if self.engine is None or self._reply is not None or not draft:
             return
         head = self.framing.head(draft, close_previous=self._closes_previous())
         if head is None:
             return
-        engine = self._engine
+        engine = self.engine
         try:
             self._ahead.request(self._current, head, lambda t: engine.encode(t).ids, engine.feed)
-        except RuntimeError:  # closed: nothing to read ahead for (send says it is closed)
+        except RnnchatError:  # closed: nothing to read ahead for (send says it is closed)
             pass
 
     def read_ahead_done(self, timeout: float | None = None) -> bool:
@@ -323,13 +216,13 @@ class ChatSession:
             raise SessionError("nothing to regenerate yet")
         last = self.turns[-1]
         if last.role == "model":
-            snap = last.snapshot
-            old_seed = last.seed
-            self.turns.pop()
+            snap, old_seed = last.snapshot, last.seed
         else:  # rewound to just after a user turn: its reply is pending
             snap, old_seed = self._current, None
-        if snap is None or snap.logits is None:
+        if snap is None or not snap.can_reply:
             raise SessionError("nothing to regenerate yet")
+        if last.role == "model":
+            self.turns.pop()
         if seed is None and same_seed:
             seed = old_seed
         seed = reply_seed(self.params, seed, index=model_turns(self.turns))
@@ -343,6 +236,31 @@ class ChatSession:
         reply = self._reply
         if reply is not None:
             reply.cancel()
+
+    def _ended(self, reply: Reply, end: StateHandle) -> None:
+        """The reply finished (Reply calls this): the conversation moves on to its end state."""
+        self._current = end
+        self._reply = None
+        reply.done = True
+        if self.autosave:
+            try:
+                self.save()
+            except SessionError as exc:
+                reply.notes.append(str(exc))
+
+    def _undo(self, reply: Reply) -> None:
+        """The reply failed before it finished: undo its exchange (Reply calls this)."""
+        t = reply.turn
+        if t in self.turns:
+            i = self.turns.index(t)
+            if reply.user_turn is not None and i > 0 and self.turns[i - 1] is reply.user_turn:
+                i -= 1
+                self._current = reply.user_turn.snapshot
+            elif t.snapshot is not None:  # a regenerate: keep the user turn, the state stays after its feed
+                self._current = t.snapshot
+            del self.turns[i:]
+        self._reply = None
+        reply.done = True
 
     def rewind(self, k: int) -> None:
         """Keep the first ``k`` turns and return to the exact state ``turns[k]`` started from.
@@ -391,30 +309,30 @@ class ChatSession:
                                f"open that model first (/model {conv.model})")
         if conv.state is None:
             raise SessionError(f"conversation {conv_id} has no saved state")
-        device = self._engine.device
         turns = []
         for t in conv.turns:
             if t.snapshot is None or t.snapshot.blob is None:
                 raise SessionError(f"conversation {conv_id} is missing a saved state")
-            state, logits = self._states.state_from_bytes(t.snapshot.blob, device)
-            self._check_state(state, conv_id)
-            t.snapshot = Snapshot(state, logits, t.snapshot.blob)
+            t.snapshot = self._restore(t.snapshot.blob, conv_id)
             turns.append(t)
-        state, logits = self._states.state_from_bytes(conv.state, device)
-        self._check_state(state, conv_id)
+        current = self._restore(conv.state, conv_id)
+        saved = {k: v for k, v in conv.params.items() if k != "stop" and k in SamplingParams.__dataclass_fields__}
+        try:
+            params = self.params.replace(**saved)
+        except (RnnchatError, TypeError):
+            params = self.params  # values that do not validate: keep the ones in use
         self.turns = turns
-        self._current = Snapshot(state, logits, conv.state)
+        self._current = current
         self._ahead.clear()
         self.conversation_id = conv.id
-        for key, value in conv.params.items():
-            if key != "stop" and hasattr(self.params, key):
-                setattr(self.params, key, value)
-        self.params.stop = self.framing.stop
+        self.set_params(params)
         return conv
 
-    def _check_state(self, state, conv_id) -> None:
-        if not self._states.same_shapes(state, self._initial.state):
-            raise SessionError(f"conversation {conv_id} does not fit this model's state")
+    def _restore(self, blob: bytes, conv_id: int) -> StateHandle:
+        try:
+            return self.engine.restore(blob)
+        except RnnchatError as exc:
+            raise SessionError(f"conversation {conv_id} does not fit this model's state: {exc}") from None
 
     def export_markdown(self, path: str | Path | None = None) -> Path:
         return export_markdown(self.turns, self.info, self.params.to_dict(), path)

@@ -1,11 +1,15 @@
-"""User settings (last model, sampling values, theme, confidence colours) in ``paths.settings_file()``."""
+"""User settings (last model, sampling values, theme, confidence colours, keys) in ``paths.settings_file()``.
+
+The sampling values are one :class:`SamplingParams` (its defaults are the only ones); the
+file keeps them flat (``"temperature": 0.8``) beside the other settings. ``keys`` maps the
+chat's action ids to keys (``{"regenerate": "ctrl+g"}``); the app checks them."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from rnnchat import paths
 from rnnchat.atomic import write_bytes
@@ -20,16 +24,17 @@ MAX_SETTINGS_BYTES = 1 << 20  # a real settings file is a few hundred bytes
 @dataclass
 class Settings:
     model: str | None = None
-    temperature: float = 0.8
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    max_chars: int = 1000
-    seed: int | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
     theme: str | None = None
     confidence: bool = False
+    keys: dict = field(default_factory=dict)
 
     SAMPLING = ("temperature", "top_k", "top_p", "repetition_penalty", "max_chars", "seed")
+
+    def __getattr__(self, name: str):
+        if name in Settings.SAMPLING:  # settings.temperature: the value in ``sampling``
+            return getattr(self.sampling, name)
+        raise AttributeError(name)
 
     @classmethod
     def load(cls) -> tuple["Settings", str | None]:
@@ -50,34 +55,38 @@ class Settings:
             return cls(), _damaged(path, f"not a JSON object but {type(raw).__name__}")
         s = cls()
         problems: list[str] = []
-        for f in fields(cls):
-            if f.name not in raw:
+        names = [f.name for f in fields(cls) if f.name != "sampling"] + list(cls.SAMPLING)
+        for name in names:
+            if name not in raw:
                 continue
-            value, default = raw[f.name], getattr(s, f.name)
-            if f.name in ("model", "theme"):
+            value = raw[name]
+            if name in ("model", "theme"):
                 ok = value is None or (isinstance(value, str) and 0 < len(value) <= 4096 and printable(value) == value)
-            elif f.name == "confidence":
+            elif name == "confidence":
                 ok = isinstance(value, bool)
+            elif name == "keys":
+                ok = isinstance(value, dict) and len(value) <= 256 and all(
+                    isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 64 for k, v in value.items())
             else:
-                ok = _valid_sampling(f.name, value)
-            if ok:
-                setattr(s, f.name, value)
+                ok = _valid_sampling(name, value)
+            if not ok:
+                problems.append(f"{name}={_short(repr(value))}")
+            elif name in cls.SAMPLING:
+                s.sampling = s.sampling.replace(**{name: value})
             else:
-                problems.append(f"{f.name}={_short(repr(value))}")
-                setattr(s, f.name, default)
+                setattr(s, name, value)
         if problems:
             return s, _damaged(path, "bad values: " + ", ".join(problems))
         return s, None
 
     def params(self) -> SamplingParams:
-        return SamplingParams(**{k: getattr(self, k) for k in self.SAMPLING})
-
-    def take_params(self, params: SamplingParams) -> None:
-        for k in self.SAMPLING:
-            setattr(self, k, getattr(params, k))
+        return self.sampling
 
     def save(self) -> None:
-        data = json.dumps(asdict(self), indent=2).encode("utf-8")
+        d = asdict(self)
+        sampling = d.pop("sampling")
+        d = {"model": d.pop("model"), **{k: sampling[k] for k in self.SAMPLING}, **d}
+        data = json.dumps(d, indent=2).encode("utf-8")
         write_bytes(paths.settings_file(), data + b"\n")
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from rnnchat.errors import RnnchatError
 
@@ -15,36 +14,6 @@ class SessionError(RnnchatError):
 
 class SessionBusy(SessionError):
     """A reply is still streaming."""
-
-
-class ReplyBase:
-    """What every reply shares (the real one in chat.py, the scripted one in fake.py): a turn
-    that becomes final when iteration ends, a cancel flag any thread may set, notes for the
-    user, and one iteration only. Subclasses implement ``_run``."""
-
-    def __init__(self, session, turn: "Turn", user_turn: "Turn | None", seed: int,
-                 notes: list[str] | None = None) -> None:
-        self.session, self.turn, self.user_turn, self.seed = session, turn, user_turn, seed
-        self.notes: list[str] = notes if notes is not None else []
-        self.cancel_event = threading.Event()
-        self.done = False
-        self._started = False
-
-    @property
-    def reason(self) -> str | None:
-        return self.turn.reason
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def __iter__(self) -> Iterator["Chunk"]:
-        if self._started:
-            raise SessionError("a reply can be read only once")
-        self._started = True
-        return self._run()
-
-    def _run(self) -> Iterator["Chunk"]:
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -84,16 +53,17 @@ class SessionInfo:
 
 @dataclass
 class Snapshot:
-    """The recurrent state (and the logits of the last character read) at a point of the conversation.
-
-    ``state``/``logits`` are engine objects (torch tensors) and stay opaque outside the engine
-    side; ``blob`` is the same snapshot as safetensors bytes, made in the worker thread, so saving
-    a conversation never needs torch.
-    """
+    """A state as the history keeps it: ``blob`` holds safetensors bytes (``state``/``logits``
+    stay None). The session restores it through its engine, which hands back its own opaque
+    handle with the same three fields (see ``engine_api.StateHandle``)."""
 
     state: Any = None
     logits: Any = None
     blob: bytes | None = None
+
+    @property
+    def can_reply(self) -> bool:
+        return self.logits is not None
 
 
 @dataclass

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+if TYPE_CHECKING:
+    from rnnchat.session.api import ChatAPI
+    from rnnchat.session.history import Conversation
+    from rnnchat.session.types import SessionInfo, Turn
+
 
 class ModelLoaded(Message):
-    def __init__(self, token: int, session: Any, info: Any, opened: Any = None) -> None:
+    def __init__(self, token: int, session: "ChatAPI", info: "SessionInfo", opened: "Conversation | None" = None) -> None:
         super().__init__()
         self.token, self.session, self.info, self.opened = token, session, info, opened
 
@@ -17,12 +22,6 @@ class LoadFailed(Message):
     def __init__(self, token: int, model: str | None, error: str, kind: str) -> None:
         super().__init__()
         self.token, self.model, self.error, self.kind = token, model, error, kind
-
-
-class ModelsListed(Message):
-    def __init__(self, names: list[str]) -> None:
-        super().__init__()
-        self.names = names
 
 
 class ReplyChunk(Message):
@@ -34,7 +33,7 @@ class ReplyChunk(Message):
 
 
 class ReplyDone(Message):
-    def __init__(self, reply_id: int, turn: Any, notes: list[str]) -> None:
+    def __init__(self, reply_id: int, turn: "Turn", notes: list[str]) -> None:
         super().__init__()
         self.reply_id, self.turn, self.notes = reply_id, turn, notes
 
@@ -46,7 +45,7 @@ class ReplyFailed(Message):
 
 
 class ConversationOpened(Message):
-    def __init__(self, token: int, conversation: Any) -> None:
+    def __init__(self, token: int, conversation: "Conversation") -> None:
         super().__init__()
         self.token, self.conversation = token, conversation
 
@@ -61,11 +60,12 @@ def one_line(exc: BaseException) -> str:
     """A user-facing line for an exception: our own errors as they are, others with their type."""
     from rnnchat.errors import RnnchatError
     from rnnchat.safe_text import printable
+    from rnnchat.plugins.manager import plugin_prefix
 
     text = printable(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     if isinstance(exc, RnnchatError):
         return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return plugin_prefix(exc) + (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def error_kind(exc: BaseException) -> str:

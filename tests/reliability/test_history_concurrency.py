@@ -13,17 +13,20 @@ from rnnchat.session.history import HistoryStore
 
 WRITER = textwrap.dedent("""
     import sys
-    from rnnchat.session.fake import FakeSession
+    from rnnchat.session.chat import ChatSession
+    from rnnchat.session.fake_engine import FakeEngine
     from rnnchat.session.history import HistoryStore
 
     path, who, convs, turns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    s = FakeSession(store=HistoryStore(path), autosave=True, replies=lambda text, n: f"R{n}:\\nreply {n}")
+    s = ChatSession(store=HistoryStore(path), autosave=True,
+                    engine=FakeEngine.opener(replies=lambda text, n: f"R{n}:\\nreply {n}"))
     s.load()
     for c in range(convs):
         for t in range(turns):
-            for _ in s.send(f"{who} conversation {c} message {t}"):
+            reply = s.send(f"{who} conversation {c} message {t}")
+            for _ in reply:
                 pass
-            assert s.conversation_id is not None and not s.replies_made[-1].notes, s.replies_made[-1].notes
+            assert s.conversation_id is not None and not reply.notes, reply.notes
         if c % 3 == 0:
             s.store.list()  # readers too, while the others write
         s.reset()

@@ -200,6 +200,25 @@ def test_a_cell_that_raises_later_in_generation_is_named(site, make_checkpoint):
     assert _error_lines(r.stderr) == ["error: plugin odd failed: RuntimeError: tired after 4 steps"]
 
 
+def test_a_cell_that_exits_later_does_not_set_the_status(site, make_checkpoint):
+    body = ("def step(self, x, h):\n"
+            "            Odd.calls += 1\n"
+            "            if Odd.calls > 4:\n"
+            "                raise SystemExit(3)\n"
+            "            return super().step(x, h)")
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
+    path = make_checkpoint(cell="odd", name="odd", layers=1)
+    r = run_cli("generate", "-m", str(path), "-n", "50", "--seed", "1", "hi", env=_env(site))
+    assert r.returncode == 1 and _error_lines(r.stderr) == ["error: plugin odd failed: SystemExit: 3"]
+
+
+def test_a_plugin_command_keeps_its_own_exit_status(site):
+    source = fp.COMMAND.replace('click.echo("hello from a plugin")', 'raise SystemExit(4)')
+    fp.make_plugin(site, "cmd", source)
+    r = run_cli("hello", env=_env(site))
+    assert r.returncode == 4 and "error" not in r.stderr
+
+
 def test_a_checkpoint_whose_cell_failed_says_so(site, make_checkpoint):
     good = "def __init__(self, i, h, **kw):\n            super().__init__(i, h, **kw)"
     fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=good))
@@ -252,3 +271,40 @@ def test_a_failed_register_commands_is_listed_as_failed(site):
     row = _listing(site)["cmdfail"]
     assert row["loaded"] is False and row["registered"] == {}
     assert row["errors"] == ["register_commands failed: RuntimeError: no commands today"]
+
+
+def test_the_app_names_the_plugin_of_an_error_too(site):
+    """The chat app shows a failed reply with ``one_line``: a plugin's error is prefixed with its name."""
+    from rnnchat.plugins import manager
+    from rnnchat.tui.messages import one_line
+
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body="def step(self, x, h):\n            raise KeyError('h')"))
+    manager._HOST = PluginHost().load()
+    cell = manager._HOST.cells["odd"].load()(2, 3)
+    try:
+        cell.step(None, None)
+    except KeyError as exc:
+        assert one_line(exc) == "plugin odd failed: KeyError: 'h'"
+    assert one_line(RuntimeError("ours")) == "RuntimeError: ours"
+
+
+def test_a_cell_wrong_only_at_the_models_sizes_is_named_when_the_model_is_built(site, make_checkpoint):
+    """Passes the tiny check (hidden 4), returns one column too many at hidden 8: named at the build."""
+    body = ("def forward(self, x, state):\n"
+            "            y, s = super().forward(x, state)\n"
+            "            return (torch.cat([y, y[..., :1]], -1) if y.shape[-1] == 8 else y), s")
+    fp.make_plugin(site, "odd", CELL_PLUGIN.format(body=body))
+    with pytest.raises(PluginError, match=r"cell 'odd': forward\(\) returned an output of shape \[1, 1, 9\].*"
+                                          r"\(plugin odd, at the model's sizes\)"):
+        make_checkpoint(cell="odd", name="odd", layers=1)
+
+
+def test_a_thread_a_plugin_leaves_running_does_not_keep_rnnchat_from_exiting(site):
+    source = """
+        import threading
+        threading.Thread(target=threading.Event().wait, name="forever", daemon=False).start()
+    """
+    fp.make_plugin(site, "threads", source)
+    r = run_cli("plugins", env=_env(site), timeout=60)  # on main: waits for the thread for ever
+    assert r.returncode == 0 and "threads 1.0 [ok]" in r.stdout
+    assert "rnnchat: plugin 'threads' left its thread 'forever' running; not waiting for it" in r.stderr

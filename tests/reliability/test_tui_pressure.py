@@ -1,4 +1,4 @@
-"""The TUI under pressure (Pilot + FakeSession, no torch).
+"""The TUI under pressure (Pilot, the real session over a FakeEngine, no torch).
 
 - A 5,000-character reply while 500 keys are pressed and the terminal is resized 20 times
   (10x3 up to 300x100): no exception, and the transcript holds exactly what the session produced.
@@ -18,7 +18,7 @@ import pytest
 
 from rnnchat.session.types import SessionError
 from rnnchat.tui.widgets import Notice
-from tests.tui.tui_helpers import Harness, ready, send, wait_for
+from tests.tui.tui_helpers import Harness, idle, ready, send, wait_for
 
 QUIT_LIMIT = 2.0  # seconds from ctrl+q to the app having exited (the issue's bound)
 
@@ -58,25 +58,25 @@ async def test_long_reply_with_500_keys_and_20_resizes(gate):
     app.animation_level = "none"  # Pilot waits out each smooth scroll (Home, PageUp…): wall time, not CPU
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        app.params.max_chars = 100_000
+        app.set_params(max_chars=100_000)
         await send(pilot, "Speak the speech", wait=False)
         for i in range(0, 500, 25):  # 20 rounds: 25 keys, then a resize
-            assert app.replying, "every key is pressed while the reply is being written (it waits at the gate)"
+            assert app.chat.replying, "every key is pressed while the reply is being written (it waits at the gate)"
             await pilot.press(*presses[i:i + 25])
             assert len(app.screen_stack) == 1, "no key opened a screen"
             await pilot.resize_terminal(*sizes[i // 25])
             await pilot.pause()
-        assert app.replying
+        assert app.chat.replying
         gate.set()
-        await wait_for(pilot, lambda: app._live is None and not h.session.busy, "the reply", limit=3000)
+        await wait_for(pilot, lambda: idle(app), "the reply", limit=3000)
         await pilot.resize_terminal(100, 30)
         await pilot.pause()
         turn = h.session.turns[-1]
-        produced = "".join(h.session.replies_made[-1].produced)
+        produced = "".join(h.engine.generations[-1].produced)
         [view] = model_views(app)
         assert produced == LONG and turn.reason == "stop"
         assert view.streamed == view.text == turn.text == produced
-        assert len(h.session.replies_made) == 1, "no key started another reply"
+        assert len(h.engine.generations) == 1, "no key started another reply"
         assert app.is_running and not h.errors() and not error_notices(app)
 
 
@@ -108,9 +108,9 @@ async def test_quit_during_a_reply(gate):
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "Speak", wait=False)
-        await wait_for(pilot, lambda: len(h.session.replies_made[-1].produced) == 5, "the reply to start")
+        await wait_for(pilot, lambda: len(h.engine.generations[-1].produced) == 5, "the reply to start")
         await _quit_and_check(pilot, app, baseline)
-    assert h.session.replies_made[-1].turn.reason == "cancelled"
+    assert h.session.turns[-1].reason == "cancelled"
     assert leftover_threads(baseline) == []
 
 
@@ -119,7 +119,7 @@ async def test_quit_during_model_loading(gate):
     h = Harness(load_gate=gate)  # load() blocks until the gate opens: it never does before quitting
     app = h.app()
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app._painted and app._loading is not None, "the loading screen")
+        await wait_for(pilot, lambda: app._painted and app.loading is not None, "the loading screen")
         await pilot.pause(0.1)
         assert not h.session.loaded
         await _quit_and_check(pilot, app, baseline)
@@ -137,13 +137,13 @@ async def test_quit_during_a_model_switch(gate, replying):
             await ready(pilot)
             if replying:
                 await send(pilot, "Speak", wait=False)
-                await wait_for(pilot, lambda: len(h.session.replies_made[-1].produced) == 3, "the reply")
+                await wait_for(pilot, lambda: len(h.engine.generations[-1].produced) == 3, "the reply")
             else:
                 reply_gate.set()
             h.fake_kwargs["load_gate"] = gate  # the next model's load blocks
             first = h.session
             await send(pilot, "/model other", wait=False)
-            await wait_for(pilot, lambda: len(h.sessions) == 2 and app._loading == "other", "the switch")
+            await wait_for(pilot, lambda: len(h.sessions) == 2 and app.loading == "other", "the switch")
             assert app.session is first
             await _quit_and_check(pilot, app, baseline)
         assert leftover_threads(baseline) == []
@@ -162,7 +162,7 @@ async def test_exception_inside_generation_shows_and_the_app_keeps_working(error
         await ready(pilot)
         await send(pilot, "First")
         assert len(h.session.turns) == 2
-        h.session.fail_after, h.session.fail_error = 120, error
+        h.engine.fail_after, h.engine.fail_error = 120, error
         await send(pilot, "Second")
         shown = error_notices(app)
         first_line = str(error).splitlines()[0]
@@ -170,7 +170,7 @@ async def test_exception_inside_generation_shows_and_the_app_keeps_working(error
         assert any(first_line in m for m in h.errors()), "and a notification"
         assert len(h.session.turns) == 2, "the failed exchange was undone"
         assert app.input.value == "Second", "the message is back in the input to resend"
-        h.session.fail_after = None
+        h.engine.fail_after = None
         app.input.value = ""
         await send(pilot, "Third")
         views = model_views(app)
@@ -200,7 +200,7 @@ async def test_any_unicode_prompt_and_a_1mb_paste_through_the_app():
         app.input.post_message(events.Paste(big))
         await wait_for(pilot, lambda: len(app.input.value) > 900_000, "the paste")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app._live is None and not h.session.busy
+        await wait_for(pilot, lambda: idle(app)
                        and len(h.session.turns) == 2 * len(NASTY) + 2, "the reply to the paste", limit=3000)
         assert len(h.session.turns[-2].text) >= 900_000
         [paste_view] = [v for v in app.transcript.turn_views() if v.role == "user" and len(v.text) > 900_000]

@@ -18,5 +18,5 @@ def session(tiny_model):
 
     s = ChatSession(str(tiny_model))
     s.load()
-    s.params.max_chars = 60
+    s.update_params(max_chars=60)
     return s

@@ -121,7 +121,7 @@ def test_send_after_read_ahead_reads_only_the_rest_and_matches_a_cold_send(tiny_
     warm = ChatSession(str(tiny_model), autosave=False)
     warm.load()
     for s in (cold, warm):
-        s.params.seed, s.params.max_chars = 3, 40
+        s.update_params(seed=3, max_chars=40)
         drain(s.send("Hello"))  # a second turn: the draft also carries the closing of the first
     for k in range(1, len(draft) + 1):
         warm.read_ahead(draft[:k])
@@ -139,13 +139,13 @@ def test_send_after_read_ahead_reads_only_the_rest_and_matches_a_cold_send(tiny_
 
 
 def test_read_ahead_of_a_draft_that_is_then_changed_is_not_used_wrongly(session):
-    session.params.seed = 9
+    session.update_params(seed=9)
     session.read_ahead("Cat tree")
     assert session.read_ahead_done(10)
     reply = session.send("Dog")  # not an extension of the draft
     drain(reply)
     assert reply.read_ahead == 0  # the state after "BOB:\nCat tree" is no use for "BOB:\nDog"
-    engine = session.engine
+    engine = session.engine.engine  # the torch Engine behind the session's ChatEngine
     engine.set_prompt_precision("fp32")  # the turns were short: read in fp32
     _, whole = engine.feed(engine.encode(session.history_text()).ids, engine.initial_state())
     assert_state_close(session.current_state, whole)
@@ -153,7 +153,7 @@ def test_read_ahead_of_a_draft_that_is_then_changed_is_not_used_wrongly(session)
 
 @pytest.mark.parametrize("move", ["rewind", "reset"])
 def test_a_draft_read_before_the_conversation_moved_is_not_used(session, move):
-    session.params.seed = 2
+    session.update_params(seed=2)
     drain(session.send("Cat"))
     session.read_ahead("Sea dog")
     assert session.read_ahead_done(10)
@@ -209,7 +209,7 @@ def test_torch_steps_run_on_the_engine_thread_with_the_same_text(tiny_model, mon
         monkeypatch.setenv("RNNCHAT_FAST", fast)
         s = ChatSession(str(tiny_model), autosave=False)
         s.load()
-        s.params.seed, s.params.max_chars = 5, 50
+        s.update_params(seed=5, max_chars=50)
         assert s.engine.backend == ("numpy" if fast == "1" else "torch")
         step_threads.clear()
         texts.append(drain(s.send("Cat tree")))

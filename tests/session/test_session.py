@@ -7,7 +7,7 @@ import torch
 
 from rnnchat.errors import ModelNotFound
 from rnnchat.session import ChatSession, SessionBusy, SessionError
-from rnnchat.session.states import state_from_bytes, state_to_bytes
+from rnnchat.engine.states import StateError, state_from_bytes, state_to_bytes
 
 CHAT = {"template": "BOB:\n{text}\n\n", "stop": ["\n\n"]}
 
@@ -17,6 +17,7 @@ def drain(reply) -> str:
 
 
 def assert_state_close(a, b, exact=False):
+    a, b = getattr(a, "state", a), getattr(b, "state", b)  # a session's state handle, or a state
     if isinstance(a, torch.Tensor):
         assert torch.equal(a, b) if exact else torch.allclose(a, b, atol=1e-5), (a, b)
         return
@@ -26,12 +27,12 @@ def assert_state_close(a, b, exact=False):
 
 
 def test_state_across_turns_equals_feeding_the_whole_history(session):
-    session.params.seed = 1
+    session.update_params(seed=1)
     for text in ("Cat tree", "Day night?", "Sea dog"):
         drain(session.send(text))
     history = session.history_text()
     assert history.startswith("BOB:\nCat tree\n\n")
-    engine = session.engine
+    engine = session.engine.engine  # the torch Engine behind the session's ChatEngine
     engine.set_prompt_precision("fp32")  # the turns were short: read in fp32
     _, whole = engine.feed(engine.encode(history).ids, engine.initial_state())
     assert_state_close(session.current_state, whole)
@@ -42,8 +43,8 @@ def test_model_turn_keeps_stop_sequence_in_fed_not_in_text(make_checkpoint):
     path = make_checkpoint("gru", chat={"template": "{text}", "stop": ["a"]})
     s = ChatSession(str(path))
     s.load()
-    s.params.max_chars = 500
-    s.params.seed = 0
+    s.update_params(max_chars=500)
+    s.update_params(seed=0)
     text = drain(s.send("Cat"))
     turn = s.turns[-1]
     assert turn.reason == "stop" and turn.text == text and "a" not in text
@@ -51,13 +52,13 @@ def test_model_turn_keeps_stop_sequence_in_fed_not_in_text(make_checkpoint):
 
 
 def test_regenerate_with_same_seed_reproduces_the_turn(session):
-    session.params.seed = 42
+    session.update_params(seed=42)
     drain(session.send("Cat tree"))
     first = session.turns[-1]
     again = drain(session.regenerate())
     assert again == first.text and session.turns[-1].seed == first.seed
     assert len(session.turns) == 2
-    session.params.seed = None
+    session.update_params(seed=None)
     other = session.regenerate(same_seed=True)
     assert drain(other) == first.text and other.seed == first.seed
 
@@ -71,19 +72,26 @@ def test_regenerate_without_seed_starts_from_the_same_state(session):
     assert session.history_text().count("Cat tree") == 1
 
 
-def test_temperature_change_mid_reply_applies_from_the_next_character(make_checkpoint):
+def test_temperature_change_mid_reply_applies_from_the_next_character(make_checkpoint, monkeypatch):
+    from rnnchat.engine.chat import RecordingSampler
+
     path = make_checkpoint("lstm", chat={"template": "{text}", "stop": []})  # no held-back characters
     s = ChatSession(str(path))
     s.load()
-    s.params.seed, s.params.temperature, s.params.max_chars = 5, 5.0, 40
+    s.update_params(seed=5, temperature=5.0, max_chars=40)
     k = 10
-    chars = []
-    for chunk in s.send("Cat"):
-        chars.append(chunk.text)
-        if len(chars) == k:
-            s.params.temperature = 0.0  # greedy from the next character on
+    real_accept = RecordingSampler.accept
+
+    def accept(self, i):  # the engine thread has drawn its k-th character: change the values now
+        real_accept(self, i)
+        if len(self.chosen) == k:
+            s.update_params(temperature=0.0)  # greedy from the next character on
+
+    monkeypatch.setattr(RecordingSampler, "accept", accept)
+    chars = [chunk.text for chunk in s.send("Cat")]
+    monkeypatch.setattr(RecordingSampler, "accept", real_accept)
     turn = s.turns[-1]
-    engine = s.engine
+    engine = s.engine.engine
     # replay: the first k characters match a hot reply with the same seed, the rest are argmax
     logits, state = turn.snapshot.logits, turn.snapshot.state
     ids = engine.encode("".join(chars)).ids
@@ -95,13 +103,13 @@ def test_temperature_change_mid_reply_applies_from_the_next_character(make_check
             greedy_from = i
         logits, state = engine.step(idx, state)
     assert greedy_from is not None, "the hot part should not all be greedy"
-    s.params.temperature = 5.0
+    s.update_params(temperature=5.0)
     hot = drain(s.regenerate(same_seed=True))
     assert hot[:k] == "".join(chars[:k]) and hot != "".join(chars)
 
 
 def test_stop_keeps_what_was_produced_and_closes_the_turn_next_time(session):
-    session.params.max_chars = 500
+    session.update_params(max_chars=500)
     reply = session.send("Cat tree")
     got = []
     for chunk in reply:
@@ -140,7 +148,7 @@ def test_unknown_characters_are_reported(session):
 
 
 def test_rewind_and_reset_are_exact(session):
-    session.params.seed = 3
+    session.update_params(seed=3)
     drain(session.send("Cat tree"))
     after_first = session.current_state
     drain(session.send("Day night"))
@@ -154,11 +162,11 @@ def test_rewind_and_reset_are_exact(session):
     assert [t.role for t in session.turns] == ["user", "model"]
     session.reset()
     assert session.turns == [] and session.conversation_id is None
-    assert_state_close(session.current_state, session.engine.initial_state(), exact=True)
+    assert_state_close(session.current_state, session.engine.engine.initial_state(), exact=True)
 
 
 def test_error_mid_reply_undoes_the_exchange(session, monkeypatch):
-    from rnnchat.session.states import RecordingSampler
+    from rnnchat.engine.chat import RecordingSampler
 
     drain(session.send("Cat"))
     before = session.current_state
@@ -178,7 +186,7 @@ def test_error_mid_reply_undoes_the_exchange(session, monkeypatch):
 def test_conversation_saved_and_reopened_continues_exactly(tiny_model):
     a = ChatSession(str(tiny_model))
     a.load()
-    a.params.seed, a.params.max_chars, a.params.temperature = 9, 50, 1.3
+    a.update_params(seed=9, max_chars=50, temperature=1.3)
     drain(a.send("Cat tree"))
     drain(a.send("Sea"))
     conv_id = a.conversation_id
@@ -208,7 +216,7 @@ def test_reopen_refuses_a_model_of_another_shape(tiny_model, make_checkpoint):
 
 
 def test_export_markdown(session, tmp_path):
-    session.params.seed = 1
+    session.update_params(seed=1)
     drain(session.send("Cat tree"))
     path = session.export_markdown(tmp_path / "chat.md")
     text = path.read_text(encoding="utf-8")
@@ -237,8 +245,8 @@ def test_state_bytes_round_trip(make_checkpoint, cell):
     s = ChatSession(str(make_checkpoint(cell, chat=CHAT)))
     s.load()
     drain(s.send("Cat"))
-    state, logits = state_from_bytes(state_to_bytes(s.current_state, s._current.logits), "cpu")
+    state, logits = state_from_bytes(state_to_bytes(s.current_state.state, s.current_state.logits), "cpu")
     assert_state_close(state, s.current_state, exact=True)
-    assert torch.equal(logits, s._current.logits)
-    with pytest.raises(SessionError, match="corrupt"):
+    assert torch.equal(logits, s.current_state.logits)
+    with pytest.raises(StateError, match="corrupt"):
         state_from_bytes(b"not safetensors", "cpu")

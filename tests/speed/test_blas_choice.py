@@ -123,4 +123,5 @@ def test_a_bad_thread_setting_is_one_line_in_the_cli(make_checkpoint, value):
     r = run_cli("generate", "-m", str(make_checkpoint("lstm")), "-n", "3", "Cat",
                 env={"RNNCHAT_BLAS_THREADS": value})
     assert r.returncode == 1
-    assert r.stderr.strip() == f"error: RNNCHAT_BLAS_THREADS must be a whole number from 1 to {MAX_THREADS}, not {value!r}"
+    assert r.stderr.strip() == (f"error: RNNCHAT_BLAS_THREADS must be a whole number from 1 to {MAX_THREADS}, "
+                                f"not {value!r}")

@@ -13,7 +13,7 @@ from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.fast_cuda import DeviceSampledModel, device_sample
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.sampling import Sampler
-from rnnchat.params import SamplingParams
+from rnnchat.params import LiveParams, SamplingParams
 
 KNOBS = [dict(temperature=0), dict(temperature=1.0), dict(temperature=0.6), dict(temperature=2.0, top_k=4),
          dict(temperature=1.0, top_p=0.5), dict(temperature=0.9, top_k=10, top_p=0.9),
@@ -136,13 +136,13 @@ def test_cuda_graph_path_gives_the_cpu_text(make_checkpoint, cell):
 
 def probs_with_a_temperature_change(engine) -> list[float]:
     """60 characters at temperature 1.5, switched to greedy after the 10th, read live."""
-    params = SamplingParams(temperature=1.5, seed=0, max_chars=60)
+    params = LiveParams(SamplingParams(temperature=1.5, seed=0, max_chars=60))
     logits, state = engine.feed([0], engine.initial_state())
     out = []
     for i, tok in enumerate(engine.stream(logits, state, params)):
         out.append(tok.prob)
         if i == 9:
-            params.temperature = 0.0
+            params.update(temperature=0.0)
     return out
 
 

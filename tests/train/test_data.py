@@ -31,11 +31,12 @@ def test_evaluation_is_the_same_in_small_chunks(monkeypatch):
 
     from rnnchat.engine import evaluate as ev
     from rnnchat.engine.data import load_corpus
-    from rnnchat.engine.model import CharRNN, ModelConfig
+    from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
 
     corpus = load_corpus(TINY_TEXT)
     torch.manual_seed(0)
-    model = CharRNN(ModelConfig(cell="lstm", vocab_size=len(corpus.vocab), hidden=8, layers=2, embedding=4))
+    model = CharRNN(ModelConfig(cell="lstm", vocab_size=len(corpus.vocab), hidden=8, layers=2, embedding=4),
+                    registered_cell("lstm"))
     whole = ev.evaluate(model, corpus.ids[:3000], "cpu", streams=1)
     monkeypatch.setattr(ev, "MAX_LOGITS", 16 * len(corpus.vocab))  # chunks of 16 characters
     assert ev.evaluate(model, corpus.ids[:3000], "cpu", streams=1) == pytest.approx(whole, rel=1e-5)

@@ -1,4 +1,4 @@
-"""TUI fixtures: the app driven by a FakeSession (scripted replies, no torch)."""
+"""TUI fixtures: the app over the real session and a FakeEngine (scripted replies, no torch)."""
 
 from __future__ import annotations
 

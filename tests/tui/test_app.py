@@ -1,11 +1,12 @@
-"""The chat app driven by a FakeSession: sending, streaming, temperature, stop, regenerate, rewind,
-reset, model switch, error panels, quit during a reply."""
+"""The chat app over the real ChatSession and a FakeEngine: sending, streaming, temperature, stop,
+regenerate, rewind, reset, model switch, error panels, quit during a reply."""
 
 from __future__ import annotations
 
 import json
+import re
 
-from tui_helpers import ready, send, wait_for
+from tui_helpers import idle, ready, send, wait_for
 
 from rnnchat.errors import CheckpointError
 from rnnchat.tui.widgets import Notice, TemperatureControl, TurnView
@@ -30,14 +31,14 @@ async def test_typing_and_sending(harness):
         await ready(pilot)
         assert notices(app, "tip"), "a welcome tip is shown once the model is ready"
         await pilot.press(*"Who goes there", "enter")
-        await wait_for(pilot, lambda: not h.session.busy and app._live is None, "the reply")
+        await wait_for(pilot, lambda: not h.session.busy and app.chat.live is None, "the reply")
         user, model = views(app)
         assert (user.role, user.text, user.label) == ("user", "Who goes there", "You")
         assert model.label == "ROMEO" and model.text == h.session.turns[-1].text
         assert "ROMEO:" not in str(model.render().renderables[1])  # the speaker line is the label
         assert app.input.value == "" and not notices(app, "tip")
         assert h.session.turns[0].fed == "YOU:\nWho goes there\n\n"
-        assert h.session.engine_calls == 1  # the reply was read on the session's engine thread
+        assert h.engine.reads[-1] == "YOU:\nWho goes there\n\n"[-len(h.engine.reads[-1]):]  # the rest after the read-ahead
 
 
 async def test_the_draft_is_read_ahead_while_typed_but_not_commands_or_during_a_reply(harness, gate):
@@ -46,19 +47,22 @@ async def test_the_draft_is_read_ahead_while_typed_but_not_commands_or_during_a_
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         await pilot.press(*"Hi you")
-        assert h.session.drafts == ["H", "Hi", "Hi ", "Hi y", "Hi yo", "Hi you"]
+        assert h.session.read_ahead_done(10)
+        assert "".join(h.engine.reads).endswith("you") and h.engine.reads[0].startswith("YOU:\nH")
+        reads = len(h.engine.reads)
         await pilot.press("enter")
         await wait_for(pilot, lambda: h.session.busy, "the reply")
         await pilot.press(*"Sea")  # typed while the reply streams: not read (the model is busy)
         await pilot.press("backspace", "backspace", "backspace", *"/temp 1")
-        assert h.session.drafts == []  # the send took them; nothing read since
-        assert h.session.turns[-1].read_ahead == len("Hi you")
+        assert h.engine.reads[reads:] == ["\n\n"]  # the send read only the template's end; nothing since
+        assert h.session.turns[-1].read_ahead == len("YOU:\nHi you")
         await pilot.press("ctrl+a", "ctrl+k", *"Sea")
         gate.set()
-        await wait_for(pilot, lambda: not h.session.busy and app._live is None, "the reply to end")
-        assert h.session.drafts == ["Sea"]  # what was typed during the reply is read once it ends
+        await wait_for(pilot, lambda: not h.session.busy and app.chat.live is None, "the reply to end")
+        assert h.session.read_ahead_done(10)
+        assert h.engine.reads[-1].endswith("YOU:\nSea")  # what was typed during the reply is read once it ends
         speed = str(app.panel.query_one("#speed").render())
-        assert "first char 2 ms" in speed and "6 chars read ahead" in speed
+        assert re.search(r"first char \d+ ms", speed) and "11 chars read ahead" in speed
 
 
 async def test_streaming_arrives_in_batches_and_equals_the_session(harness, gate):
@@ -67,14 +71,14 @@ async def test_streaming_arrives_in_batches_and_equals_the_session(harness, gate
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "Speak", wait=False)
-        produced = lambda: "".join(h.session.replies_made[-1].produced) if h.session.replies_made else ""
+        produced = lambda: h.produced()
         await wait_for(pilot, lambda: len(produced()) == 12 and views(app)[1].streamed, "the first batch")
         live = views(app)[1]
         assert live.live and live.has_class("-live") and produced().startswith(live.streamed)
         gate.set()
-        await wait_for(pilot, lambda: app._live is None, "the reply")
+        await wait_for(pilot, lambda: app.chat.live is None, "the reply")
         turn = h.session.turns[-1]
-        assert live.streamed == live.text == turn.text == "".join(h.session.replies_made[-1].produced)
+        assert live.streamed == live.text == turn.text == "".join(h.engine.generations[-1].produced)
         assert not live.live and turn.reason == "stop"
         assert "chars/s" in str(app.panel.query_one("#speed").render())
 
@@ -137,11 +141,11 @@ async def test_temperature_change_mid_reply_reaches_the_next_character(harness, 
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "Speak", wait=False)
-        await wait_for(pilot, lambda: len(h.session.read_temperatures) == 8, "8 chars")
+        await wait_for(pilot, lambda: len(h.engine.read_temperatures) == 8, "8 chars")
         await pilot.press("ctrl+up")  # 0.80 -> 0.85 while the reply waits after 8 characters
         gate.set()
-        await wait_for(pilot, lambda: app._live is None, "the reply")
-        temps = [t for _, t in h.session.read_temperatures]
+        await wait_for(pilot, lambda: app.chat.live is None, "the reply")
+        temps = [t for _, t in h.engine.read_temperatures]
         assert temps[:8] == [0.8] * 8 and set(temps[8:]) == {0.85}
 
 
@@ -151,9 +155,9 @@ async def test_escape_stops_the_reply_and_keeps_the_text(harness, gate):
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "Speak", wait=False)
-        await wait_for(pilot, lambda: len(h.session.read_temperatures) == 6 and views(app)[1].streamed, "6 chars")
+        await wait_for(pilot, lambda: len(h.engine.read_temperatures) == 6 and views(app)[1].streamed, "6 chars")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app._live is None, "the stop")
+        await wait_for(pilot, lambda: app.chat.live is None, "the stop")
         turn = h.session.turns[-1]
         view = views(app)[1]
         assert turn.reason == "cancelled" and turn.text == "ROMEO:" and view.text == "ROMEO:"
@@ -172,7 +176,7 @@ async def test_regenerate_replaces_the_last_reply(harness):
         await send(pilot, "Speak")
         first = views(app)[1].text
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app._live is None and len(h.session.replies_made) == 2, "regenerate")
+        await wait_for(pilot, lambda: app.chat.live is None and len(h.engine.generations) == 2, "regenerate")
         await wait_for(pilot, lambda: not h.session.busy, "the reply")
         vs = views(app)
         assert [v.role for v in vs] == ["user", "model"] and vs[1].text != first
@@ -187,11 +191,11 @@ async def test_regenerate_during_a_reply_stops_it_first(harness, gate):
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "Speak", wait=False)
-        await wait_for(pilot, lambda: len(h.session.read_temperatures) == 4, "4 chars")
+        await wait_for(pilot, lambda: len(h.engine.read_temperatures) == 4, "4 chars")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(h.session.replies_made) == 2, "the second reply to start")
+        await wait_for(pilot, lambda: len(h.engine.generations) == 2, "the second reply to start")
         gate.set()
-        await wait_for(pilot, lambda: app._live is None and not h.session.busy, "the reply")
+        await wait_for(pilot, lambda: idle(app), "the reply")
         assert [t.role for t in h.session.turns] == ["user", "model"]
         assert views(app)[1].text == h.session.turns[1].text and h.session.turns[1].reason == "stop"
 
@@ -207,7 +211,7 @@ async def test_rewind_and_reset(harness):
         await pilot.pause()
         assert [t.text for t in h.session.turns if t.role == "user"] == ["One"]
         assert len(views(app)) == 2 and app.input.value == "Two"
-        assert h.session.current_state == h.session.turns[0].fed + h.session.turns[1].fed
+        assert h.session.current_state.state == h.session.turns[0].fed + h.session.turns[1].fed
         app.input.value = ""
         await send(pilot, "/rewind", wait=False)
         await pilot.pause()
@@ -217,7 +221,7 @@ async def test_rewind_and_reset(harness):
         await send(pilot, "Four")
         await send(pilot, "/reset", wait=False)
         await pilot.pause()
-        assert h.session.turns == [] and views(app) == [] and h.session.current_state == ""
+        assert h.session.turns == [] and views(app) == [] and h.session.current_state.state == ""
         assert any("New conversation" in notice_text(n) for n in notices(app))
 
 
@@ -231,9 +235,9 @@ async def test_model_switch_by_command(harness):
         await send(pilot, "/model second", wait=False)
         await ready(pilot)
         await wait_for(pilot, lambda: app.session.info.name == "second", "the switch")
-        assert app.session is h.sessions[-1] and app.session.params is app.params
+        assert app.session is h.sessions[-1] and app.session.params == app.params.replace(stop=("\n\n",))
         assert views(app) == [] and app.sub_title == "second" and app.settings.model == "second"
-        assert h.sessions[0].closed and not app.session.closed  # the old engine thread may end
+        assert h.engines[0].closed and not app.session.engine.closed  # the old engine thread may end
         assert app.panel.query_one("#model-name").render().plain == "second"
 
 
@@ -302,7 +306,7 @@ async def test_broken_checkpoint_while_another_model_is_open(harness):
         text = notice_text(notices(app, "error")[0])
         assert "corrupt" in text and "rnnchat inspect bad" in text and "Still chatting with good" in text
         assert app.session.info.name == "good"
-        assert h.sessions[1].closed and not app.session.closed  # the failed one lets its thread end
+        assert h.sessions[1].closed and not app.session.closed  # the failed one is let go
         h.fake_kwargs.pop("load_error")
         await send(pilot, "Hello")
         assert len(views(app)) == 2
@@ -313,7 +317,7 @@ async def test_a_failing_reply_shows_an_error_and_gives_the_text_back(harness):
     app = h.app()
     async with app.run_test() as pilot:
         await ready(pilot)
-        h.session.fail_reply = "model produced invalid values (NaN)"
+        h.engine.fail_reply = "model produced invalid values (NaN)"
         await send(pilot, "Hello")
         assert views(app) == [] and app.input.value == "Hello"
         assert any("NaN" in m for m in h.errors()) and notices(app, "error")
@@ -325,10 +329,10 @@ async def test_quit_during_a_reply(harness, gate):
     async with app.run_test() as pilot:
         await ready(pilot)
         await send(pilot, "Speak", wait=False)
-        await wait_for(pilot, lambda: len(h.session.read_temperatures) == 3, "3 chars")
+        await wait_for(pilot, lambda: len(h.engine.read_temperatures) == 3, "3 chars")
         await pilot.press("ctrl+q")
-    reply = h.session.replies_made[-1]
-    assert reply.cancel_event.is_set() and app.return_code == 0
+    run = h.engine.generations[-1]
+    assert run.cancel.is_set() and app.return_code == 0
     assert h.session.turns[-1].reason == "cancelled"
 
 
@@ -362,7 +366,7 @@ async def test_other_commands(harness, tmp_path):
         sampling = str(app.panel.query_one("#sampling").render())
         assert "20" in sampling and "0.90" in sampling and "300" in sampling and "7" in sampling
         await send(pilot, "/seed off", wait=False)
-        assert p.seed is None
+        assert h.session.params.seed is None
         await send(pilot, "/topp 2", wait=False)
         await send(pilot, "/bogus", wait=False)
         assert any("top-p" in m for m in h.errors()) and any("/help" in m for m in h.errors())
@@ -448,7 +452,7 @@ async def test_settings_persist_between_runs(harness, rnnchat_home):
     async with app2.run_test() as pilot:
         await ready(pilot)
         assert app2.session.model_name == "mine" and app2.query_one(TemperatureControl).value == 0.35
-        assert app2.theme == "nord" and app2.confidence
+        assert app2.theme == "nord" and app2.chat.confidence
 
 
 async def test_exit_after_first_frame_and_ready(harness, monkeypatch, gate):
@@ -467,7 +471,7 @@ async def test_exit_after_first_frame_and_ready(harness, monkeypatch, gate):
 
 
 def test_pacer_waits_for_the_paint_and_bounds_its_share():
-    from rnnchat.tui.app import Pacer
+    from rnnchat.tui.pacer import Pacer
 
     p = Pacer(interval=0.04, share=0.25)
     assert p.ready(100.0)  # the first batch goes out at once

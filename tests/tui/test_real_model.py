@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui_helpers import ready, send, wait_for
+from tui_helpers import idle, ready, send, wait_for
 
 CHAT = {"template": "BOB:\n{text}\n\n", "stop": ["\n\n"]}
 
@@ -12,7 +12,9 @@ async def test_chat_with_a_tiny_real_model(make_checkpoint):
     from rnnchat.tui.app import RnnchatApp
 
     path = make_checkpoint("gru", chat=CHAT)
-    settings = Settings(max_chars=80, seed=3)
+    from rnnchat.params import SamplingParams
+
+    settings = Settings(sampling=SamplingParams(max_chars=80, seed=3))
     app = RnnchatApp(str(path), settings=settings)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
@@ -36,6 +38,6 @@ async def test_chat_with_a_tiny_real_model(make_checkpoint):
         await pilot.pause()
         assert app.transcript.turn_views() == []
         assert info.source == str(path)
-        app._open_conversation(conv, info.source)
+        app.open_conversation(conv, info.source)
         await wait_for(pilot, lambda: len(app.transcript.turn_views()) == 4, "the reopened conversation")
         assert [v.text for v in app.transcript.turn_views()] == [t.text for t in turns]

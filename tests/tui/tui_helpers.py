@@ -1,22 +1,28 @@
-"""Helpers for the TUI tests: the app driven by a FakeSession (scripted replies, no torch)."""
+"""Helpers for the TUI tests: the app driving the real ChatSession over a FakeEngine (no torch)."""
 
 from __future__ import annotations
 
-
-from rnnchat.session.fake import FakeSession
+from rnnchat.session.chat import ChatSession
+from rnnchat.session.fake_engine import FakeEngine
 
 
 class Harness:
-    """Builds the app with a FakeSession factory and records what the app notifies."""
+    """Builds the app with a factory of real sessions over fake engines, and records what the
+    app notifies. ``fake_kwargs`` go to ``FakeEngine.opener`` (load_gate, load_error, missing)
+    and to each FakeEngine (replies, gate, hold_after, char_delay, template, stop); they may be
+    changed between loads."""
 
-    def __init__(self, **fake_kwargs) -> None:
+    def __init__(self, autosave: bool = False, **fake_kwargs) -> None:
+        self.autosave = autosave
         self.fake_kwargs = fake_kwargs
-        self.sessions: list[FakeSession] = []
+        self.sessions: list[ChatSession] = []
+        self.engines: list[FakeEngine] = []
         self.notes: list[tuple[str, str]] = []
         self.gate = fake_kwargs.get("gate")
 
     def factory(self, model, params, fallback):
-        s = FakeSession(model, params=params, **self.fake_kwargs)
+        opener = FakeEngine.opener(made=self.engines, **self.fake_kwargs)
+        s = ChatSession(model, params=params, fallback=fallback, autosave=self.autosave, engine=opener)
         self.sessions.append(s)
         return s
 
@@ -34,8 +40,16 @@ class Harness:
         return app
 
     @property
-    def session(self) -> FakeSession:
+    def session(self) -> ChatSession:
         return self.sessions[-1]
+
+    @property
+    def engine(self) -> FakeEngine:
+        return self.session.engine
+
+    def produced(self) -> str:
+        """What the last reply's engine run produced so far."""
+        return "".join(self.engine.generations[-1].produced) if self.engine.generations else ""
 
     def errors(self) -> list[str]:
         return [m for sev, m in self.notes if sev == "error"]
@@ -53,8 +67,12 @@ async def wait_for(pilot, condition, what: str = "condition", limit: int = 1000)
 async def ready(pilot):
     app = pilot.app
     await wait_for(pilot, lambda: app._painted and app.session is not None and app.session.loaded
-                   and app._loading is None, "the first frame and the model")
+                   and app.loading is None, "the first frame and the model")
     await pilot.pause()  # let the panel lay out the model's facts before anything is clicked
+
+
+def idle(app) -> bool:
+    return app.chat.live is None and not app.session.busy
 
 
 async def send(pilot, text: str, wait: bool = True):
@@ -63,4 +81,4 @@ async def send(pilot, text: str, wait: bool = True):
     app.input.value = text
     await pilot.press("enter")
     if wait:
-        await wait_for(pilot, lambda: app._live is None and not app.session.busy, "the reply to finish")
+        await wait_for(pilot, lambda: idle(app), "the reply to finish")

@@ -73,7 +73,7 @@ def test_a_chat_session_carries_state_and_regenerates_exactly(trained, cell):
     session = ChatSession(str(trained[cell]))
     info = session.load()
     assert info.cell == cell
-    session.params.max_chars = 30
+    session.update_params(max_chars=30)
     first = "".join(chunk.text for chunk in session.send("the cat"))
     second = "".join(chunk.text for chunk in session.send("the dog"))
     again = "".join(chunk.text for chunk in session.regenerate(same_seed=True))

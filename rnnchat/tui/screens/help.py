@@ -10,15 +10,14 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from rnnchat.tui.commands import help_rows
 
 
-def help_table(keys: list[tuple[str, str]]) -> Table:
+def help_table(keys: list[tuple[str, str]], commands: list[tuple[str, str]]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     table.add_row(Text("Chat commands", style="bold underline"), "")
-    for cmd, text in help_rows():
+    for cmd, text in commands:
         table.add_row(cmd, text)
     table.add_row("", "")
     table.add_row(Text("Keys", style="bold underline"), "")
@@ -34,14 +33,14 @@ def help_table(keys: list[tuple[str, str]]) -> Table:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,f1", "dismiss(None)", "Close")]
 
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
+    def __init__(self, keys: list[tuple[str, str]], commands: list[tuple[str, str]]) -> None:
         super().__init__()
-        self.keys = keys
+        self.keys, self.commands = keys, commands
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("Help", classes="dialog-title")
-            yield VerticalScroll(Static(help_table(self.keys)), id="help-scroll")
+            yield VerticalScroll(Static(help_table(self.keys, self.commands)), id="help-scroll")
             yield Static("Esc: close", classes="dialog-help")
 
     def on_mount(self) -> None:

@@ -15,7 +15,7 @@ from rnnchat.tui.widgets.panel import fmt_params
 
 def list_models() -> list[dict]:
     """Registered checkpoints, read from their headers (no torch)."""
-    from rnnchat.commands.info import model_rows
+    from rnnchat.session.models import model_rows
 
     return model_rows()
 

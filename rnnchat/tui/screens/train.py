@@ -100,8 +100,6 @@ class TrainingRuns:
         else:
             app.notify(f"Training {run.name} failed (exit {run.code}): {run.last_log_line()}",
                        severity="error", markup=False)
-        if hasattr(app, "refresh_model_names"):
-            app.call_later(app.refresh_model_names)
 
     def stop(self, run: StartedRun) -> None:
         """SIGTERM: the trainer saves a resumable state and exits."""

@@ -1,6 +1,8 @@
-"""Recurrent states as bytes (safetensors, never pickle), and a sampler that records its choices.
+"""The one set of helpers over a model's recurrent state (the "state tree").
 
-This module imports torch: the session imports it only inside ``ChatSession.load``.
+A state is a list over layers; each layer's state is a tensor or a tuple of tensors (an
+LSTM's ``(h, c)``). Everything that walks that tree lives here: mapping a function over
+it, comparing shapes, and the safetensors form a conversation keeps on disk (never pickle).
 """
 
 from __future__ import annotations
@@ -12,14 +14,35 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from rnnchat.engine.sampling import Sampler
-from rnnchat.session.types import SessionError
+from rnnchat.errors import RnnchatError
 
 _KEY = re.compile(r"^s\.(\d+)(?:\.(\d+))?$")
 
 
+class StateError(RnnchatError):
+    """A saved state that cannot be read back (corrupt bytes, missing layers)."""
+
+
+def state_map(fn, state):
+    """Apply ``fn`` to every tensor of a (nested list/tuple of) state; the structure is kept."""
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    if isinstance(state, (list, tuple)):
+        return type(state)(state_map(fn, s) for s in state)
+    raise TypeError(f"state must be tensors or tuples of tensors, not {type(state).__name__}")
+
+
+def same_shapes(a, b) -> bool:
+    """True when two states have the same structure and tensor shapes."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_shapes(x, y) for x, y in zip(a, b))
+    return False
+
+
 def state_to_bytes(state, logits=None) -> bytes:
-    """A model state (a list over layers of a tensor or a tuple of tensors) -> safetensors bytes.
+    """A model state -> safetensors bytes.
 
     Keys: ``s.L`` for a layer whose state is one tensor, ``s.L.J`` for the J-th tensor of a tuple,
     ``logits`` for the logits of the last character read (absent at the start).
@@ -43,18 +66,18 @@ def state_from_bytes(blob: bytes, device) -> tuple[list, object]:
     try:
         tensors = st_load(blob)
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise SessionError(f"a saved state is corrupt: {exc}") from None
+        raise StateError(f"a saved state is corrupt: {exc}") from None
     layers: dict[int, dict[int | None, torch.Tensor]] = {}
     for key, t in tensors.items():
         if key == "logits":
             continue
         m = _KEY.match(key)
         if not m:
-            raise SessionError(f"a saved state has an unexpected entry {key!r}")
+            raise StateError(f"a saved state has an unexpected entry {key!r}")
         sub = int(m.group(2)) if m.group(2) is not None else None
         layers.setdefault(int(m.group(1)), {})[sub] = t.to(device)
     if sorted(layers) != list(range(len(layers))):
-        raise SessionError("a saved state is missing layers")
+        raise StateError("a saved state is missing layers")
     state = []
     for i in range(len(layers)):
         parts = layers[i]
@@ -64,27 +87,3 @@ def state_from_bytes(blob: bytes, device) -> tuple[list, object]:
             state.append(tuple(parts[j] for j in range(len(parts))))
     logits = tensors.get("logits")
     return state, (logits.to(device) if logits is not None else None)
-
-
-def same_shapes(a, b) -> bool:
-    """True when two states have the same structure and tensor shapes."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_shapes(x, y) for x, y in zip(a, b))
-    return False
-
-
-class RecordingSampler(Sampler):
-    """A :class:`Sampler` that remembers every id chosen, so the session knows exactly what was
-    fed into the state (the stop sequence included, which the stream does not emit). It hooks
-    ``accept``, which every generation path calls once per chosen id (overriding ``__call__``
-    would push the CUDA path off its on-device sampling)."""
-
-    def __init__(self, params, seed: int) -> None:
-        self.chosen: list[int] = []
-        super().__init__(params, seed)  # the reply's own seed (params.seed may be None: random)
-
-    def accept(self, i: int) -> None:
-        super().accept(i)
-        self.chosen.append(int(i))

@@ -1,120 +1,18 @@
-"""Contract checks for cells and checkpoints, for rnnchat's own tests and for plugin authors.
-
-A plugin's test suite checks a cell or a trained model in one line::
-
-    from rnnchat.testing import check_cell, check_checkpoint
-
-    def test_my_cell():
-        check_cell("mycell")                  # a registered name, or the class itself
-
-    def test_my_model():
-        check_checkpoint("my-model")          # a registered name, or a .safetensors path
-
-Each check raises ``AssertionError`` with a sentence saying what broke. The
-single checks are in ``CELL_CHECKS`` and ``CHECKPOINT_CHECKS`` (name ->
-function) for test suites that want one test per check::
-
-    @pytest.mark.parametrize("check", CELL_CHECKS)
-    def test_contract(check):
-        check_cell("mycell", only=[check])
-
-Cell checks: ``state`` (initial state and returned states: structure, shapes,
-dtypes, device, inputs never modified in place), ``forward_matches_step``
-(a whole sequence in ``forward`` gives what repeated ``step`` gives, from a
-non-zero state, also when the sequence is cut in two), ``gradients`` (every
-parameter gets a finite, non-zero gradient through ``forward`` and through
-``step``), ``autocast`` (``forward`` runs under bf16 autocast, as training
-does, and stays close to fp32), ``save_load`` (a model with the cell survives
-``save_checkpoint``/``load_checkpoint``, also in float16 storage), ``device_move``
-(the cell gives the same numbers after ``.to(device)`` for CPU and any CUDA or
-MPS device present, and its state follows it), ``same_seed`` (the same seed
-builds the same weights and gives the same output).
-
-Checkpoint checks: ``metadata``, ``forward_matches_step``, ``save_load``,
-``device_move``, ``same_seed`` (the same sampling seed generates the same text
-after the checkpoint's chat framing).
-
-``isolated_rnnchat`` is a pytest fixture (autouse once imported into a
-``conftest.py``) that points ``RNNCHAT_HOME`` at a temporary folder and
-reloads the plugins for every test.
-"""
+"""The contract checks of a cell (see ``rnnchat.testing``)."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import torch
 
-__all__ = ["check_cell", "check_checkpoint", "CELL_CHECKS", "CHECKPOINT_CHECKS", "CellCase",
-           "available_devices", "reload_plugins", "isolated_rnnchat"]
-
-
-# ---- helpers --------------------------------------------------------------------------------------------
-
-def available_devices() -> list[torch.device]:
-    """CPU, plus CUDA and Apple MPS where present."""
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append(torch.device("mps"))
-    return devices
-
-
-def reload_plugins():
-    """Load the plugins again (after installing one, or changing ``RNNCHAT_LOAD_PLUGINS``)."""
-    from rnnchat.plugins.manager import get_host
-    return get_host(reload=True)
-
-
-def _tensors(state) -> list[torch.Tensor]:
-    if isinstance(state, torch.Tensor):
-        return [state]
-    if isinstance(state, (list, tuple)):
-        return [t for s in state for t in _tensors(s)]
-    raise AssertionError(f"a state must be a tensor or a tuple of tensors, not {type(state).__name__}")
-
-
-def _structure(state):
-    if isinstance(state, torch.Tensor):
-        return "tensor"
-    return (type(state).__name__, tuple(_structure(s) for s in state))
-
-
-def _clone(state):
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    return type(state)(_clone(s) for s in state)
-
-
-def _to(state, device):
-    if isinstance(state, torch.Tensor):
-        return state.to(device)
-    return type(state)(_to(s, device) for s in state)
-
-
-def _max_diff(a, b) -> float:
-    ta, tb = _tensors(a), _tensors(b)
-    assert len(ta) == len(tb), f"states have {len(ta)} and {len(tb)} tensors"
-    return max(float((x.detach().double().cpu() - y.detach().double().cpu()).abs().max()) if x.numel() else 0.0
-               for x, y in zip(ta, tb))
-
-
-def _scale(*values) -> float:
-    return max(1.0, max(float(t.detach().abs().max()) for v in values for t in _tensors(v) if t.numel()))
-
-
-def _close(what: str, a, b, tol: float) -> None:
-    diff = _max_diff(a, b)
-    limit = tol * _scale(a, b)
-    assert diff <= limit, f"{what}: they differ by {diff:.3g} (allowed {limit:.3g})"
-
+from rnnchat.testing.common import _clone, _close, _max_diff, _structure, _tensors, available_devices
 
 # ---- cells ----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class CellCase:
@@ -312,7 +210,7 @@ def check_cell_save_load(case: CellCase) -> None:
         vocab = Vocab(list("abcdefg\n"))
         torch.manual_seed(case.seed)
         model = CharRNN(ModelConfig(cell=case.name, vocab_size=len(vocab), hidden=case.hidden_size, layers=2,
-                                    embedding=case.input_size, cell_options=dict(case.options))).eval()
+                                    embedding=case.input_size, cell_options=dict(case.options)), case.cls).eval()
         meta = build_meta(model, vocab, corpus={"name": "contract", "sha256": "0" * 64}, val_loss=1.0)
         ids = torch.randint(0, len(vocab), (2, 11), generator=torch.Generator().manual_seed(5))
         with torch.no_grad():
@@ -400,171 +298,3 @@ def check_cell(cell: str | type, options: dict | None = None, *, only: Iterable[
     for name in names:
         if name not in skip:
             CELL_CHECKS[name](case)
-
-
-# ---- checkpoints ----------------------------------------------------------------------------------------
-
-@dataclass
-class CheckpointCase:
-    name: str
-    path: Path
-    loaded: Any
-
-    def where(self) -> str:
-        return f"checkpoint {self.name!r}"
-
-    def ids(self, length: int = 24, batch: int = 2, seed: int = 5) -> torch.Tensor:
-        return torch.randint(0, len(self.loaded.vocab), (batch, length), generator=torch.Generator().manual_seed(seed))
-
-
-def _checkpoint_case(model) -> CheckpointCase:
-    from rnnchat.engine.checkpoint import load_checkpoint
-    from rnnchat.plugins.manager import get_host
-
-    host = get_host()
-    if isinstance(model, str) and model in host.checkpoints:
-        path, name = Path(host.checkpoints[model].path), model
-    else:
-        path = Path(model)
-        name = path.name
-        assert path.is_file(), f"{model!r} is neither a registered checkpoint " \
-                               f"({', '.join(sorted(host.checkpoints)) or 'none'}) nor a file"
-    from rnnchat.errors import RnnchatError
-
-    try:
-        loaded = load_checkpoint(path, "cpu")
-    except RnnchatError as exc:
-        raise AssertionError(f"checkpoint {name!r} does not load: {exc}") from None
-    return CheckpointCase(name, path, loaded)
-
-
-def check_checkpoint_metadata(case: CheckpointCase) -> None:
-    """The metadata describes the model that loads: vocabulary, sizes, chat framing, validation loss."""
-    meta, model = case.loaded.meta, case.loaded.model
-    assert len(case.loaded.vocab) == model.head.out_features, f"{case.where()}: vocabulary and head disagree"
-    chat = meta.get("chat") or {}
-    template, stop = chat.get("template"), chat.get("stop")
-    assert isinstance(template, str) and "{text}" in template, \
-        f"{case.where()}: chat template {template!r} must be a string containing {{text}}"
-    assert isinstance(stop, list) and stop and all(isinstance(s, str) and s for s in stop), \
-        f"{case.where()}: chat stop must be a list of non-empty strings, not {stop!r}"
-    loss = meta.get("val_loss")
-    assert loss is None or (isinstance(loss, (int, float)) and loss == loss and loss >= 0), \
-        f"{case.where()}: val_loss {loss!r} is not a number >= 0"
-    assert all(c in case.loaded.vocab for c in template.replace("{text}", "")), \
-        f"{case.where()}: the chat template uses characters the vocabulary lacks"
-
-
-def check_checkpoint_forward_matches_step(case: CheckpointCase) -> None:
-    """Reading a prompt in one forward call gives the logits of feeding it one character at a time."""
-    model = case.loaded.model.eval()
-    ids = case.ids()
-    with torch.no_grad():
-        logits, final = model(ids)
-        state, outs = model.initial_state(ids.shape[0]), []
-        for t in range(ids.shape[1]):
-            out, state = model.step(ids[:, t], state)
-            outs.append(out)
-    _close(f"{case.where()}: logits of forward and of repeated step", logits, torch.stack(outs, 1), 1e-3)
-    _close(f"{case.where()}: state after forward and after repeated step", final, state, 1e-3)
-
-
-def check_checkpoint_save_load(case: CheckpointCase) -> None:
-    """Saving the loaded model again (in its storage dtype) and loading it gives the same weights and metadata."""
-    from rnnchat.engine.checkpoint import load_checkpoint, save_checkpoint
-
-    meta = case.loaded.meta
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "again.safetensors"
-        save_checkpoint(path, case.loaded.model, meta, dtype=meta.get("storage_dtype", "float32"))
-        again = load_checkpoint(path, "cpu")
-    assert again.meta == meta, f"{case.where()}: metadata changed in a save/load round trip"
-    ref = case.loaded.model.state_dict()
-    for name, t in again.model.state_dict().items():
-        assert torch.equal(t, ref[name]), f"{case.where()}: tensor {name} changed in a save/load round trip"
-
-
-def check_checkpoint_device_move(case: CheckpointCase, devices: Iterable | None = None) -> None:
-    """The model gives the same logits on every available device."""
-    from rnnchat.engine.checkpoint import load_checkpoint
-
-    ids = case.ids()
-    with torch.no_grad():
-        ref = case.loaded.model(ids)[0]
-    for device in devices or available_devices():
-        device = torch.device(device)
-        loaded = load_checkpoint(case.path, device)
-        tf32 = torch.backends.cudnn.allow_tf32
-        torch.backends.cudnn.allow_tf32 = False
-        try:
-            with torch.no_grad():
-                out = loaded.model(ids.to(device))[0]
-        finally:
-            torch.backends.cudnn.allow_tf32 = tf32
-        assert out.device.type == device.type, f"{case.where()}: loaded onto {device}, computed on {out.device}"
-        _close(f"{case.where()}: logits on {device} and on cpu", out, ref, 1e-3)
-
-
-def check_checkpoint_same_seed(case: CheckpointCase) -> None:
-    """The chat framing of a short text, then sampling with one seed, gives the same reply twice."""
-    from rnnchat.engine.generate import Engine
-    from rnnchat.params import SamplingParams
-
-    engine = Engine(case.loaded, "cpu")
-    chat = case.loaded.meta.get("chat") or {"template": "{text}", "stop": ["\n\n"]}
-    sample = "".join(c for c in case.loaded.vocab.chars[:8] if c.isprintable() and c.strip()) or "a"
-    prompt = chat["template"].replace("{text}", sample)
-    replies = []
-    for _ in range(2):
-        logits, state = engine.feed(engine.encode(prompt).ids, engine.initial_state())
-        params = SamplingParams(temperature=0.8, seed=1234, max_chars=60, stop=tuple(chat["stop"])).validate()
-        replies.append("".join(t.char for t in engine.stream(logits, state, params)))
-    assert replies[0] == replies[1], f"{case.where()}: the same seed generated {replies[0]!r} then {replies[1]!r}"
-
-
-CHECKPOINT_CHECKS: dict[str, Callable[[CheckpointCase], None]] = {
-    "metadata": check_checkpoint_metadata,
-    "forward_matches_step": check_checkpoint_forward_matches_step,
-    "save_load": check_checkpoint_save_load,
-    "device_move": check_checkpoint_device_move,
-    "same_seed": check_checkpoint_same_seed,
-}
-
-
-def check_checkpoint(model: str | os.PathLike, *, only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> None:
-    """Run the checkpoint contract checks on ``model`` (a registered name or a file path)."""
-    names = list(only) if only is not None else list(CHECKPOINT_CHECKS)
-    unknown = [n for n in [*names, *skip] if n not in CHECKPOINT_CHECKS]
-    if unknown:
-        raise ValueError(f"unknown checkpoint check(s) {unknown}; known: {', '.join(CHECKPOINT_CHECKS)}")
-    case = _checkpoint_case(model)
-    for name in names:
-        if name not in skip:
-            CHECKPOINT_CHECKS[name](case)
-
-
-# ---- pytest fixture -------------------------------------------------------------------------------------
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - only plugin test suites use the fixture
-    pytest = None
-
-if pytest is not None:
-    @pytest.fixture(autouse=True)
-    def isolated_rnnchat(tmp_path, monkeypatch):
-        """Point RNNCHAT_HOME at a temporary folder and reload the plugins around each test.
-
-        Import it into a plugin's ``conftest.py``: ``from rnnchat.testing import isolated_rnnchat``.
-        """
-        from rnnchat.plugins import manager
-
-        monkeypatch.setenv("RNNCHAT_HOME", str(tmp_path / "rnnchat-home"))
-        monkeypatch.setenv("RNNCHAT_DEVICE", "cpu")
-        monkeypatch.delenv("RNNCHAT_LOAD_PLUGINS", raising=False)
-        monkeypatch.delenv("RNNCHAT_STRICT_PLUGINS", raising=False)
-        manager._HOST = None
-        yield tmp_path / "rnnchat-home"
-        manager._HOST = None
-else:  # pragma: no cover
-    isolated_rnnchat = None

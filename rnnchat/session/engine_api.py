@@ -1,0 +1,87 @@
+"""What a chat session asks of its engine: the engine side of the seam. Torch-free.
+
+The real engine is :class:`rnnchat.engine.chat.ChatEngine` (torch, on its own worker thread);
+:class:`rnnchat.session.fake_engine.FakeEngine` is a deterministic stand-in without torch,
+for the app's tests and demos. Both satisfy :class:`ChatEngine` structurally.
+
+States are opaque :class:`StateHandle` s: the session keeps them in its turns and hands them
+back; it reads only ``blob`` (to save) and ``can_reply`` (a state after some text).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator, Protocol
+
+from rnnchat.params import LiveParams
+from rnnchat.vocab import Encoded
+
+
+class StateHandle(Protocol):
+    state: Any  # engine objects, never looked into outside the engine
+    logits: Any
+    blob: bytes | None  # the state as safetensors bytes, kept in the history
+
+    @property
+    def can_reply(self) -> bool: ...  # True once text was read: a reply can start here
+
+
+class Token(Protocol):
+    char: str
+    prob: float
+
+
+class Generation(Protocol):
+    """A reply's characters, produced on the engine's thread, iterable from any thread once.
+    After the iteration: ``reason`` ("stop", "length", "cancelled"), ``fed`` (every character
+    fed into the state, the stop sequence included) and ``end`` (the state after them)."""
+
+    reason: str | None
+    fed: str
+    end: StateHandle | None
+
+    def __iter__(self) -> Iterator[Token]: ...
+
+    def drain(self) -> list[Token]: ...  # wait for the end (cancel first); the tokens not read
+
+
+class Worker(Protocol):
+    """The engine's one thread. The session's read-ahead queues its reads there."""
+
+    def submit(self, fn: Callable, *args) -> Future: ...
+
+    def is_current(self) -> bool: ...
+
+
+class ChatEngine(Protocol):
+    facts: dict  # SessionInfo fields the engine knows: name, path, cell, layers, hidden, ...
+    meta: dict  # the checkpoint's metadata (the chat template and stop sequence are read from it)
+    worker: Worker
+
+    def initial(self) -> StateHandle: ...
+
+    def encode(self, text: str) -> Encoded: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def read(self, state: Any, ids: list[int], logits: Any = None) -> StateHandle: ...  # waits for the engine thread
+
+    def feed(self, ids: list[int], state: Any) -> tuple[Any, Any]: ...  # on the engine thread only
+
+    def generate(self, start: StateHandle, params: LiveParams, seed: int,
+                 cancel: threading.Event) -> Generation: ...
+
+    def restore(self, blob: bytes) -> StateHandle: ...  # raises RnnchatError when it does not fit
+
+    def close(self) -> None: ...
+
+
+EngineOpener = Callable[[str | None, str | None, bool], ChatEngine]
+
+
+def open_torch_engine(model: str | None, device: str | None, fallback: bool) -> ChatEngine:
+    """The real engine (imports torch: call it in a worker thread)."""
+    from rnnchat.engine.chat import ChatEngine as TorchChatEngine
+
+    return TorchChatEngine.open(model, device, fallback)

@@ -1,0 +1,199 @@
+"""FakeEngine: a torch-free, deterministic engine with scripted replies.
+
+It stands in for :class:`rnnchat.engine.chat.ChatEngine` behind the real
+:class:`~rnnchat.session.chat.ChatSession`, so the app's tests exercise the session's own
+send, regenerate, rewind, read-ahead and history. Its "state" is the text fed so far, so
+state checks are exact. Like the real engine it runs everything on its own
+:class:`~rnnchat.engine.worker.EngineWorker` thread and produces a reply with a
+:class:`~rnnchat.engine.pipe.Generation`.
+
+Test controls (attributes, changeable at any time): ``gate`` and ``hold_after`` (the reply
+waits before character ``hold_after`` until ``gate`` is set), ``fail_reply`` (a reply raises
+SessionError before its first character), ``fail_after``/``fail_error`` (raise after that many
+characters), ``char_delay`` (seconds per character). What it did: ``generations`` (a :class:`FakeRun`
+each), ``read_temperatures`` ((index, temperature) per character), ``reads`` (every
+text it was asked to read, read-ahead included), ``closed``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rnnchat.engine.pipe import Generation
+from rnnchat.engine.worker import EngineWorker
+from rnnchat.errors import ModelNotFound, RnnchatError
+from rnnchat.params import LiveParams
+from rnnchat.session.types import SessionError
+from rnnchat.vocab import Encoded
+
+DEFAULT_REPLIES = ("ROMEO:\nBut soft, what light through yonder window breaks?",
+                   "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",
+                   "MERCUTIO:\nA plague on both your houses!")
+Script = tuple[str, ...] | list[str] | Callable[[str, int], str]
+_BLOB = b"rnnchat-fake-state\n"
+
+
+def fake_prob(char: str, i: int) -> float:
+    """A deterministic 'confidence' for scripted text: letters sure, punctuation less so."""
+    if char.isalpha():
+        return 0.55 + 0.4 * ((i * 7919) % 11) / 10
+    if char.isspace():
+        return 0.9
+    return 0.02 + 0.3 * ((i * 104729) % 7) / 6
+
+
+@dataclass(frozen=True, slots=True)
+class FakeState:
+    state: str  # every character read so far
+    logits: Any  # None before anything was read
+    blob: bytes
+
+    @property
+    def can_reply(self) -> bool:
+        return self.logits is not None
+
+
+@dataclass
+class FakeRun:
+    """What one reply of the fake engine did: the characters it produced, its cancel flag."""
+
+    produced: list[str]
+    cancel: threading.Event
+
+
+@dataclass(frozen=True, slots=True)
+class FakeToken:
+    char: str
+    prob: float
+
+
+def _state(text: str, started: bool) -> FakeState:
+    return FakeState(text, len(text) if started else None, _BLOB + (b"1" if started else b"0") + text.encode())
+
+
+class FakeEngine:
+    """See the module docstring. Every character is in its vocabulary (id = code point)."""
+
+    backend = "fake"
+
+    def __init__(self, name: str = "fake", *, replies: Script = DEFAULT_REPLIES, template: str = "YOU:\n{text}\n\n",
+                 stop: tuple[str, ...] = ("\n\n",), note: str = "", gate: threading.Event | None = None,
+                 hold_after: int | None = None, char_delay: float = 0.0) -> None:
+        self.replies = replies
+        self.gate, self.hold_after, self.char_delay = gate, hold_after, char_delay
+        self.fail_reply: str | None = None
+        self.fail_after: int | None = None
+        self.fail_error: BaseException | None = None
+        self.meta = {"chat": {"template": template, "stop": list(stop)}}
+        self.facts = dict(name=name, path=f"/fake/{name}.safetensors", cell="lstm", layers=2, hidden=8,
+                          parameters=1234, device="cpu", val_loss=1.5, vocab_size=65, note=note, source=name)
+        self.stop = stop
+        self.worker = EngineWorker("rnnchat-fake-engine")
+        self.generations: list[FakeRun] = []
+        self.read_temperatures: list[tuple[int, float]] = []
+        self.reads: list[str] = []
+        self.closed = False
+        self._count = 0
+
+    @classmethod
+    def opener(cls, *, load_gate: threading.Event | None = None, load_error: BaseException | None = None,
+               missing: tuple[str, ...] = ("missing",), made: list | None = None, **kw):
+        """An ``engine=`` argument for ChatSession: opens a FakeEngine named after the model,
+        after ``load_gate`` (if any) is set; ``load_error`` is raised; a name in ``missing`` is
+        not found (with ``fallback``, "fake" opens instead). Engines made go into ``made``."""
+
+        def open_engine(model: str | None, device: str | None, fallback: bool) -> FakeEngine:
+            if load_gate is not None:
+                load_gate.wait(30)
+            if load_error is not None:
+                raise load_error
+            note = ""
+            if model in missing:
+                if not fallback:
+                    raise ModelNotFound(f"no model named {model!r} and no such file; see `rnnchat models`")
+                model, note = None, f"model {model!r} was not found; opened the default model instead"
+            engine = cls(model or "fake", note=note, **kw)
+            if made is not None:
+                made.append(engine)
+            return engine
+
+        return open_engine
+
+    # ---- the ChatEngine protocol ------------------------------------------------------
+    def initial(self) -> FakeState:
+        return _state("", False)
+
+    def encode(self, text: str) -> Encoded:
+        return Encoded([ord(c) for c in text], "")
+
+    def decode(self, ids) -> str:
+        return "".join(map(chr, ids))
+
+    def read(self, state: str, ids: list[int], logits: Any = None) -> FakeState:
+        return self.worker.call(self._read, state, ids, logits)
+
+    def _read(self, state: str, ids: list[int], logits: Any) -> FakeState:
+        if ids:
+            logits, state = self.feed(ids, state)
+        return FakeState(state, logits, _state(state, True).blob)
+
+    def feed(self, ids: list[int], state: str) -> tuple[Any, str]:
+        text = self.decode(ids)
+        self.reads.append(text)
+        state += text
+        return len(state), state
+
+    def restore(self, blob: bytes) -> FakeState:
+        if not blob.startswith(_BLOB) or len(blob) <= len(_BLOB):
+            raise RnnchatError("a saved state is corrupt: not a fake engine's state")
+        body = blob[len(_BLOB):]
+        return _state(body[1:].decode(), body[:1] == b"1")
+
+    def close(self) -> None:
+        self.closed = True
+        self.worker.close()
+
+    def generate(self, start: FakeState, params: LiveParams, seed: int, cancel: threading.Event) -> Generation:
+        script = self.replies(start.state, self._count) if callable(self.replies) else \
+            self.replies[self._count % len(self.replies)]
+        self._count += 1
+
+        run = FakeRun([], cancel)
+        self.generations.append(run)
+
+        def produce(gen: Generation):
+            reason = "stop"
+            for i, ch in enumerate(script):
+                self._hold(i, cancel)
+                if self.fail_reply:
+                    raise SessionError(self.fail_reply)
+                if self.fail_after is not None and i >= self.fail_after:
+                    raise self.fail_error if self.fail_error is not None else RuntimeError("generation failed")
+                if cancel.is_set():
+                    reason = "cancelled"
+                    break
+                p = params.current  # read once per character, as the real sampler does
+                if i >= p.max_chars:
+                    reason = "length"
+                    break
+                self.read_temperatures.append((i, p.temperature))
+                run.produced.append(ch)
+                if self.char_delay:
+                    time.sleep(self.char_delay)
+                gen.buf.append(FakeToken(ch, fake_prob(ch, i)))
+                if i == 0:  # the first at once; the reader polls for the rest
+                    gen.ready.set()
+            if self.fail_reply:
+                raise SessionError(self.fail_reply)
+            fed = "".join(run.produced) + (self.stop[0] if reason == "stop" and self.stop else "")
+            return reason, fed, _state(start.state + fed, True)
+
+        return Generation(self.worker, produce, cancel)
+
+    def _hold(self, i: int, cancel: threading.Event) -> None:
+        if self.hold_after is not None and i >= self.hold_after and self.gate is not None:
+            while not self.gate.is_set() and not cancel.is_set():
+                self.gate.wait(0.01)

@@ -1,0 +1,211 @@
+"""The chat app's actions, each declared once.
+
+An :class:`Action` holds its id, default key, footer label, the line F1 shows, its command
+palette entry, its ``/command`` (name, aliases, argument parser) and its handler. The
+app's key bindings, the F1 help, the palette (``tui/commands.py``) and the ``/commands``
+are all derived from :data:`ACTIONS`. The user remaps keys with a ``keys`` table in the
+settings file (``{"regenerate": "ctrl+g"}``): :func:`keymap` checks it.
+
+Adding an action: one ``Action(...)`` here with a handler in ``tui/handlers.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from textual.binding import Binding
+from textual.keys import Keys
+
+from rnnchat.errors import RnnchatError
+from rnnchat.tui import handlers as h
+
+
+class CommandError(RnnchatError):
+    """A chat command that cannot be run as typed."""
+
+
+def no_arg(arg: str, name: str) -> tuple:
+    return ()
+
+
+def optional_text(arg: str, name: str) -> tuple:
+    return (arg or None,)
+
+
+def number(kind=float, optional: bool = False):
+    """A parser for one number: '/temp 0.7' -> (0.7,)."""
+
+    def parse(arg: str, name: str) -> tuple:
+        if not arg:
+            if optional:
+                return (None,)
+            raise CommandError(f"give a value: /{name} {'0.7' if kind is float else '20'}")
+        try:
+            return (kind(arg),)
+        except ValueError:
+            what = "number" if kind is float else "whole number"
+            raise CommandError(f"/{name} needs a {what}, not {arg!r}") from None
+
+    return parse
+
+
+def seed_arg(arg: str, name: str) -> tuple:
+    return (None,) if arg.lower() in ("off", "none", "random") else number(int)(arg, name)
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    handler: Callable  # handler(app, *parsed arguments)
+    key: str | None = None  # the default key
+    label: str = ""  # in the footer; "" keeps the key out of the footer
+    key_help: str = ""  # what F1 says the key does
+    title: str = ""  # the command palette's entry ("" : not in the palette)
+    palette_help: str = ""
+    command: str = ""  # the /command ("" : none)
+    args: str = ""  # its arguments as the help shows them: "X", "[N]"
+    command_help: str = ""
+    aliases: tuple[str, ...] = ()
+    parse: Callable[[str, str], tuple] = no_arg
+    key_display: str | None = None
+    priority: bool = False  # the key works while typing in the input
+
+    @property
+    def keyable(self) -> bool:
+        """A key can run it: it needs no argument."""
+        return not self.args or self.args.startswith("[")
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("temperature", h.set_temperature, command="temp", args="X", parse=number(),
+           command_help="temperature: 0 is greedy, higher is wilder", aliases=("temperature", "t")),
+    Action("top_k", h.setter("top_k"), command="topk", args="N", parse=number(int), aliases=("top-k", "top_k"),
+           command_help="sample only from the N likeliest characters (0: off)"),
+    Action("top_p", h.setter("top_p"), command="topp", args="X", parse=number(), aliases=("top-p", "top_p"),
+           command_help="sample from the smallest set reaching probability X (1: off)"),
+    Action("max_chars", h.setter("max_chars"), command="max", args="N", parse=number(int),
+           aliases=("maxlen", "length"), command_help="longest reply, in characters"),
+    Action("seed", h.setter("seed"), command="seed", args="N|off", parse=seed_arg,
+           command_help="fix the random seed for reproducible replies, or 'off'"),
+    Action("new_chat", h.reset, "ctrl+n", key_help="new conversation", priority=True,
+           title="New conversation", palette_help="Start over from the model's initial state",
+           command="reset", aliases=("new", "clear"), command_help="start a new conversation (the old one stays in /history)"),
+    Action("regenerate", h.regenerate, "ctrl+r", "Regen", "regenerate the last reply", priority=True,
+           title="Regenerate the last reply", palette_help="Replace the last reply with a new one from the same state",
+           command="regen", aliases=("regenerate", "retry"), command_help="replace the last reply with a new one"),
+    Action("rewind", h.rewind, title="Rewind one exchange", palette_help="Go back to before your last message",
+           command="rewind", args="[N]", parse=number(int, optional=True), aliases=("undo",),
+           command_help="go back to before your message N (default: your last one)"),
+    Action("models", h.pick_model, "ctrl+l", key_help="switch model", priority=True, title="Switch model…",
+           palette_help="Pick a model from every registered checkpoint", command="model", args="[NAME]",
+           parse=optional_text, aliases=("models",), command_help="switch model; without a name, open the model picker"),
+    Action("history", h.show_history, "ctrl+y", key_help="conversation history", priority=True,
+           title="Conversation history…", palette_help="Reopen a saved conversation and continue it",
+           command="history", command_help="reopen a saved conversation"),
+    Action("train", h.show_training, "ctrl+t", key_help="train a model (it runs in the background)", priority=True,
+           title="Train a model…", palette_help="Start a training run in the background and watch its curve",
+           command="train", command_help="train a model in the background and watch its curve"),
+    Action("plugins", h.show_plugins, title="Plugins…", palette_help="Loaded plugins and the errors of those that failed",
+           command="plugins", command_help="loaded plugins and the errors of those that failed"),
+    Action("confidence", h.toggle_confidence, "ctrl+o", "Colours", "confidence colours on/off", priority=True,
+           title="Toggle confidence colours", palette_help="Colour the model's text by how sure it was of each character",
+           command="colors", aliases=("confidence", "colours"),
+           command_help="colour the model's text by its confidence in each character"),
+    Action("save", h.save_transcript, title="Save transcript as Markdown", palette_help="Export the conversation to a .md file",
+           command="save", args="[PATH]", parse=optional_text, aliases=("export",),
+           command_help="export the transcript as Markdown"),
+    Action("stop", h.stop, "escape", "Stop", "stop the reply; what was written is kept", title="Stop the reply",
+           palette_help="Stop the reply in flight; what was written is kept", command="stop",
+           command_help="stop the reply in flight (Esc)"),
+    Action("temperature_up", h.temperature_step(1), "ctrl+up", "Temp+", "temperature up by 0.05, also while typing",
+           key_display="^↑", priority=True, title="Temperature up", palette_help="Raise the temperature by 0.05"),
+    Action("temperature_down", h.temperature_step(-1), "ctrl+down", "Temp−",
+           "temperature down by 0.05, also while typing", key_display="^↓", priority=True,
+           title="Temperature down", palette_help="Lower the temperature by 0.05"),
+    Action("help", h.show_help, "f1", "Help", "this help", title="Chat commands and keys", palette_help="Show the help",
+           command="help", aliases=("?",), command_help="commands and keys"),
+    Action("quit", h.quit, "ctrl+q", "Quit", "quit, also during a reply", priority=True, command="quit",
+           aliases=("exit",)),
+)
+BY_ID = {a.id: a for a in ACTIONS}
+# the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
+KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "confidence", "help", "new_chat",
+             "models", "history", "train")
+BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
+BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
+FIXED_KEYS = (("Enter", "send your message (or run a /command)"),
+              ("Tab", "move between the input, the transcript and the temperature control"),
+              ("ctrl+p", "command palette: every action, and /commands with arguments"))
+_MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
+_NAMED = {k.value.rsplit("+", 1)[-1] for k in Keys} | {"enter", "tab", "space", "backspace", "escape"} \
+    | {f"f{i}" for i in range(1, 25)}
+
+
+def parse(line: str) -> tuple[Action, tuple]:
+    """'/temp 0.7' -> (the temperature action, (0.7,)). Raises CommandError."""
+    name, _, arg = line.strip()[1:].partition(" ")
+    name = name.lower()
+    action = BY_COMMAND.get(name)
+    if action is None:
+        raise CommandError(f"unknown command /{name}; type /help for the list")
+    return action, action.parse(arg.strip(), action.command)
+
+
+def valid_key(key: object) -> bool:
+    if not isinstance(key, str) or not key or len(key) > 40:
+        return False
+    *mods, base = key.split("+")
+    return set(mods) <= _MODIFIERS and len(set(mods)) == len(mods) and (
+        base in _NAMED or (len(base) == 1 and base.isprintable() and not base.isspace()))
+
+
+def keymap(user: dict) -> tuple[dict[str, str | None], list[str]]:
+    """The key of every action: the defaults with the user's ``keys`` table applied, and a
+    one-line notice for each entry that was ignored (an unknown id, a key that is not one)."""
+    keys = {a.id: a.key for a in ACTIONS}
+    notices = []
+    for action_id, key in (user or {}).items():
+        if action_id not in keys:
+            notices.append(f"keys: there is no action {str(action_id)[:40]!r}; ids: {', '.join(sorted(keys))}")
+        elif not BY_ID[action_id].keyable:
+            notices.append(f"keys: {action_id} needs a value (/{BY_ID[action_id].command} "
+                           f"{BY_ID[action_id].args}); it cannot have a key")
+        elif not valid_key(key):
+            notices.append(f"keys: {str(key)[:40]!r} is not a key (like ctrl+g or f5); "
+                           f"{action_id} keeps {keys[action_id]}")
+        else:
+            keys[action_id] = key
+    return keys, notices
+
+
+def apply_keys(app, user: dict) -> tuple[dict[str, str | None], list[str]]:
+    """Give ``app`` the user's keys (Textual's keymap for actions with a default key, a new
+    binding for the others); returns :func:`keymap`'s answer."""
+    keys, notices = keymap(user)
+    app.set_keymap({i: k for i, k in keys.items() if k and BY_ID[i].key and k != BY_ID[i].key})
+    for a in ACTIONS:
+        if a.key is None and keys.get(a.id):
+            app.bind(keys[a.id], f"do('{a.id}')", description=a.id, show=False)
+    return keys, notices
+
+
+def bindings() -> list[Binding]:
+    """The app's BINDINGS: every action's default key, with the action's id (which Textual's
+    keymap remaps: ``App.set_keymap``)."""
+    return [Binding(a.key, f"do('{a.id}')", a.label or a.id, show=bool(a.label), priority=a.priority,
+                    key_display=a.key_display, id=a.id) for a in BY_KEY_ORDER if a.key]
+
+
+def key_rows(keys: dict[str, str | None]) -> list[tuple[str, str]]:
+    """F1's key table: Enter, Tab and the palette, then every action that has a key."""
+    return list(FIXED_KEYS) + [(keys[a.id], a.key_help) for a in BY_KEY_ORDER if keys.get(a.id) and a.key_help]
+
+
+def command_rows() -> list[tuple[str, str]]:
+    return [(f"/{a.command} {a.args}".rstrip(), a.command_help) for a in ACTIONS if a.command_help]
+
+
+def key_label(keys: dict[str, str | None], action_id: str) -> str:
+    """The key of an action as the panel shows it (``^o``)."""
+    return (keys.get(action_id) or "").replace("ctrl+", "^")

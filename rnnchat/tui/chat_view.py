@@ -1,0 +1,258 @@
+"""ChatView: the transcript and the input, and the reply in flight (its worker, its pacer).
+
+The view sends what is typed to the session, starts the reply's thread worker, which only
+iterates the reply and posts batches of characters (paced by :class:`Pacer`), and paints them.
+It knows nothing about loading models or settings: the app sets ``session`` and ``loading``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input
+from textual.worker import get_current_worker
+
+from rnnchat.session.api import ChatAPI, ReplyHandle
+from rnnchat.session.types import SessionError, Turn
+from rnnchat.tui.messages import ReplyChunk, ReplyDone, ReplyFailed, one_line
+from rnnchat.tui.pacer import Pacer
+from rnnchat.tui.widgets import Notice, Transcript, TurnView
+
+
+@dataclass
+class LiveReply:
+    id: int
+    reply: ReplyHandle
+    view: TurnView
+    user_text: str | None  # the text sent (None for a regenerate), put back if the reply fails
+
+
+class ChatView(Vertical):
+    class Command(Message):
+        """The user entered a /command."""
+
+        def __init__(self, line: str) -> None:
+            super().__init__()
+            self.line = line
+
+    def __init__(self, on_ended: Callable[[Turn | None], None] = lambda turn: None, **kw) -> None:
+        """``on_ended(turn)`` is called (on the UI thread) when a reply ended: finished, stopped,
+        or failed (``turn`` None)."""
+        super().__init__(**kw)
+        self.on_ended = on_ended
+        self.session: ChatAPI | None = None
+        self.loading: str | None = None  # the model being loaded, set by the app
+        self.confidence = False
+        self.live: LiveReply | None = None
+        self.quitting = threading.Event()  # set when the app quits: the worker stops its reply
+        self._counter = 0
+        self._after_reply: list[Callable[[], None]] = []
+
+    def compose(self):
+        yield Transcript(id="transcript")
+        yield Input(placeholder="Say something… (Enter sends · /help for commands)", id="input")
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one(Transcript)
+
+    @property
+    def input(self) -> Input:
+        return self.query_one("#input", Input)
+
+    @property
+    def replying(self) -> bool:
+        """A reply is in flight: its worker has not reported the end yet (it may be saving)."""
+        return self.live is not None or (self.session is not None and self.session.busy)
+
+    def warn(self, text: str, severity: str = "warning") -> None:
+        self.app.notify(text, severity=severity, markup=False)
+
+    # ---- typing -----------------------------------------------------------------------
+    @on(Input.Submitted, "#input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value
+        if not text.strip():
+            return
+        self.input.value = ""
+        if text.lstrip().startswith("/"):
+            self.post_message(self.Command(text.strip()))
+        else:
+            self.send_text(text)
+
+    @on(Input.Changed, "#input")
+    def _draft_changed(self, event: Input.Changed) -> None:
+        self.read_draft(event.value)
+
+    def read_draft(self, text: str) -> None:
+        """Let the model read the draft while it is typed (or pasted): Enter then has only the
+        template's last characters left to read (see rnnchat/session/readahead.py)."""
+        s = self.session
+        if (not text.strip() or text.lstrip().startswith("/") or s is None or not s.loaded
+                or self.loading is not None or self.replying):
+            return
+        s.read_ahead(text)
+
+    def restore_input(self, text: str) -> None:
+        self.input.value = text
+        self.input.cursor_position = len(text)
+
+    def can_talk(self, restore: str | None = None) -> bool:
+        s, problem = self.session, None
+        if self.loading is not None and (s is None or not s.loaded):
+            problem = f"{self.loading} is still loading…"
+        elif s is None or not s.loaded:
+            problem = "No model is open: pick one with /model (ctrl+l)"
+        elif self.loading is not None:
+            problem = f"switching to {self.loading}…"
+        elif self.replying:
+            problem = "A reply is still being written: Esc stops it"
+        if problem:
+            self.warn(problem)
+            if restore is not None:
+                self.restore_input(restore)
+            return False
+        return True
+
+    def send_text(self, text: str) -> None:
+        if not self.can_talk(restore=text):
+            return
+        try:
+            reply = self.session.send(text)
+        except SessionError as exc:
+            self.warn(str(exc), "error")
+            self.restore_input(text)
+            return
+        self.transcript.remove_notices("tip")
+        self.transcript.add_turn(TurnView("user", text=text))
+        self.start_reply(reply, text)
+
+    def regenerate(self) -> None:
+        if not self.can_talk():
+            return
+        try:
+            reply = self.session.regenerate()
+        except SessionError as exc:
+            self.warn(str(exc))
+            return
+        self.rebuild()
+        self.start_reply(reply, None)
+
+    # ---- the reply in flight ----------------------------------------------------------
+    def when_idle(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` now, or stop the reply in flight and run it when the reply has ended."""
+        if self.replying:
+            self._after_reply.append(fn)
+            if self.session is not None:
+                self.session.stop()
+            return
+        fn()
+
+    def model_view(self, live: bool = False, turn: Turn | None = None) -> TurnView:
+        info = self.session.info if self.session is not None else None
+        kw = {}
+        if turn is not None:
+            kw = dict(text=turn.text, probs=turn.probs, reason=turn.reason, chars_per_s=turn.chars_per_s)
+        return TurnView("model", model_name=info.name if info else "model", framing=self.session.framing,
+                        live=live, confidence=self.confidence, **kw)
+
+    def start_reply(self, reply: ReplyHandle, user_text: str | None) -> None:
+        self._counter += 1
+        view = self.transcript.add_turn(self.model_view(live=True))
+        self.live = LiveReply(self._counter, reply, view, user_text)
+        self.transcript.anchor()
+        self._stream(reply, self._counter)
+
+    @work(thread=True, group="reply", exit_on_error=False, name="reply")
+    def _stream(self, reply: ReplyHandle, reply_id: int) -> None:
+        """Iterate the reply (the engine produces it on its own thread); post what arrived in
+        paced batches. Only post_message touches the UI."""
+        worker = get_current_worker()
+        pacer = Pacer()  # the first character goes out at once, the rest in paced batches
+        text: list[str] = []
+        probs: list[float] = []
+        try:
+            for chunk in reply:
+                text.append(chunk.text)
+                probs.extend(chunk.probs)
+                if worker.is_cancelled or self.quitting.is_set():
+                    reply.cancel()
+                now = time.monotonic()
+                if pacer.ready(now):
+                    pacer.sent(now)
+                    self.post_message(ReplyChunk(reply_id, "".join(text), tuple(probs), pacer, now))
+                    text.clear()
+                    probs.clear()
+        except Exception as exc:  # noqa: BLE001 - the session undid the exchange; the UI says why
+            self.post_message(ReplyFailed(reply_id, one_line(exc)))
+            return
+        if text:
+            self.post_message(ReplyChunk(reply_id, "".join(text), tuple(probs)))
+        self.post_message(ReplyDone(reply_id, reply.turn, list(reply.notes)))
+
+    def on_reply_chunk(self, message: ReplyChunk) -> None:
+        live = self.live
+        if live is not None and live.id == message.reply_id:
+            live.view.append(message.text, message.probs)
+        if message.pacer is not None:  # tell the worker once this batch is on the screen
+            self.call_after_refresh(message.pacer.painted, message.posted_at)
+
+    def on_reply_done(self, message: ReplyDone) -> None:
+        live = self.live
+        if live is None or live.id != message.reply_id:
+            return
+        self.live = None
+        live.view.finish(message.turn)
+        for note in message.notes:
+            self.warn(note)
+        self.on_ended(message.turn)
+        self._run_pending()
+        self.read_draft(self.input.value)  # typed while the reply streamed
+
+    def on_reply_failed(self, message: ReplyFailed) -> None:
+        live = self.live
+        if live is None or live.id != message.reply_id:
+            return
+        self.live = None
+        self.rebuild()
+        if live.user_text is not None and not self.input.value:
+            self.restore_input(live.user_text)
+        self.transcript.add_notice(Notice(Text.assemble(("The reply failed: ", "bold"), message.error), kind="error"))
+        self.app.notify(message.error, title="The reply failed", severity="error", markup=False)
+        self.on_ended(None)
+        self._run_pending()
+
+    def _run_pending(self) -> None:
+        pending, self._after_reply = self._after_reply, []
+        for fn in pending:
+            fn()
+
+    def rebuild(self) -> None:
+        """Redraw the transcript from the session's turns (after rewind, regenerate, reopen)."""
+        t = self.transcript
+        t.clear()
+        if self.session is None:
+            return
+        for turn in self.session.turns:
+            if turn.role == "user":
+                t.add_turn(TurnView("user", text=turn.text))
+            elif turn.reason is not None:
+                t.add_turn(self.model_view(turn=turn))
+        t.anchor()
+
+    def set_confidence(self, on: bool) -> None:
+        self.confidence = on
+        for view in self.transcript.turn_views():
+            view.set_confidence(on)
+
+    def on_unmount(self) -> None:
+        self.quitting.set()
+        if self.session is not None:
+            self.session.stop()

@@ -1,0 +1,155 @@
+"""What each chat action does: ``handler(app, *arguments)``. ``tui/actions.py`` ties each
+handler to its key, palette entry and ``/command``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rnnchat.errors import SamplingError
+from rnnchat.params import check_temperature
+from rnnchat.session.types import SessionError
+from rnnchat.tui.notices import tip
+from rnnchat.tui.widgets.panel import TEMP_STEP
+
+if TYPE_CHECKING:
+    from rnnchat.tui.app import RnnchatApp
+
+
+def set_temperature(app: "RnnchatApp", value) -> None:
+    try:
+        value = check_temperature(round(float(value), 2))
+    except (SamplingError, TypeError, ValueError) as exc:
+        app.notify(str(exc), severity="error", markup=False)
+        return
+    app.set_params(temperature=value)
+
+
+def temperature_step(sign: int):
+    def step(app: "RnnchatApp") -> None:
+        set_temperature(app, max(app.params.temperature + sign * TEMP_STEP, 0.0))
+
+    return step
+
+
+def setter(name: str):
+    def set_value(app: "RnnchatApp", value) -> None:
+        app.set_params(**{name: value})
+
+    return set_value
+
+
+def stop(app: "RnnchatApp") -> None:
+    if app.session is not None and app.session.busy:
+        app.session.stop()
+
+
+def regenerate(app: "RnnchatApp") -> None:
+    app.chat.when_idle(app.chat.regenerate)
+
+
+def reset(app: "RnnchatApp") -> None:
+    def now() -> None:
+        if app.session is None or not app.session.loaded:
+            return
+        try:
+            app.session.reset()
+        except SessionError as exc:
+            app.notify(str(exc), severity="error", markup=False)
+            return
+        app.chat.transcript.clear()
+        app.chat.transcript.add_notice(tip("New conversation: the model starts from a blank state."))
+        app.panel.show_speed(None)
+
+    app.chat.when_idle(now)
+
+
+def rewind(app: "RnnchatApp", n: int | None = None) -> None:
+    app.chat.when_idle(lambda: _rewind(app, n))
+
+
+def _rewind(app: "RnnchatApp", n: int | None) -> None:
+    s = app.session
+    if s is None or not s.loaded:
+        return
+    users = [i for i, t in enumerate(s.turns) if t.role == "user"]
+    if not users:
+        app.notify("Nothing to rewind yet", severity="warning")
+        return
+    n = len(users) if n is None else n
+    if not 1 <= n <= len(users):
+        app.notify(f"/rewind N: N is one of your messages, 1 to {len(users)}", severity="error")
+        return
+    k = users[n - 1]
+    text = s.turns[k].text
+    try:
+        s.rewind(k)
+    except SessionError as exc:
+        app.notify(str(exc), severity="error", markup=False)
+        return
+    app.chat.rebuild()
+    app.chat.restore_input(text)
+    app.chat.input.focus()
+    app.notify(f"Back to before your message {n}; it is in the input to edit or resend", markup=False)
+
+
+def pick_model(app: "RnnchatApp", name: str | None = None) -> None:
+    from rnnchat.tui.screens import ModelPicker
+
+    if name:
+        app.switch_model(name)
+        return
+    current = app.session.info.name if app.session is not None and app.session.info else None
+    app.push_screen(ModelPicker(current), lambda chosen: chosen and app.switch_model(chosen))
+
+
+def show_history(app: "RnnchatApp") -> None:
+    from rnnchat.session.history import HistoryStore
+    from rnnchat.tui.screens import HistoryScreen
+
+    store = app.session.store if app.session is not None else HistoryStore()
+    current = app.session.conversation_id if app.session is not None else None
+    app.push_screen(HistoryScreen(store, current), lambda chosen: chosen and app.open_conversation(*chosen))
+
+
+def show_plugins(app: "RnnchatApp") -> None:
+    from rnnchat.tui.screens import PluginsScreen
+
+    app.push_screen(PluginsScreen())
+
+
+def show_training(app: "RnnchatApp") -> None:
+    from rnnchat.tui.screens.train import TrainScreen
+
+    if not isinstance(app.screen, TrainScreen):
+        app.push_screen(TrainScreen(app.training))
+
+
+def show_help(app: "RnnchatApp") -> None:
+    from rnnchat.tui.actions import command_rows, key_rows
+    from rnnchat.tui.screens import HelpScreen
+
+    app.push_screen(HelpScreen(key_rows(app.keys), command_rows()))
+
+
+def toggle_confidence(app: "RnnchatApp") -> None:
+    from rnnchat.tui.actions import key_label
+
+    app.chat.set_confidence(not app.chat.confidence)
+    app.panel.show_confidence(app.chat.confidence, key_label(app.keys, "confidence"))
+    app.settings_changed()
+
+
+def save_transcript(app: "RnnchatApp", path: str | None = None) -> None:
+    if app.session is None:
+        app.notify("Nothing to save yet", severity="warning")
+        return
+    try:
+        target = app.session.export_markdown(path or None)
+    except SessionError as exc:
+        app.notify(str(exc), severity="warning", markup=False)
+        return
+    app.notify(f"Saved the transcript to {target}", markup=False)
+
+
+def quit(app: "RnnchatApp") -> None:
+    app.call_later(app.action_quit)
