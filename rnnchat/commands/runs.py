@@ -48,7 +48,8 @@ def runs(ctx, as_json):
         best = f"{r.best_val:.4f}" if r.best_val is not None else "-"
         steps = str(r.steps) if r.steps is not None else "-"
         state = r.state + (f" (pid {r.holder})" if r.holder and r.holder.isdigit() else "")
-        click.echo(f"{printable(r.name, 40):<20} {state:<9} {steps:>7} {best:>8} {_time(r.elapsed):>7}  {r.model or '-'}")
+        click.echo(f"{printable(r.name, 40):<20} {state:<9} {steps:>7} {best:>8} {_time(r.elapsed):>7}  "
+                   f"{r.model or '-'}")
         for problem in r.problems:
             click.echo(f"  note: {printable(problem)}")
 

@@ -2,9 +2,10 @@
 
 The model's shape (cell, layers, hidden and embedding sizes, cell options) is the checkpoint's: an
 option that contradicts it is a one-line error. Its dropout and peak learning rate are the defaults
-(other options come from the preset as usual); its chat template and stop are kept unless given. The vocabulary is the checkpoint's, in its order, with
-the characters of the new text it lacks appended, so every old character keeps its id, and the old
-rows of the embedding and of the output layer (weight and bias) are copied exactly.
+(other options come from the preset as usual); its chat template and stop are kept unless given.
+The vocabulary is the checkpoint's, in its order, with the characters of the new text it lacks
+appended, so every old character keeps its id, and the old rows of the embedding and of the output
+layer (weight and bias) are copied exactly.
 
 A new character's rows start at the mean of the old rows plus a little noise (1% of the old rows'
 spread, per column; the noise only tells several new characters apart). With the mean, the model's
