@@ -1,6 +1,7 @@
 """Quality per CPU-second: rnnchat's default preset against a plain PyTorch reference, same budget.
 
     python benchmarks/train_quality.py [--budget 90] [--runs 3] [--corpus PATH] [--set key=value ...]
+    python benchmarks/train_quality.py --no-bf16     # as on a CPU without native bf16
 
 In one process, one after the other (alternating which goes first from run to
 run), for the same wall-clock training budget on Tiny Shakespeare:
@@ -20,6 +21,11 @@ as one stream from a zero state. It prints each loss and the ratio
 rnnchat/reference; with ``--runs N``, the medians. ``--set key=value``
 overrides a TrainConfig field of rnnchat's side (for tuning presets, e.g.
 ``--set hidden=512 --set lr=4e-3``). Tests never run this: it measures time.
+
+``--no-bf16`` measures as on a CPU without native bf16 matrix instructions, on one that has them:
+``ONEDNN_MAX_CPU_ISA=AVX2`` is set before torch is imported (oneDNN then uses neither AMX nor
+AVX512-BF16, here and in any subprocess) and rnnchat's side trains in fp32, which is what
+``--precision auto`` picks on such a CPU.
 
 Figures: docs/training.md (with the command, the machine and its load).
 """
@@ -164,7 +170,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=["rnnchat", "reference"], help="run one side only (for tuning)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a TrainConfig field on rnnchat's side")
+    ap.add_argument("--no-bf16", action="store_true",
+                    help="as on a CPU without native bf16: oneDNN limited to AVX2, rnnchat in fp32")
     args = ap.parse_args(argv)
+    if args.no_bf16:
+        if "torch" in sys.modules:
+            print("--no-bf16 must take effect before torch is imported", file=sys.stderr)
+            return 2
+        os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"  # inherited by subprocesses too
     corpus = Path(args.corpus)
     if not corpus.exists():
         print(f"corpus {corpus} not found (the benchmark reads ../shared/corpora/tinyshakespeare.txt)",
@@ -179,9 +192,12 @@ def main(argv=None) -> int:
     text = corpus.read_text(encoding="utf-8")
     chars, train, val = standard_split(text)
     overrides = parse_set(args.set)
+    if args.no_bf16:
+        overrides.setdefault("precision", "fp32")  # what auto picks on a CPU without native bf16
     print(f"budget {args.budget:.0f}s each, {corpus.name} ({len(text):,} chars, vocab {len(chars)}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-          f", load average at start {os.getloadavg()[0]:.2f}" + (f", overrides {overrides}" if overrides else ""))
+          f", load average at start {os.getloadavg()[0]:.2f}" + (f", overrides {overrides}" if overrides else "")
+          + (f", ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""))
     results = {"rnnchat": [], "reference": []}
     for run in range(args.runs):
         order = ["rnnchat", "reference"] if run % 2 == 0 else ["reference", "rnnchat"]

@@ -71,7 +71,7 @@ def cells(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def models(ctx, as_json):
-    """List registered models (bundled, trained locally, or from plugins); `get` downloads one."""
+    """List registered models (bundled, trained locally, or from plugins); `get` downloads one, `rm` removes one."""
     if ctx.invoked_subcommand is not None:
         return
     from rnnchat.commands.info import model_rows
@@ -103,7 +103,7 @@ def inspect(path, as_json):
 
 
 def _register_builtin_commands() -> None:
-    from rnnchat.commands import chat, corpora, generate, install, models_get, probe, serve, train
+    from rnnchat.commands import chat, corpora, generate, install, models_get, probe, runs, serve, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
@@ -114,6 +114,8 @@ def _register_builtin_commands() -> None:
     cli.add_command(probe.probe)
     cli.add_command(serve.serve)
     models.add_command(models_get.get)
+    cli.add_command(runs.runs)
+    models.add_command(runs.models_rm)
 
 
 _register_builtin_commands()

@@ -5,6 +5,7 @@ Every string taken from a file is printed through ``safe_text`` (escape sequence
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -40,3 +41,22 @@ def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:
         else:
             shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
             click.echo(f"{printable(key)}: {printable(shown)}")
+
+
+
+def removable_model(name: str) -> Path:
+    """The file of the model ``name`` if the user made it (a file in the user data folder's models);
+    a built-in or plugin model, or an unknown name, is a one-line error."""
+    from rnnchat import paths
+
+    host = get_host()
+    path = Path(host.checkpoints[name].path) if name in host.checkpoints else None
+    if path is None or (path.parent.resolve() == paths.models_dir().resolve() and not os.path.lexists(path)):
+        raise RnnchatError(f"no model named {printable(repr(name), 100)}; see `rnnchat models`")
+    dist = host.dist_of("checkpoints", name)
+    if path.parent.resolve() != paths.models_dir().resolve() or path.is_dir():
+        if dist in (None, "rnnchat"):
+            raise RnnchatError(f"model {name!r} is built into rnnchat and cannot be removed")
+        raise RnnchatError(f"model {name!r} comes from the plugin package {dist} and cannot be removed here; "
+                           f"`rnnchat uninstall {dist}` removes the package")
+    return path

@@ -74,6 +74,9 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
 @click.option("--resume", "resume", help="Continue a run (its name or folder) exactly where it stopped.")
 @click.option("--stop-after", type=click.IntRange(1), metavar="K",
               help="Stop after step K, saving the state as Ctrl+C does (the run's plan is unchanged).")
+@click.option("--init-from", metavar="MODEL",
+              help="Fine-tune: start from this model's weights (a name from `rnnchat models` or a file); "
+                   "its shape, vocabulary (plus the new text's characters) and chat template are kept.")
 @click.option("--overwrite", is_flag=True,
               help="Start over a run (finished or not) or a model of the same name; without it that is refused.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -87,18 +90,43 @@ def train(corpus, preset, **opts):
     if corpus is None and not opts.get("resume"):
         raise RnnchatError("give a CORPUS file (or --resume RUN); see `rnnchat train --help`")
     chosen = dict(PRESETS[preset])
+    given = {k for k, v in opts.items() if k in MODEL_OPTS + ("cell_options",) and v is not None}
     chosen.update({k: v for k, v in opts.items() if k in MODEL_OPTS and v is not None})
     chosen["cell_options"] = parse_cell_options(opts.pop("cell_options"))
+    base_chat = {}
+    init_from = opts.pop("init_from")
+    if init_from is not None:
+        if opts.get("resume") or opts.get("max_vocab"):
+            raise RnnchatError("--init-from starts a new run from a model's vocabulary: it cannot go with "
+                               + ("--resume (a resumed fine-tune continues as it began)" if opts.get("resume")
+                                  else "--max-vocab"))
+        from rnnchat.engine.finetune import plan
+
+        chosen, base_chat = plan(init_from, chosen, given)
     opts = {k: v for k, v in opts.items() if k not in MODEL_OPTS}
-    stops = tuple(unescape(s) for s in opts.pop("chat_stop")) or ("\n\n",)
+    stops = tuple(unescape(s) for s in opts.pop("chat_stop")) or _base_stops(base_chat) or ("\n\n",)
     template = opts.pop("chat_template")
     if template is not None:
         template = unescape(template)
         if "{text}" not in template:
             raise RnnchatError("--chat-template must contain {text}")
-    chat = {"template": template or "{text}", "stop": list(stops)}
+    template = template or _base_template(base_chat) or "{text}"
+    chat = {"template": template, "stop": list(stops)}
     run_training(corpus, chosen, chat, explicit={k for k, v in opts.items() if v is not None},
                  started=COMMAND_START, **opts)
+
+
+def _base_template(chat: dict) -> str | None:
+    """A fine-tuned model's template (kept unless --chat-template is given), if it is a valid one."""
+    t = chat.get("template")
+    return t if isinstance(t, str) and "{text}" in t and len(t) <= 10_000 else None
+
+
+def _base_stops(chat: dict) -> tuple[str, ...]:
+    stops = chat.get("stop")
+    ok = isinstance(stops, list) and 0 < len(stops) <= 16 and all(isinstance(s, str) and 0 < len(s) <= 100
+                                                                  for s in stops)
+    return tuple(stops) if ok else ()
 
 
 def parse_cell_options(text: str | None) -> dict:

@@ -166,6 +166,9 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
         check_writable_folder(folder.parent, "the run folder")
     data = load_corpus(corpus_path, name=corpus_name, vocab=Vocab(vocab_chars) if vocab_chars else None,
                        max_vocab=max_vocab)
+    if cfg.init_from and not resume:  # a fine-tune: the model's vocabulary, then the text's new characters
+        from rnnchat.engine.finetune import base_vocab, extend_corpus
+        data = extend_corpus(data, base_vocab(cfg.init_from))
     if cfg.steps is not None and cfg.budget is not None:
         notes.append(f"the run ends after {cfg.plan()}")
     return dict(cfg=cfg, data=data, folder=folder, out=out, name=name, corpus_path=corpus_path, state=state,

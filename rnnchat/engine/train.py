@@ -75,6 +75,9 @@ class Trainer(TrainLoop):
         self._check_size()
         torch.manual_seed(config.seed)
         self.model = CharRNN(config.model_config(len(corpus.vocab)), registered_cell(config.cell)).to(device)
+        if config.init_from and fresh:  # a fine-tune starts from its model (a resumed one from its state)
+            from rnnchat.engine.finetune import init_weights
+            init_weights(self.model, corpus.vocab, config.init_from, seed=config.seed)
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(0.9, 0.99))

@@ -63,6 +63,7 @@ class TrainConfig:
     storage_dtype: str = "float32"
     chat: dict = field(default_factory=lambda: {"template": "{text}", "stop": ["\n\n"]})
     sample_chars: int = 200
+    init_from: dict | None = None  # a fine-tune: the model it started from (rnnchat.engine.finetune.plan)
 
     def validate(self) -> "TrainConfig":
         for k in ("layers", "hidden", "embedding", "seq_len", "batch_size", "eval_every", "save_every",

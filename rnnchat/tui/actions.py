@@ -103,6 +103,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("history", h.show_history, "ctrl+y", key_help="conversation history", priority=True,
            title="Conversation history…", palette_help="Reopen a saved conversation and continue it",
            command="history", command_help="reopen a saved conversation"),
+    Action("train", h.show_training, "ctrl+t", key_help="train a model (it runs in the background)", priority=True,
+           title="Train a model…", palette_help="Start a training run in the background and watch its curve",
+           command="train", command_help="train a model in the background and watch its curve"),
     Action("plugins", h.show_plugins, title="Plugins…", palette_help="Loaded plugins and the errors of those that failed",
            command="plugins", command_help="loaded plugins and the errors of those that failed"),
     Action("confidence", h.toggle_confidence, "ctrl+o", "Colours", "confidence colours on/off", priority=True,
@@ -128,7 +131,7 @@ ACTIONS: tuple[Action, ...] = (
 BY_ID = {a.id: a for a in ACTIONS}
 # the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
 KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "confidence", "help", "new_chat",
-             "models", "history")
+             "models", "history", "train")
 BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
 BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
 FIXED_KEYS = (("Enter", "send your message (or run a /command)"),

@@ -29,6 +29,7 @@ from rnnchat.tui.commands import ChatCommands
 from rnnchat.tui.loading import start_loading, start_opening
 from rnnchat.tui.messages import ConversationFailed, ConversationOpened, LoadFailed, ModelLoaded
 from rnnchat.tui.notices import load_failure, welcome
+from rnnchat.tui.screens.train import TrainingRuns
 from rnnchat.tui.startup import Startup, exit_after
 from rnnchat.tui.widgets import Notice, SidePanel, TemperatureControl, Transcript
 
@@ -51,6 +52,7 @@ class RnnchatApp(App[int]):
         self.persist_settings = persist_settings
         self.params: SamplingParams = self.settings.sampling  # immutable: replaced whole (set_params)
         self.keys, self.key_notices = actions.apply_keys(self, self.settings.keys)
+        self.training = TrainingRuns()  # the training runs this app started (tui/screens/train.py)
         self.session_factory = session_factory or default_session_factory
         self.session: ChatAPI | None = None
         self.startup = Startup()
@@ -247,8 +249,11 @@ class RnnchatApp(App[int]):
         self.settings_changed()
         return True
 
-    async def action_quit(self) -> None:
-        """Quit at once, also during a reply: the worker sees the stop within one character."""
+    async def action_quit(self, ask: bool = True) -> None:
+        """Quit at once, also during a reply: the worker sees the stop within one character.
+        With a training run going, first ask whether to leave it running or stop it."""
+        if ask and self.training.ask_before_quit(self, lambda: self.call_later(self.action_quit, False)):
+            return
         self.chat.quitting.set()
         if self.session is not None:
             self.session.stop()

@@ -117,6 +117,13 @@ def show_plugins(app: "RnnchatApp") -> None:
     app.push_screen(PluginsScreen())
 
 
+def show_training(app: "RnnchatApp") -> None:
+    from rnnchat.tui.screens.train import TrainScreen
+
+    if not isinstance(app.screen, TrainScreen):
+        app.push_screen(TrainScreen(app.training))
+
+
 def show_help(app: "RnnchatApp") -> None:
     from rnnchat.tui.actions import command_rows, key_rows
     from rnnchat.tui.screens import HelpScreen
