@@ -81,7 +81,7 @@ def run_side(side: str, text: Path, model: str, budget: float, seed: int, train:
     if cfg.init_from:
         corpus = extend_corpus(corpus, base_vocab(cfg.init_from))
     with tempfile.TemporaryDirectory(prefix="rnnchat-bench-") as tmp:
-        trainer = Trainer(cfg, corpus, Path(tmp), None, device)
+        trainer = Trainer(cfg, corpus, Path(tmp), None, device, fresh=True)  # fresh: the init hook runs
         wall = time.perf_counter()
         progress = trainer.run() if train else trainer.progress
         wall = time.perf_counter() - wall

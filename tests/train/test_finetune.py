@@ -43,7 +43,7 @@ def test_old_rows_kept_exactly_and_new_characters_appended(base):
     assert corpus.vocab.chars[:n] == old.vocab.chars and sorted(corpus.vocab.chars[n:]) == sorted(NEW)
     assert corpus.vocab.decode(corpus.ids[:200].tolist()) == TINY_TEXT.read_text(encoding="utf-8")[:200]
 
-    trainer = Trainer(cfg, corpus, base.parent / "run", None, torch.device("cpu"))
+    trainer = Trainer(cfg, corpus, base.parent / "run", None, torch.device("cpu"), fresh=True)
     got, want = trainer.model.state_dict(), old.model.state_dict()
     for name in want:
         rows = got[name][:n] if name in ("embedding.weight", "head.weight", "head.bias") else got[name]
