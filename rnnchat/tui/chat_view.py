@@ -16,14 +16,15 @@ from rich.text import Text
 from textual import on, work
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Input
 from textual.worker import get_current_worker
 
+from rnnchat.safe_text import printable
 from rnnchat.session.api import ChatAPI, ReplyHandle
 from rnnchat.session.types import SessionError, Turn
 from rnnchat.tui.messages import ReplyChunk, ReplyDone, ReplyFailed, one_line
 from rnnchat.tui.pacer import Pacer
 from rnnchat.tui.widgets import Notice, Transcript, TurnView
+from rnnchat.tui.widgets.composer import Composer
 
 
 @dataclass
@@ -38,11 +39,13 @@ class ChatView(Vertical):
     class Command(Message):
         """The user entered a /command."""
 
-        def __init__(self, line: str) -> None:
+        def __init__(self, line: str, typed: str = "") -> None:
             super().__init__()
             self.line = line
+            self.typed = typed  # the input as typed: put back if the command is mistyped
 
-    def __init__(self, on_ended: Callable[[Turn | None], None] = lambda turn: None, **kw) -> None:
+    def __init__(self, on_ended: Callable[[Turn | None], None] = lambda turn: None,
+                 commands: tuple[str, ...] = (), **kw) -> None:
         """``on_ended(turn)`` is called (on the UI thread) when a reply ended: finished, stopped,
         or failed (``turn`` None)."""
         super().__init__(**kw)
@@ -54,18 +57,32 @@ class ChatView(Vertical):
         self.quitting = threading.Event()  # set when the app quits: the worker stops its reply
         self._counter = 0
         self._after_reply: list[Callable[[], None]] = []
+        self.commands = commands
+        self.pending: str | None = None  # sent while the model loads: sent when it is ready
 
     def compose(self):
         yield Transcript(id="transcript")
-        yield Input(placeholder="Say something… (Enter sends · /help for commands)", id="input")
+        yield Composer(id="input", commands=self.commands, recall=self.earlier_messages,
+                       placeholder="Say something… (Enter sends · ctrl+j new line · /help)")
 
     @property
     def transcript(self) -> Transcript:
         return self.query_one(Transcript)
 
     @property
-    def input(self) -> Input:
-        return self.query_one("#input", Input)
+    def input(self) -> Composer:
+        return self.query_one("#input", Composer)
+
+    def earlier_messages(self) -> list[str]:
+        """What ↑ recalls, newest first: this conversation's messages, then older ones."""
+        mine = [t.text for t in reversed(self.session.turns) if t.role == "user"] if self.session else []
+        older = self.session.store.user_messages() if self.session is not None else []
+        seen, out = set(), []
+        for text in mine + older:
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+        return out
 
     @property
     def replying(self) -> bool:
@@ -76,20 +93,20 @@ class ChatView(Vertical):
         self.app.notify(text, severity=severity, markup=False)
 
     # ---- typing -----------------------------------------------------------------------
-    @on(Input.Submitted, "#input")
-    def _submitted(self, event: Input.Submitted) -> None:
+    @on(Composer.Submitted, "#input")
+    def _submitted(self, event: Composer.Submitted) -> None:
         text = event.value
         if not text.strip():
             return
         self.input.value = ""
         if text.lstrip().startswith("/"):
-            self.post_message(self.Command(text.strip()))
+            self.post_message(self.Command(text.strip(), text))
         else:
             self.send_text(text)
 
-    @on(Input.Changed, "#input")
-    def _draft_changed(self, event: Input.Changed) -> None:
-        self.read_draft(event.value)
+    @on(Composer.Changed, "#input")
+    def _draft_changed(self, event: Composer.Changed) -> None:
+        self.read_draft(self.input.text)
 
     def read_draft(self, text: str) -> None:
         """Let the model read the draft while it is typed (or pasted): Enter then has only the
@@ -102,7 +119,6 @@ class ChatView(Vertical):
 
     def restore_input(self, text: str) -> None:
         self.input.value = text
-        self.input.cursor_position = len(text)
 
     def can_talk(self, restore: str | None = None) -> bool:
         s, problem = self.session, None
@@ -122,6 +138,12 @@ class ChatView(Vertical):
         return True
 
     def send_text(self, text: str) -> None:
+        if self.loading is not None and self.pending is None and not self.replying:
+            self.pending = text  # queued: sent when the model is ready (send_pending)
+            self.transcript.add_notice(Notice(Text.assemble(("pending: ", "bold"), printable(text.replace("\n", " ⏎ "))[:60],
+                                                            (" · sent when the model is ready", "dim")),
+                                              kind="pending"))
+            return
         if not self.can_talk(restore=text):
             return
         try:
@@ -133,6 +155,20 @@ class ChatView(Vertical):
         self.transcript.remove_notices("tip")
         self.transcript.add_turn(TurnView("user", text=text))
         self.start_reply(reply, text)
+
+    def send_pending(self) -> None:
+        """The model is ready: send the message queued while it loaded."""
+        text, self.pending = self.pending, None
+        self.transcript.remove_notices("pending")
+        if text is not None:
+            self.send_text(text)
+
+    def drop_pending(self) -> None:
+        """The load failed: the queued message goes back into the input."""
+        text, self.pending = self.pending, None
+        self.transcript.remove_notices("pending")
+        if text is not None and not self.input.text:
+            self.restore_input(text)
 
     def regenerate(self) -> None:
         if not self.can_talk():
