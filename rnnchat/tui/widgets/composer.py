@@ -79,6 +79,11 @@ class Composer(TextArea):
             return
         await super()._on_key(event)
 
+    def _on_paste(self, event: events.Paste) -> None:
+        """TextArea's own handler inserts the paste (Textual calls each class's ``_on_paste``);
+        stopping it here keeps it from bubbling to the app, which would insert it again."""
+        event.stop()
+
     # ---- Tab: /commands -----------------------------------------------------------------
     def completions(self, text: str) -> list[str]:
         if not text.startswith("/") or " " in text or "\n" in text:

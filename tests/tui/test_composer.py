@@ -1,0 +1,113 @@
+"""The composer: a paste keeps every line, ctrl+j inserts a newline, ↑ recalls, Tab completes
+/commands, a mistyped command stays, Enter while loading queues the message."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from textual import events
+from tui_helpers import idle, ready, send, wait_for
+
+from tests.conftest import SHARED_CORPORA
+
+CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
+
+
+def recording(starts: list[str]):
+    def replies(state: str, count: int) -> str:
+        starts.append(state)
+        return "ROMEO:\nAy."
+
+    return replies
+
+
+async def test_paste_keeps_every_character_and_line(harness):
+    if not CORPUS.is_file():
+        pytest.skip(f"{CORPUS} is missing")
+    paste = CORPUS.read_text(encoding="utf-8")[:6000]
+    assert paste.count("\n") > 100
+    starts: list[str] = []
+    h = harness(replies=recording(starts))
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.input.focus()
+        app.input.post_message(events.Paste(paste))
+        await wait_for(pilot, lambda: len(app.input.text) >= len(paste), "the paste in the input", limit=200)
+        assert app.input.text == paste
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: idle(app) and starts, "the reply")
+        # the model's state is every character it read: the framed paste, whole
+        assert starts[0] == "YOU:\n" + paste + "\n\n"
+        assert h.session.turns[0].text == paste
+        assert h.engine.encode(starts[0]).ids == [ord(c) for c in "YOU:\n" + paste + "\n\n"]
+
+
+async def test_newline_keys_and_enter_sends(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.input.focus()
+        await pilot.press(*"one", "ctrl+j", *"two", "shift+enter", *"three")
+        assert app.input.text == "one\ntwo\nthree"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: idle(app) and len(h.session.turns) == 2, "the reply")
+        assert h.session.turns[0].text == "one\ntwo\nthree" and app.input.text == ""
+
+
+async def test_up_recalls_earlier_messages_and_down_the_draft(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "first")
+        await send(pilot, "second\nline")
+        app.input.focus()
+        await pilot.press(*"draft")
+        await pilot.press("up")
+        assert app.input.text == "second\nline"
+        await pilot.press("up")  # the cursor is on the first line: the next older one
+        assert app.input.text == "first"
+        await pilot.press("down")
+        assert app.input.text == "second\nline"
+        await pilot.press("down", "down")  # to the last line, then past the newest: the draft
+        assert app.input.text == "draft"
+
+
+async def test_tab_completes_and_a_mistyped_command_stays(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.input.focus()
+        await pilot.press(*"/rewi", "tab")
+        assert app.input.text == "/rewind "
+        app.input.value = "/temp abc"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: h.errors(), "the error")
+        assert app.input.text == "/temp abc" and "number" in h.errors()[-1]
+        app.input.value = "/nosuch"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(h.errors()) == 2, "the error")
+        assert app.input.text == "/nosuch" and "unknown command" in h.errors()[-1]
+
+
+async def test_enter_while_loading_queues_the_message(harness):
+    gate = threading.Event()
+    h = harness(load_gate=gate)
+    app = h.app()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app._painted, "the first frame")
+            app.input.focus()
+            await pilot.press(*"Hello", "enter")
+            await pilot.pause()
+            assert app.chat.pending == "Hello" and app.input.text == ""
+            assert [n for n in app.transcript.query("Notice") if n.kind == "pending"]
+            gate.set()
+            await wait_for(pilot, lambda: len(h.session.turns) == 2 and idle(app), "the queued message's reply")
+            assert h.session.turns[0].text == "Hello" and app.chat.pending is None
+    finally:
+        gate.set()
