@@ -120,6 +120,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("temperature_down", h.temperature_step(-1), "ctrl+down", "Temp−",
            "temperature down by 0.05, also while typing", key_display="^↓", priority=True,
            title="Temperature down", palette_help="Lower the temperature by 0.05"),
+    Action("panel", h.toggle_panel, "ctrl+b", key_help="show/hide the side panel (hidden below 90 columns)",
+           priority=True, title="Toggle the side panel", palette_help="Show or hide the panel of model and sampling values",
+           command="panel", aliases=("sidebar",), command_help="show or hide the side panel (ctrl+b)"),
     Action("help", h.show_help, "f1", "Help", "this help", title="Chat commands and keys", palette_help="Show the help",
            command="help", aliases=("?",), command_help="commands and keys"),
     Action("quit", h.quit, "ctrl+q", "Quit", "quit, also during a reply", priority=True, command="quit",
@@ -128,7 +131,7 @@ ACTIONS: tuple[Action, ...] = (
 BY_ID = {a.id: a for a in ACTIONS}
 # the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
 KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "confidence", "help", "new_chat",
-             "models", "history")
+             "models", "history", "panel")
 BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
 BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
 FIXED_KEYS = (("Enter", "send your message (or run a /command)"),

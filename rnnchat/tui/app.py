@@ -37,7 +37,7 @@ class RnnchatApp(App[int]):
     TITLE = "rnnchat"
     CSS_PATH = "rnnchat.tcss"
     COMMANDS = App.COMMANDS | {ChatCommands}
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = actions.bindings()
 

@@ -144,5 +144,12 @@ def save_transcript(app: "RnnchatApp", path: str | None = None) -> None:
     app.notify(f"Saved the transcript to {target}", markup=False)
 
 
+def toggle_panel(app: "RnnchatApp") -> None:
+    """Show or hide the side panel (hidden by default below 90 columns)."""
+    main, shown = app.query_one("#main"), app.panel.display
+    main.remove_class("-panel-shown", "-panel-hidden")
+    main.add_class("-panel-hidden" if shown else "-panel-shown")
+
+
 def quit(app: "RnnchatApp") -> None:
     app.call_later(app.action_quit)

@@ -111,3 +111,24 @@ async def test_enter_while_loading_queues_the_message(harness):
             assert h.session.turns[0].text == "Hello" and app.chat.pending is None
     finally:
         gate.set()
+
+
+async def test_panel_hides_when_narrow_and_ctrl_b_toggles_it(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        assert not app.panel.display, "below 90 columns the panel is hidden"
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.panel.display
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert not app.panel.display
+    app = h.app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        assert app.panel.display
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert not app.panel.display
