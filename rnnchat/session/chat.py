@@ -231,6 +231,21 @@ class ChatSession:
         self._reply = Reply(self, model, None, None, seed, [])
         return self._reply
 
+    def continue_reply(self) -> Reply:
+        """Continue the last reply from the exact state where it stopped (Esc or the length
+        limit): the new characters join that reply, which keeps the state it started from."""
+        self._ready()
+        last = self.turns[-1] if self.turns else None
+        if last is None or last.role != "model" or last.reason is None:
+            raise SessionError("no reply to continue yet")
+        if last.reason == "stop":
+            raise SessionError("the last reply ended at its stop sequence; send a message or /regen")
+        self._ahead.clear()
+        seed = reply_seed(self.params, index=model_turns(self.turns))
+        part = Turn("model", "", seed=seed, params=self.params.to_dict(), snapshot=self._current, created=time.time())
+        self._reply = Reply(self, part, None, None, seed, [], continues=last)
+        return self._reply
+
     def stop(self) -> None:
         """Stop the reply in flight (any thread); what it produced is kept, marked as stopped."""
         reply = self._reply

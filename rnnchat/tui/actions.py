@@ -94,6 +94,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("regenerate", h.regenerate, "ctrl+r", "Regen", "regenerate the last reply", priority=True,
            title="Regenerate the last reply", palette_help="Replace the last reply with a new one from the same state",
            command="regen", aliases=("regenerate", "retry"), command_help="replace the last reply with a new one"),
+    Action("continue", h.continue_reply, "ctrl+t", "Cont", "continue the last reply from where it stopped",
+           priority=True, title="Continue the last reply",
+           palette_help="Go on writing the reply that was stopped or hit the length limit", command="continue",
+           aliases=("cont", "more", "+++"), command_help="continue the last reply from the exact state where it stopped"),
     Action("rewind", h.rewind, title="Rewind one exchange", palette_help="Go back to before your last message",
            command="rewind", args="[N]", parse=number(int, optional=True), aliases=("undo",),
            command_help="go back to before your message N (default: your last one)"),
@@ -130,8 +134,8 @@ ACTIONS: tuple[Action, ...] = (
 )
 BY_ID = {a.id: a for a in ACTIONS}
 # the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
-KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "confidence", "help", "new_chat",
-             "models", "history", "panel")
+KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "continue", "confidence", "help",
+             "new_chat", "models", "history", "panel")
 BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
 BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
 FIXED_KEYS = (("Enter", "send your message (or run a /command)"),

@@ -181,6 +181,25 @@ class ChatView(Vertical):
         self.rebuild()
         self.start_reply(reply, None)
 
+    def continue_reply(self) -> None:
+        """Continue the last reply from where it stopped: its view streams on."""
+        if not self.can_talk():
+            return
+        try:
+            reply = self.session.continue_reply()
+        except SessionError as exc:
+            self.warn(str(exc))
+            return
+        views = [v for v in self.transcript.turn_views() if v.role == "model"]
+        if not views:
+            self.rebuild()
+            views = [v for v in self.transcript.turn_views() if v.role == "model"]
+        views[-1].resume()
+        self._counter += 1
+        self.live = LiveReply(self._counter, reply, views[-1], None)
+        self.transcript.anchor()
+        self._stream(reply, self._counter)
+
     # ---- the reply in flight ----------------------------------------------------------
     def when_idle(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` now, or stop the reply in flight and run it when the reply has ended."""

@@ -47,6 +47,10 @@ def regenerate(app: "RnnchatApp") -> None:
     app.chat.when_idle(app.chat.regenerate)
 
 
+def continue_reply(app: "RnnchatApp") -> None:
+    app.chat.when_idle(app.chat.continue_reply)
+
+
 def reset(app: "RnnchatApp") -> None:
     def now() -> None:
         if app.session is None or not app.session.loaded:

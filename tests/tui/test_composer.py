@@ -132,3 +132,26 @@ async def test_panel_hides_when_narrow_and_ctrl_b_toggles_it(harness):
         await pilot.press("ctrl+b")
         await pilot.pause()
         assert not app.panel.display
+
+
+def resuming(script: str):
+    """Replies that go on with ``script`` from what the reply in progress already wrote."""
+    return lambda state, count: script[len(state) - state.rfind("\n\n") - 2:]
+
+
+async def test_continue_key_and_command_extend_the_last_reply(harness):
+    h = harness(replies=resuming("ROMEO:\nBut soft, what light through yonder window breaks?"))
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.set_params(max_chars=6)
+        await send(pilot, "Who?")
+        assert h.session.turns[-1].text == "ROMEO:" and h.session.turns[-1].reason == "length"
+        app.set_params(max_chars=12)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: idle(app) and len(h.session.turns[-1].text) > 6, "the continuation")
+        view = app.transcript.turn_views()[-1]
+        assert len(app.transcript.turn_views()) == 2 and view.text == h.session.turns[-1].text
+        assert h.session.turns[-1].text.startswith("ROMEO:\nBut") and len(h.session.turns[-1].text) == 18
+        await send(pilot, "/continue")
+        assert len(h.session.turns[-1].text) == 30 and len(app.transcript.turn_views()) == 2

@@ -52,6 +52,13 @@ class TurnView(Widget):
         else:
             self.refresh(layout=True)
 
+    def resume(self) -> None:
+        """A continue: the reply is live again; what arrives is appended to its text."""
+        self.live, self.reason = True, None
+        self.add_class("-live")
+        self.remove_class("-stopped")
+        self.refresh(layout=True)
+
     def finish(self, turn) -> None:
         """The reply ended: take the session's final text (the source of truth) and reason."""
         self.text = turn.text
