@@ -94,7 +94,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("regenerate", h.regenerate, "ctrl+r", "Regen", "regenerate the last reply", priority=True,
            title="Regenerate the last reply", palette_help="Replace the last reply with a new one from the same state",
            command="regen", aliases=("regenerate", "retry"), command_help="replace the last reply with a new one"),
-    Action("continue", h.continue_reply, "ctrl+t", "Cont", "continue the last reply from where it stopped",
+    Action("continue", h.continue_reply, "ctrl+t", "", "continue the last reply from where it stopped",
            priority=True, title="Continue the last reply",
            palette_help="Go on writing the reply that was stopped or hit the length limit", command="continue",
            aliases=("cont", "more", "+++"), command_help="continue the last reply from the exact state where it stopped"),
