@@ -33,6 +33,7 @@ class LiveReply:
     reply: ReplyHandle
     view: TurnView
     user_text: str | None  # the text sent (None for a regenerate), put back if the reply fails
+    notes_shown: int = 0  # the reply's notes already shown (those known at send)
 
 
 class ChatView(Vertical):
@@ -153,8 +154,15 @@ class ChatView(Vertical):
             self.restore_input(text)
             return
         self.transcript.remove_notices("tip")
-        self.transcript.add_turn(TurnView("user", text=text))
+        self.transcript.add_turn(TurnView("user", text=text, number=self.user_number()))
+        for note in reply.notes:  # characters the model does not know: said at once, not after the reply
+            self.warn(note)
         self.start_reply(reply, text)
+        self.live.notes_shown = len(reply.notes)
+
+    def user_number(self, upto: int | None = None) -> int:
+        """The number of the user's message ``turns[upto - 1]`` (default: the last), as /rewind N takes it."""
+        return sum(t.role == "user" for t in self.session.turns[:upto])
 
     def send_pending(self) -> None:
         """The model is ready: send the message queued while it loaded."""
@@ -265,7 +273,7 @@ class ChatView(Vertical):
             return
         self.live = None
         live.view.finish(message.turn)
-        for note in message.notes:
+        for note in message.notes[live.notes_shown:]:
             self.warn(note)
         self.on_ended(message.turn)
         self._run_pending()
@@ -295,9 +303,9 @@ class ChatView(Vertical):
         t.clear()
         if self.session is None:
             return
-        for turn in self.session.turns:
+        for i, turn in enumerate(self.session.turns):
             if turn.role == "user":
-                t.add_turn(TurnView("user", text=turn.text))
+                t.add_turn(TurnView("user", text=turn.text, number=self.user_number(i + 1)))
             elif turn.reason is not None:
                 t.add_turn(self.model_view(turn=turn))
         t.anchor()

@@ -155,3 +155,19 @@ async def test_continue_key_and_command_extend_the_last_reply(harness):
         assert h.session.turns[-1].text.startswith("ROMEO:\nBut") and len(h.session.turns[-1].text) == 18
         await send(pilot, "/continue")
         assert len(h.session.turns[-1].text) == 30 and len(app.transcript.turn_views()) == 2
+
+
+async def test_unknown_characters_are_said_at_send_and_messages_are_numbered(harness, gate):
+    h = harness(unknown="ж", gate=gate, hold_after=1)
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "Hello жук", wait=False)
+        await wait_for(pilot, lambda: any("does not know" in m for _, m in h.notes), "the notice at send")
+        assert app.chat.live is not None, "said while the reply is still being written"
+        gate.set()
+        await wait_for(pilot, lambda: idle(app), "the reply")
+        assert sum("does not know" in m for _, m in h.notes) == 1, "said once"
+        await send(pilot, "Again")
+        users = [v for v in app.transcript.turn_views() if v.role == "user"]
+        assert [v.number for v in users] == [1, 2] and str(users[1].render().renderables[0]).startswith("#2 You")
