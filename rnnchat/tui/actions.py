@@ -129,6 +129,8 @@ ACTIONS: tuple[Action, ...] = (
            command="panel", aliases=("sidebar",), command_help="show or hide the side panel (ctrl+b)"),
     Action("help", h.show_help, "f1", "Help", "this help", title="Chat commands and keys", palette_help="Show the help",
            command="help", aliases=("?",), command_help="commands and keys"),
+    Action("copy_or_quit", h.copy_or_quit, "ctrl+c", key_help="copy the selection; with nothing selected, quit",
+           priority=True),
     Action("quit", h.quit, "ctrl+q", "Quit", "quit, also during a reply", priority=True, command="quit",
            aliases=("exit",)),
 )

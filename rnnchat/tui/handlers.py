@@ -155,5 +155,16 @@ def toggle_panel(app: "RnnchatApp") -> None:
     main.add_class("-panel-hidden" if shown else "-panel-shown")
 
 
+def copy_or_quit(app: "RnnchatApp") -> None:
+    """ctrl+c as in a terminal app: copy the selection (in the input or the transcript) when
+    there is one, else quit."""
+    selected = app.chat.input.selected_text or app.screen.get_selected_text() or ""
+    if selected:
+        app.copy_to_clipboard(selected)
+        app.notify(f"Copied {len(selected):,} characters", markup=False, timeout=2)
+        return
+    quit(app)
+
+
 def quit(app: "RnnchatApp") -> None:
     app.call_later(app.action_quit)

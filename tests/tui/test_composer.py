@@ -171,3 +171,21 @@ async def test_unknown_characters_are_said_at_send_and_messages_are_numbered(har
         await send(pilot, "Again")
         users = [v for v in app.transcript.turn_views() if v.role == "user"]
         assert [v.number for v in users] == [1, 2] and str(users[1].render().renderables[0]).startswith("#2 You")
+
+
+async def test_ctrl_c_copies_a_selection_else_quits(harness):
+    h = harness()
+    app = h.app()
+    copied = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.copy_to_clipboard = copied.append
+        app.input.focus()
+        app.input.value = "keep this"
+        app.input.select_all()
+        await pilot.press("ctrl+c")
+        assert copied == ["keep this"] and app.is_running
+        app.input.value = ""
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0 and not app.is_running
