@@ -155,6 +155,32 @@ def toggle_panel(app: "RnnchatApp") -> None:
     main.add_class("-panel-hidden" if shown else "-panel-shown")
 
 
+def copy(app: "RnnchatApp", what: str | None = None) -> None:
+    """Copy the last reply (no argument), the reply to your message N, or the whole transcript ('all')."""
+    turns = app.session.turns if app.session is not None else []
+    if what in ("all", "transcript"):
+        text = "\n\n".join(f"{'You' if t.role == 'user' else 'Model'}: {t.text}" for t in turns if t.text)
+        label = "the transcript"
+    else:
+        replies = [t for t in turns if t.role == "model" and t.text]
+        if what is None:
+            picked, label = (replies[-1] if replies else None), "the last reply"
+        else:
+            users = [i for i, t in enumerate(turns) if t.role == "user"]
+            n = int(what) if what.isdigit() else 0
+            if not 1 <= n <= len(users):
+                app.notify(f"/copy N: N is one of your messages, 1 to {len(users)}; or /copy all", severity="error")
+                return
+            k = users[n - 1] + 1
+            picked, label = (turns[k] if k < len(turns) and turns[k].role == "model" else None), f"the reply to #{n}"
+        text = picked.text if picked is not None else ""
+    if not text:
+        app.notify("Nothing to copy yet", severity="warning")
+        return
+    app.copy_to_clipboard(text)
+    app.notify(f"Copied {label} ({len(text):,} characters)", markup=False, timeout=3)
+
+
 def copy_or_quit(app: "RnnchatApp") -> None:
     """ctrl+c as in a terminal app: copy the selection (in the input or the transcript) when
     there is one, else quit."""

@@ -189,3 +189,22 @@ async def test_ctrl_c_copies_a_selection_else_quits(harness):
         await pilot.press("ctrl+c")
         await pilot.pause()
     assert app.return_code == 0 and not app.is_running
+
+
+async def test_copy_last_reply_a_message_and_the_transcript(harness):
+    h = harness()
+    app = h.app()
+    copied = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.copy_to_clipboard = copied.append
+        await send(pilot, "One")
+        await send(pilot, "Two")
+        await pilot.press("f2")
+        assert copied[-1] == h.session.turns[3].text
+        await send(pilot, "/copy 1")
+        assert copied[-1] == h.session.turns[1].text
+        await send(pilot, "/copy all")
+        assert copied[-1].startswith("You: One\n\nModel: ") and "You: Two" in copied[-1]
+        await send(pilot, "/copy 9")
+        assert "1 to 2" in h.errors()[-1] and len(copied) == 3
