@@ -38,6 +38,42 @@ def setter(name: str):
     return set_value
 
 
+def preset(app: "RnnchatApp", arg: str | None = None) -> None:
+    """/preset NAME applies a preset; /preset save NAME keeps the values in use under NAME;
+    /preset alone lists them."""
+    from rnnchat.session import presets
+
+    user = app.settings.presets
+    if not arg:
+        app.notify("presets: " + ", ".join(presets.names(user)) + " · /preset NAME, /preset save NAME",
+                   markup=False, timeout=8)
+        return
+    word, _, name = arg.partition(" ")
+    try:
+        if word == "save":
+            name = presets.check_name(name.strip())
+            if name not in user and len(user) >= presets.MAX_PRESETS:
+                raise SamplingError(f"at most {presets.MAX_PRESETS} presets; overwrite one")
+            user[name] = presets.values_of(app.params)
+            app.settings_changed()
+            app.notify(f"Saved preset {name}: " + _values_line(user[name]), markup=False)
+            return
+        values = presets.find(presets.check_name(arg.strip()), user)
+    except SamplingError as exc:
+        app.notify(str(exc), severity="error", markup=False)
+        return
+    if values is None:
+        app.notify(f"no preset {arg.strip()!r}; presets: {', '.join(presets.names(user))}", severity="error",
+                   markup=False)
+        return
+    if app.set_params(**values):
+        app.notify(f"Preset {arg.strip()}: " + _values_line(values), markup=False)
+
+
+def _values_line(values: dict) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+
+
 def stop(app: "RnnchatApp") -> None:
     if app.session is not None and app.session.busy:
         app.session.stop()

@@ -208,3 +208,41 @@ async def test_copy_last_reply_a_message_and_the_transcript(harness):
         assert copied[-1].startswith("You: One\n\nModel: ") and "You: Two" in copied[-1]
         await send(pilot, "/copy 9")
         assert "1 to 2" in h.errors()[-1] and len(copied) == 3
+
+
+async def test_presets_and_repetition_penalty(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/repeat 1.2")
+        assert h.session.params.repetition_penalty == 1.2
+        assert "repeat     1.2" in str(app.panel.query_one("#sampling").render())
+        await send(pilot, "/preset precise")
+        p = h.session.params
+        assert (p.temperature, p.top_k, p.top_p, p.repetition_penalty) == (0.3, 10, 0.9, 1.1)
+        await send(pilot, "/temp 0.55")
+        await send(pilot, "/preset save mine")
+        assert app.settings.presets["mine"]["temperature"] == 0.55
+        await send(pilot, "/preset creative")
+        await send(pilot, "/preset mine")
+        assert h.session.params.temperature == 0.55 and h.session.params.top_k == 10
+        await send(pilot, "/preset nosuch")
+        assert "no preset 'nosuch'" in h.errors()[-1] and app.input.text == ""
+
+
+def test_presets_round_trip_through_the_settings_file(rnnchat_home):
+    import json
+
+    from rnnchat import paths
+    from rnnchat.session.settings import Settings
+
+    s = Settings(presets={"mine": {"temperature": 0.5, "top_k": 3, "top_p": 0.9, "repetition_penalty": 1.0}})
+    s.save()
+    loaded, warning = Settings.load()
+    assert warning is None and loaded.presets == s.presets
+    raw = json.loads(paths.settings_file().read_text())
+    raw["presets"]["bad one"] = {"temperature": -1}
+    paths.settings_file().write_text(json.dumps(raw))
+    loaded, warning = Settings.load()
+    assert loaded.presets == {} and "presets=" in warning
