@@ -191,6 +191,23 @@ def toggle_panel(app: "RnnchatApp") -> None:
     main.add_class("-panel-hidden" if shown else "-panel-shown")
 
 
+def show_values(app: "RnnchatApp", n: int | None = None) -> None:
+    """The sampling values a reply was written with: the last one, or the reply to your message N."""
+    from rnnchat.session.export import values_line
+
+    turns = app.session.turns if app.session is not None else []
+    users = [i for i, t in enumerate(turns) if t.role == "user"]
+    if n is not None and not 1 <= n <= len(users):
+        app.notify(f"/values N: N is one of your messages, 1 to {len(users)}", severity="error")
+        return
+    after = turns[users[n - 1] + 1:users[n - 1] + 2] if n is not None else [t for t in turns if t.role == "model"][-1:]
+    reply = after[0] if after and after[0].role == "model" and after[0].params else None
+    if reply is None:
+        app.notify("No reply yet", severity="warning")
+        return
+    app.notify(values_line(reply.params, reply.seed), title="Written with", markup=False, timeout=10)
+
+
 def copy(app: "RnnchatApp", what: str | None = None) -> None:
     """Copy the last reply (no argument), the reply to your message N, or the whole transcript ('all')."""
     turns = app.session.turns if app.session is not None else []

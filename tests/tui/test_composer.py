@@ -246,3 +246,18 @@ def test_presets_round_trip_through_the_settings_file(rnnchat_home):
     paths.settings_file().write_text(json.dumps(raw))
     loaded, warning = Settings.load()
     assert loaded.presets == {} and "presets=" in warning
+
+
+async def test_values_shows_what_each_reply_was_written_with(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "/temp 0")
+        await send(pilot, "One")
+        await send(pilot, "/temp 1.5")
+        await send(pilot, "Two")
+        await send(pilot, "/values 1")
+        assert h.notes[-1][1].startswith("temperature 0.00")
+        await send(pilot, "/values")
+        assert h.notes[-1][1].startswith("temperature 1.50")
