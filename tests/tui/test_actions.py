@@ -21,7 +21,7 @@ def test_everything_is_derived_from_the_registry():
     assert {b.key for b in RnnchatApp.BINDINGS} >= {"ctrl+q", "escape", "ctrl+r", "f1", "ctrl+up"}
     assert [title for title in (a.title for a in PALETTE)] == [a.title for a in actions.ACTIONS if a.title]
     rows = dict(actions.command_rows())
-    assert {"/temp X", "/rewind [N]", "/model [NAME]", "/save [PATH]"} <= set(rows)
+    assert {"/temp X", "/rewind [N]", "/model [NAME]", "/save [PATH|json]"} <= set(rows)
     for a in actions.ACTIONS:
         for name in (a.command, *a.aliases):
             if name:
