@@ -19,6 +19,7 @@ import random
 import time
 from pathlib import Path
 
+from rnnchat.checkpoint_fields import text_field
 from rnnchat.errors import RnnchatError
 from rnnchat.params import LiveParams, SamplingParams
 from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine
@@ -152,7 +153,8 @@ class ChatSession:
         self.live.set(self.live.current.replace(stop=self.framing.stop))
         self.turns = []
         self.conversation_id = None
-        self.info = SessionInfo(**engine.facts, template=self.framing.template, stop=self.framing.stop)
+        self.info = SessionInfo(**engine.facts, template=self.framing.template, stop=self.framing.stop,
+                                hint=text_field(engine.meta, "hint"), description=text_field(engine.meta, "description"))
         self.engine = engine
         return self.info
 

@@ -82,14 +82,15 @@ class FakeEngine:
 
     def __init__(self, name: str = "fake", *, replies: Script = DEFAULT_REPLIES, template: str = "YOU:\n{text}\n\n",
                  stop: tuple[str, ...] = ("\n\n",), note: str = "", gate: threading.Event | None = None,
-                 hold_after: int | None = None, char_delay: float = 0.0, unknown: str = "") -> None:
+                 hold_after: int | None = None, char_delay: float = 0.0, unknown: str = "",
+                 meta: dict | None = None) -> None:
         self.replies = replies
         self.unknown = unknown  # characters outside the vocabulary: encode drops them
         self.gate, self.hold_after, self.char_delay = gate, hold_after, char_delay
         self.fail_reply: str | None = None
         self.fail_after: int | None = None
         self.fail_error: BaseException | None = None
-        self.meta = {"chat": {"template": template, "stop": list(stop)}}
+        self.meta = {"chat": {"template": template, "stop": list(stop)}, **(meta or {})}
         self.facts = dict(name=name, path=f"/fake/{name}.safetensors", cell="lstm", layers=2, hidden=8,
                           parameters=1234, device="cpu", val_loss=1.5, vocab_size=65, note=note, source=name)
         self.stop = stop
