@@ -114,7 +114,7 @@ ACTIONS: tuple[Action, ...] = (
            command="history", command_help="reopen a saved conversation"),
     Action("plugins", h.show_plugins, title="Plugins…", palette_help="Loaded plugins and the errors of those that failed",
            command="plugins", command_help="loaded plugins and the errors of those that failed"),
-    Action("confidence", h.toggle_confidence, "ctrl+o", "Colours", "confidence colours on/off", priority=True,
+    Action("confidence", h.toggle_confidence, "ctrl+o", "", "confidence colours on/off (the panel shows ^o)", priority=True,
            title="Toggle confidence colours", palette_help="Colour the model's text by how sure it was of each character",
            command="colors", aliases=("confidence", "colours"),
            command_help="colour the model's text by its confidence in each character"),
