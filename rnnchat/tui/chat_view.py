@@ -178,25 +178,26 @@ class ChatView(Vertical):
         if text is not None and not self.input.text:
             self.restore_input(text)
 
-    def regenerate(self) -> None:
+    def _ask(self, start: Callable[[], ReplyHandle]) -> ReplyHandle | None:
+        """A new reply from ``start`` (regenerate, continue), or None with the reason shown."""
         if not self.can_talk():
-            return
+            return None
         try:
-            reply = self.session.regenerate()
+            return start()
         except SessionError as exc:
             self.warn(str(exc))
-            return
-        self.rebuild()
-        self.start_reply(reply, None)
+            return None
+
+    def regenerate(self) -> None:
+        reply = self._ask(lambda: self.session.regenerate())
+        if reply is not None:
+            self.rebuild()
+            self.start_reply(reply, None)
 
     def continue_reply(self) -> None:
         """Continue the last reply from where it stopped: its view streams on."""
-        if not self.can_talk():
-            return
-        try:
-            reply = self.session.continue_reply()
-        except SessionError as exc:
-            self.warn(str(exc))
+        reply = self._ask(lambda: self.session.continue_reply())
+        if reply is None:
             return
         views = [v for v in self.transcript.turn_views() if v.role == "model"]
         if not views:
