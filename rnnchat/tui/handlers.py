@@ -97,7 +97,7 @@ def reset(app: "RnnchatApp") -> None:
             app.notify(str(exc), severity="error", markup=False)
             return
         app.chat.transcript.clear()
-        app.chat.transcript.add_notice(tip("New conversation: the model starts from a blank state."))
+        app.chat.transcript.add_notice(tip("New conversation: the model starts from the state after its stop sequence."))
         app.panel.show_speed(None)
 
     app.chat.when_idle(now)

@@ -35,7 +35,7 @@ def test_continue_after_the_length_limit_goes_on_from_the_end_state(fake):
     first = fake.turns[-1]
     assert first.reason == "length" and first.text == SCRIPT[:10]
     end = fake.current_state.state
-    assert end == "YOU:\nWho?\n\n" + SCRIPT[:10]
+    assert end == "\n\nYOU:\nWho?\n\n" + SCRIPT[:10]  # from the primed start (the stop sequence)
     fake.update_params(max_chars=500)
     more = drain(fake.continue_reply())
     assert len(fake.turns) == 2, "the continuation joins the reply, no new turn"
@@ -43,13 +43,13 @@ def test_continue_after_the_length_limit_goes_on_from_the_end_state(fake):
     assert t.text == first.text == SCRIPT and more == SCRIPT[10:] and t.reason == "stop"
     assert len(t.probs) == len(SCRIPT)
     assert fake.engine.generations[-1].produced == list(SCRIPT[10:])
-    assert fake.current_state.state == "YOU:\nWho?\n\n" + SCRIPT + "\n\n"
-    assert fake.history_text() == fake.current_state.state, "every character fed is in the turns"
+    assert fake.current_state.state == "\n\nYOU:\nWho?\n\n" + SCRIPT + "\n\n"
+    assert fake.primer + fake.history_text() == fake.current_state.state, "every character fed is in the turns"
     # regenerate starts from the state the reply started from, not from the continuation's
     drain(fake.regenerate())
-    assert fake.current_state.state.startswith("YOU:\nWho?\n\n") and len(fake.turns) == 2
+    assert fake.current_state.state.startswith("\n\nYOU:\nWho?\n\n") and len(fake.turns) == 2
     fake.rewind(0)
-    assert fake.current_state.state == "" and fake.turns == []
+    assert fake.current_state.state == "\n\n" and fake.turns == []
 
 
 def test_continue_after_stop_and_errors(fake):
@@ -85,7 +85,7 @@ def test_continue_with_the_real_engine_equals_one_long_reply(make_checkpoint):
         assert s.turns[-1].text == joined
         engine = s.engine.engine
         engine.set_prompt_precision("fp32")
-        _, whole = engine.feed(engine.encode(s.history_text()).ids, engine.initial_state())
+        _, whole = engine.feed(engine.encode(s.primer + s.history_text()).ids, engine.initial_state())
         from tests.session.test_session import assert_state_close
 
         assert_state_close(s.current_state, whole)

@@ -38,10 +38,11 @@ async def test_paste_keeps_every_character_and_line(harness):
         assert app.input.text == paste
         await pilot.press("enter")
         await wait_for(pilot, lambda: idle(app) and starts, "the reply")
-        # the model's state is every character it read: the framed paste, whole
-        assert starts[0] == "YOU:\n" + paste + "\n\n"
-        assert h.session.turns[0].text == paste
-        assert h.engine.encode(starts[0]).ids == [ord(c) for c in "YOU:\n" + paste + "\n\n"]
+        # the model's state is every character it read: the primer (the stop sequence), then the
+        # framed paste, whole
+        assert h.session.primer == "\n\n" and starts[0] == "\n\nYOU:\n" + paste + "\n\n"
+        assert h.session.turns[0].text == paste and h.session.turns[0].fed == "YOU:\n" + paste + "\n\n"
+        assert h.engine.encode(starts[0]).ids == [ord(c) for c in "\n\nYOU:\n" + paste + "\n\n"]
 
 
 async def test_newline_keys_and_enter_sends(harness):
