@@ -309,6 +309,17 @@ class ChatSession:
         self._ahead.clear()
         self.conversation_id = None
 
+    def prime(self, text: str) -> None:
+        """Start a new conversation from the state after reading ``text`` (from zeros), read once;
+        ``/reset`` then returns to it. Waits for the engine: call it in a worker for long texts."""
+        self._ready()
+        enc = self.engine.encode(text)
+        if not enc.ids:
+            raise SessionError("the model knows none of the characters of that text")
+        self._initial = self.engine.read(self.engine.initial().state, enc.ids)
+        self.primer = self.engine.decode(enc.ids)
+        self.reset()
+
     # ---- history -------------------------------------------------------------------------
     def _autosave(self) -> None:
         if self.autosave and self.turns:

@@ -103,6 +103,8 @@ ACTIONS: tuple[Action, ...] = (
            priority=True, title="Continue the last reply",
            palette_help="Go on writing the reply that was stopped or hit the length limit", command="continue",
            aliases=("cont", "more", "+++"), command_help="continue the last reply from the exact state where it stopped"),
+    Action("prime", h.prime, command="prime", args="TEXT|@FILE", parse=optional_text,
+           command_help="start a new conversation from the state after reading TEXT (or a file)"),
     Action("rewind", h.rewind, title="Rewind one exchange", palette_help="Go back to before your last message",
            command="rewind", args="[N]", parse=number(int, optional=True), aliases=("undo",),
            command_help="go back to before your message N (default: your last one)"),

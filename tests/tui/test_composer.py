@@ -262,3 +262,23 @@ async def test_values_shows_what_each_reply_was_written_with(harness):
         assert h.notes[-1][1].startswith("temperature 0.00")
         await send(pilot, "/values")
         assert h.notes[-1][1].startswith("temperature 1.50")
+
+
+async def test_prime_text_and_file(harness, tmp_path):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "Hi")
+        await send(pilot, "/prime ROMEO: Here.")
+        assert h.session.turns == [] and h.session.current_state.state == "ROMEO: Here."
+        await send(pilot, "Hi")
+        assert h.session.turns[1].snapshot.state.startswith("ROMEO: Here.YOU:\nHi")
+        f = tmp_path / "p.txt"
+        f.write_text("JULIET:\nSoft.\n\n", encoding="utf-8")
+        await send(pilot, f"/prime @{f}")
+        assert h.session.current_state.state == "JULIET:\nSoft.\n\n"
+        await send(pilot, "/reset")
+        assert h.session.current_state.state == "JULIET:\nSoft.\n\n", "reset comes back to the primed state"
+        await send(pilot, f"/prime @{tmp_path}")
+        assert "/prime:" in h.errors()[-1] and h.session.current_state.state == "JULIET:\nSoft.\n\n"
