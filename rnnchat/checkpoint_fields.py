@@ -156,3 +156,23 @@ def check_shapes(path, meta: dict, shapes: dict[str, tuple[int, ...]]) -> None:
     if found != set(range(meta["layers"])):
         raise CheckpointError(f"{path}: the metadata says {meta['layers']} layers, but the file holds tensors "
                               f"for {len(found)} layer(s)")
+
+
+# ---- one-line texts shown in the chat: ``hint`` (what to type, e.g. the Tang model's
+# "a poem title, e.g. 春望") and ``description``. A field that is not a string, is empty or
+# too long, or holds a line break, is not shown (None); callers show it through
+# ``rnnchat.safe_text`` (printable / markup_safe), never raw.
+DISPLAY_LIMITS = {"hint": 120, "description": 300}  # one-line texts shown in the chat
+
+
+def text_field(meta: object, name: str) -> str | None:
+    """``meta[name]`` when it is a usable one-line text, else None."""
+    if not isinstance(meta, dict) or name not in DISPLAY_LIMITS:
+        return None
+    value = meta.get(name)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > DISPLAY_LIMITS[name] or any(c in value for c in "\r\n\x85\u2028\u2029"):
+        return None
+    return value

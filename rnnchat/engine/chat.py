@@ -42,9 +42,9 @@ class RecordingSampler(Sampler):
     ``accept``, which every generation path calls once per chosen id (overriding ``__call__``
     would push the CUDA path off its on-device sampling)."""
 
-    def __init__(self, params, seed: int) -> None:
+    def __init__(self, params, seed: int, banned: int | None = None) -> None:
         self.chosen: list[int] = []
-        super().__init__(params, seed)  # the reply's own seed (params.seed may be None: random)
+        super().__init__(params, seed, banned)  # the reply's own seed (params.seed may be None: random)
 
     def accept(self, i: int) -> None:
         super().accept(i)
@@ -113,7 +113,8 @@ class ChatEngine:
 
         def produce(gen: Generation):
             buf, ready = gen.buf, gen.ready
-            sampler = RecordingSampler(params.current, seed)
+            # a capped vocabulary's shared rare-character token (vocab.UNK, U+FFFD) is never written
+            sampler = RecordingSampler(params.current, seed, banned=self.engine.vocab.unk)
             stream = self.engine.stream(start.logits, start.state, params, sampler, cancel)
             first = True
             for tok in stream:

@@ -165,8 +165,9 @@ class Engine:
         if fast is not None:
             if fast.backend == "numpy":
                 return _NumpyRunner(fast, logits, state)
-            # a sampler that customises __call__ must see every choice: sample on the host then
-            runner = fast.runner(logits, state, sampler) if type(sampler).__call__ is Sampler.__call__ else None
+            # a sampler that customises __call__ (or bans a token) must see every choice: sample on the host then
+            on_device = type(sampler).__call__ is Sampler.__call__ and sampler.banned is None
+            runner = fast.runner(logits, state, sampler) if on_device else None
             if runner is not None:
                 return runner
         return _TorchRunner(self, logits, state)

@@ -27,6 +27,7 @@ REPETITION_WINDOW = 64
 _sum, _max, _exp, _accumulate = np.add.reduce, np.maximum.reduce, np.exp, np.add.accumulate
 _ONE = np.float32(1.0)
 TOP_P_SLACK = 1e-6
+_BANNED = np.float32(-1e30)  # a banned id's logit: finite (the NaN check stays), exp() of it is 0
 
 
 def _as_vector(logits) -> np.ndarray:
@@ -39,8 +40,9 @@ def _as_vector(logits) -> np.ndarray:
 class Sampler:
     """Samples one id from logits[V]. Reads ``params`` on every call, so changes apply at once."""
 
-    def __init__(self, params: SamplingParams, seed: int | None = None) -> None:
+    def __init__(self, params: SamplingParams, seed: int | None = None, banned: int | None = None) -> None:
         self.params = params
+        self.banned = banned  # an id never chosen (a vocabulary's shared rare-character token)
         if seed is None:
             seed = params.seed if params.seed is not None else random.randrange(2**63)
         self.seed = seed
@@ -94,6 +96,9 @@ class Sampler:
         if not math.isfinite(_sum(x)) and not np.isfinite(x).all():
             raise SamplingError("model produced invalid values (NaN or infinite logits); "
                                 "the checkpoint may be corrupt or training diverged")
+        if self.banned is not None and 0 <= self.banned < x.size:
+            x = x.copy()  # (only when a token is banned: the usual path copies nothing)
+            x[self.banned] = _BANNED
         d = x - _max(x)
         raw = _exp(d)
         raw_total = float(_sum(raw))

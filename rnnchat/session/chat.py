@@ -19,6 +19,7 @@ import random
 import time
 from pathlib import Path
 
+from rnnchat.checkpoint_fields import text_field
 from rnnchat.errors import RnnchatError
 from rnnchat.params import LiveParams, SamplingParams
 from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine
@@ -79,6 +80,7 @@ class ChatSession:
         self.engine: ChatEngine | None = None
         self._open_engine = engine or open_torch_engine
         self._initial: StateHandle | None = None
+        self.primer = ""  # read before the first turn (the stop sequence): the start state
         self._current: StateHandle | None = None
         self._reply: Reply | None = None
         self._ahead: ReadAhead | _Idle = _Idle()
@@ -116,6 +118,13 @@ class ChatSession:
         """The state after everything said so far (an opaque engine handle)."""
         return self._current
 
+    def _primed(self, engine: ChatEngine) -> StateHandle:
+        """The state a new conversation starts from: after the model's stop sequence (what ends
+        every turn it was trained on), not zeros; benchmarks/primed_start.py measures the gain."""
+        start = engine.initial()
+        ids = engine.encode(self.primer).ids if self.primer else []
+        return engine.read(start.state, ids) if ids else start
+
     def history_text(self) -> str:
         """Every character fed into the model so far, in order (turns' ``fed`` joined)."""
         return "".join(t.fed for t in self.turns)
@@ -148,11 +157,13 @@ class ChatSession:
             raise SessionError("this chat session was closed; open the model again")
         self.framing = Framing.from_meta(engine.meta)
         self._ahead = ReadAhead(engine.worker, engine.worker.is_current)
-        self._initial = self._current = engine.initial()
+        self.primer = self.framing.stop[0] if self.framing.stop else ""
+        self._initial = self._current = self._primed(engine)
         self.live.set(self.live.current.replace(stop=self.framing.stop))
         self.turns = []
         self.conversation_id = None
-        self.info = SessionInfo(**engine.facts, template=self.framing.template, stop=self.framing.stop)
+        self.info = SessionInfo(**engine.facts, template=self.framing.template, stop=self.framing.stop,
+                                hint=text_field(engine.meta, "hint"), description=text_field(engine.meta, "description"))
         self.engine = engine
         return self.info
 
@@ -231,6 +242,21 @@ class ChatSession:
         self._reply = Reply(self, model, None, None, seed, [])
         return self._reply
 
+    def continue_reply(self) -> Reply:
+        """Continue the last reply from the exact state where it stopped (Esc or the length
+        limit): the new characters join that reply, which keeps the state it started from."""
+        self._ready()
+        last = self.turns[-1] if self.turns else None
+        if last is None or last.role != "model" or last.reason is None:
+            raise SessionError("no reply to continue yet")
+        if last.reason == "stop":
+            raise SessionError("the last reply ended at its stop sequence; send a message or /regen")
+        self._ahead.clear()
+        seed = reply_seed(self.params, index=model_turns(self.turns))
+        part = Turn("model", "", seed=seed, params=self.params.to_dict(), snapshot=self._current, created=time.time())
+        self._reply = Reply(self, part, None, None, seed, [], continues=last)
+        return self._reply
+
     def stop(self) -> None:
         """Stop the reply in flight (any thread); what it produced is kept, marked as stopped."""
         reply = self._reply
@@ -282,6 +308,17 @@ class ChatSession:
         self._current = self._initial
         self._ahead.clear()
         self.conversation_id = None
+
+    def prime(self, text: str) -> None:
+        """Start a new conversation from the state after reading ``text`` (from zeros), read once;
+        ``/reset`` then returns to it. Waits for the engine: call it in a worker for long texts."""
+        self._ready()
+        enc = self.engine.encode(text)
+        if not enc.ids:
+            raise SessionError("the model knows none of the characters of that text")
+        self._initial = self.engine.read(self.engine.initial().state, enc.ids)
+        self.primer = self.engine.decode(enc.ids)
+        self.reset()
 
     # ---- history -------------------------------------------------------------------------
     def _autosave(self) -> None:

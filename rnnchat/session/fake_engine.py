@@ -10,7 +10,8 @@ state checks are exact. Like the real engine it runs everything on its own
 Test controls (attributes, changeable at any time): ``gate`` and ``hold_after`` (the reply
 waits before character ``hold_after`` until ``gate`` is set), ``fail_reply`` (a reply raises
 SessionError before its first character), ``fail_after``/``fail_error`` (raise after that many
-characters), ``char_delay`` (seconds per character). What it did: ``generations`` (a :class:`FakeRun`
+characters), ``char_delay`` (seconds per character), ``unknown`` (characters not in the
+vocabulary: encode drops them). What it did: ``generations`` (a :class:`FakeRun`
 each), ``read_temperatures`` ((index, temperature) per character), ``reads`` (every
 text it was asked to read, read-ahead included), ``closed``.
 """
@@ -81,13 +82,15 @@ class FakeEngine:
 
     def __init__(self, name: str = "fake", *, replies: Script = DEFAULT_REPLIES, template: str = "YOU:\n{text}\n\n",
                  stop: tuple[str, ...] = ("\n\n",), note: str = "", gate: threading.Event | None = None,
-                 hold_after: int | None = None, char_delay: float = 0.0) -> None:
+                 hold_after: int | None = None, char_delay: float = 0.0, unknown: str = "",
+                 meta: dict | None = None) -> None:
         self.replies = replies
+        self.unknown = unknown  # characters outside the vocabulary: encode drops them
         self.gate, self.hold_after, self.char_delay = gate, hold_after, char_delay
         self.fail_reply: str | None = None
         self.fail_after: int | None = None
         self.fail_error: BaseException | None = None
-        self.meta = {"chat": {"template": template, "stop": list(stop)}}
+        self.meta = {"chat": {"template": template, "stop": list(stop)}, **(meta or {})}
         self.facts = dict(name=name, path=f"/fake/{name}.safetensors", cell="lstm", layers=2, hidden=8,
                           parameters=1234, device="cpu", val_loss=1.5, vocab_size=65, note=note, source=name)
         self.stop = stop
@@ -127,7 +130,8 @@ class FakeEngine:
         return _state("", False)
 
     def encode(self, text: str) -> Encoded:
-        return Encoded([ord(c) for c in text], "")
+        dropped = "".join(dict.fromkeys(c for c in text if c in self.unknown))
+        return Encoded([ord(c) for c in text if c not in self.unknown], dropped)
 
     def decode(self, ids) -> str:
         return "".join(map(chr, ids))

@@ -232,6 +232,12 @@ class HistoryStore:
             "FROM conversations c ORDER BY c.updated DESC LIMIT ?", (limit,)).fetchall())
         return [ConversationSummary(*r) for r in rows if _summary_ok(r)]
 
+    def user_messages(self, limit: int = 200) -> list[str]:
+        """The user's messages of every conversation, newest first (↑ recall)."""
+        rows = self._run("could not read the chat history", lambda db: db.execute(
+            "SELECT text FROM turns WHERE role = 'user' ORDER BY created DESC LIMIT ?", (limit,)).fetchall())
+        return [r[0] for r in rows if isinstance(r[0], str)]
+
     def load(self, conv_id: int) -> Conversation:
         def read(db: sqlite3.Connection):
             row = db.execute("SELECT id, title, model, model_path, signature, params, state, created, updated "

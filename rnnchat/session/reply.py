@@ -20,9 +20,10 @@ class Reply:
     history save that failed). ``cancel()`` may be called from any thread. One iteration only."""
 
     def __init__(self, session: "ChatSession", turn: Turn, user_turn: Turn | None, feed_ids: list[int] | None,
-                 seed: int, notes: list[str]) -> None:
+                 seed: int, notes: list[str], continues: Turn | None = None) -> None:
         self._session = session
         self.turn, self.user_turn, self.seed, self.notes = turn, user_turn, seed, notes
+        self.continues = continues  # a continue: the reply this one extends (``turn`` is its new part)
         self.cancel_event = threading.Event()
         self.done = False
         self.read_ahead = 0  # characters of the turn that were read while the user typed
@@ -88,7 +89,19 @@ class Reply:
         n = len(t.fed)
         elapsed = time.perf_counter() - t0 if t0 is not None else 0.0
         t.chars_per_s = (n - 1) / elapsed if n > 1 and elapsed > 0 else None
+        if self.continues is not None:
+            self._merge(t, self.continues)
         s._ended(self, gen.end)
+
+    def _merge(self, part: Turn, into: Turn) -> None:
+        """A continue ended: its text and characters fed join the reply it continued, which
+        keeps its start state (so regenerate and rewind stay exact), its seed and values."""
+        into.text += part.text
+        into.probs = list(into.probs) + list(part.probs)
+        into.fed += part.fed
+        into.reason, into.chars_per_s = part.reason, part.chars_per_s
+        into.speaker, into.body_start = self._session.framing.split_speaker(into.text)
+        self.turn = into
 
     def _abort(self) -> None:
         """An error (or an abandoned iteration) before the reply finished: the session undoes

@@ -1,4 +1,4 @@
-"""User settings (last model, sampling values, theme, confidence colours, keys) in ``paths.settings_file()``.
+"""User settings (last model, sampling values, theme, confidence colours, keys, presets) in ``paths.settings_file()``.
 
 The sampling values are one :class:`SamplingParams` (its defaults are the only ones); the
 file keeps them flat (``"temperature": 0.8``) beside the other settings. ``keys`` maps the
@@ -17,6 +17,7 @@ from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
 from rnnchat.safe_files import NotRegularFile, read_regular
 from rnnchat.safe_text import printable
+from rnnchat.session.presets import MAX_PRESETS, check_name, valid_preset
 
 MAX_SETTINGS_BYTES = 1 << 20  # a real settings file is a few hundred bytes
 
@@ -28,6 +29,7 @@ class Settings:
     theme: str | None = None
     confidence: bool = False
     keys: dict = field(default_factory=dict)
+    presets: dict = field(default_factory=dict)  # the user's own: name -> values (session/presets.py)
 
     SAMPLING = ("temperature", "top_k", "top_p", "repetition_penalty", "max_chars", "seed")
 
@@ -67,6 +69,9 @@ class Settings:
             elif name == "keys":
                 ok = isinstance(value, dict) and len(value) <= 256 and all(
                     isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 64 for k, v in value.items())
+            elif name == "presets":
+                ok = isinstance(value, dict) and len(value) <= MAX_PRESETS and all(
+                    _valid_name(k) and valid_preset(v) for k, v in value.items())
             else:
                 ok = _valid_sampling(name, value)
             if not ok:
@@ -88,6 +93,14 @@ class Settings:
         d = {"model": d.pop("model"), **{k: sampling[k] for k in self.SAMPLING}, **d}
         data = json.dumps(d, indent=2).encode("utf-8")
         write_bytes(paths.settings_file(), data + b"\n")
+
+
+def _valid_name(name) -> bool:
+    try:
+        check_name(name)
+    except SamplingError:
+        return False
+    return True
 
 
 def _valid_sampling(name: str, value) -> bool:

@@ -41,6 +41,8 @@ class SessionInfo:
     stop: tuple[str, ...] = ()
     note: str = ""  # e.g. "the last model was not found; opened shakespeare"
     source: str = ""  # what reopens this model: its registered name, or the file path
+    hint: str | None = None  # the checkpoint's one-line "what to type" (checkpoint_fields.py)
+    description: str | None = None
 
     def __post_init__(self) -> None:
         self.source = self.source or self.name

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header
 
 from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
@@ -31,14 +31,14 @@ from rnnchat.tui.messages import ConversationFailed, ConversationOpened, LoadFai
 from rnnchat.tui.notices import load_failure, welcome
 from rnnchat.tui.screens.train import TrainingRuns
 from rnnchat.tui.startup import Startup, exit_after
-from rnnchat.tui.widgets import Notice, SidePanel, TemperatureControl, Transcript
+from rnnchat.tui.widgets import Composer, Notice, SidePanel, TemperatureControl, Transcript
 
 
 class RnnchatApp(App[int]):
     TITLE = "rnnchat"
     CSS_PATH = "rnnchat.tcss"
     COMMANDS = App.COMMANDS | {ChatCommands}
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = actions.bindings()
 
@@ -68,7 +68,7 @@ class RnnchatApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
         with Horizontal(id="main"):
-            yield ChatView(on_ended=self._reply_ended, id="chat")
+            yield ChatView(on_ended=self._reply_ended, commands=tuple(actions.BY_COMMAND), id="chat")
             yield SidePanel(id="panel")
         yield Footer(compact=True)
 
@@ -81,7 +81,7 @@ class RnnchatApp(App[int]):
         return self.chat.transcript
 
     @property
-    def input(self) -> Input:
+    def input(self) -> Composer:
         return self.chat.input
 
     @property
@@ -160,11 +160,13 @@ class RnnchatApp(App[int]):
         self.settings_changed()
         self._tell_history()
         self._mark_ready()
+        self.chat.send_pending()
 
     def on_load_failed(self, message: LoadFailed) -> None:
         if message.token != self._load_token:
             return
         self.loading_model = self.chat.loading_model = None
+        self.chat.drop_pending()
         self.transcript.remove_notices("loading")
         name = message.model or "the default model"
         still = self.session.info if self.session is not None else None
@@ -222,11 +224,13 @@ class RnnchatApp(App[int]):
 
     @on(ChatView.Command)
     def run_chat_command(self, line: "str | ChatView.Command") -> None:
-        line = line.line if isinstance(line, ChatView.Command) else line
+        typed, line = (line.typed, line.line) if isinstance(line, ChatView.Command) else ("", line)
         try:
             action, args = actions.parse(line)
         except actions.CommandError as exc:
             self.notify(str(exc), severity="error", markup=False)
+            if typed and not self.input.text:
+                self.chat.restore_input(typed)  # left in the input to fix
             return
         action.handler(self, *args)
 

@@ -16,14 +16,15 @@ from rich.text import Text
 from textual import on, work
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Input
 from textual.worker import get_current_worker
 
+from rnnchat.safe_text import printable
 from rnnchat.session.api import ChatAPI, ReplyHandle
 from rnnchat.session.types import SessionError, Turn
 from rnnchat.tui.messages import ReplyChunk, ReplyDone, ReplyFailed, one_line
 from rnnchat.tui.pacer import Pacer
 from rnnchat.tui.widgets import Notice, Transcript, TurnView
+from rnnchat.tui.widgets.composer import Composer
 
 
 @dataclass
@@ -32,17 +33,20 @@ class LiveReply:
     reply: ReplyHandle
     view: TurnView
     user_text: str | None  # the text sent (None for a regenerate), put back if the reply fails
+    notes_shown: int = 0  # the reply's notes already shown (those known at send)
 
 
 class ChatView(Vertical):
     class Command(Message):
         """The user entered a /command."""
 
-        def __init__(self, line: str) -> None:
+        def __init__(self, line: str, typed: str = "") -> None:
             super().__init__()
             self.line = line
+            self.typed = typed  # the input as typed: put back if the command is mistyped
 
-    def __init__(self, on_ended: Callable[[Turn | None], None] = lambda turn: None, **kw) -> None:
+    def __init__(self, on_ended: Callable[[Turn | None], None] = lambda turn: None,
+                 commands: tuple[str, ...] = (), **kw) -> None:
         """``on_ended(turn)`` is called (on the UI thread) when a reply ended: finished, stopped,
         or failed (``turn`` None)."""
         super().__init__(**kw)
@@ -54,18 +58,32 @@ class ChatView(Vertical):
         self.quitting = threading.Event()  # set when the app quits: the worker stops its reply
         self._counter = 0
         self._after_reply: list[Callable[[], None]] = []
+        self.commands = commands
+        self.pending: str | None = None  # sent while the model loads: sent when it is ready
 
     def compose(self):
         yield Transcript(id="transcript")
-        yield Input(placeholder="Say something… (Enter sends · /help for commands)", id="input")
+        yield Composer(id="input", commands=self.commands, recall=self.earlier_messages,
+                       placeholder="Say something… (Enter sends · ctrl+j new line · /help)")
 
     @property
     def transcript(self) -> Transcript:
         return self.query_one(Transcript)
 
     @property
-    def input(self) -> Input:
-        return self.query_one("#input", Input)
+    def input(self) -> Composer:
+        return self.query_one("#input", Composer)
+
+    def earlier_messages(self) -> list[str]:
+        """What ↑ recalls, newest first: this conversation's messages, then older ones."""
+        mine = [t.text for t in reversed(self.session.turns) if t.role == "user"] if self.session else []
+        older = self.session.store.user_messages() if self.session is not None else []
+        seen, out = set(), []
+        for text in mine + older:
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+        return out
 
     @property
     def replying(self) -> bool:
@@ -76,20 +94,20 @@ class ChatView(Vertical):
         self.app.notify(text, severity=severity, markup=False)
 
     # ---- typing -----------------------------------------------------------------------
-    @on(Input.Submitted, "#input")
-    def _submitted(self, event: Input.Submitted) -> None:
+    @on(Composer.Submitted, "#input")
+    def _submitted(self, event: Composer.Submitted) -> None:
         text = event.value
         if not text.strip():
             return
         self.input.value = ""
         if text.lstrip().startswith("/"):
-            self.post_message(self.Command(text.strip()))
+            self.post_message(self.Command(text.strip(), text))
         else:
             self.send_text(text)
 
-    @on(Input.Changed, "#input")
-    def _draft_changed(self, event: Input.Changed) -> None:
-        self.read_draft(event.value)
+    @on(Composer.Changed, "#input")
+    def _draft_changed(self, event: Composer.Changed) -> None:
+        self.read_draft(self.input.text)
 
     def read_draft(self, text: str) -> None:
         """Let the model read the draft while it is typed (or pasted): Enter then has only the
@@ -102,7 +120,6 @@ class ChatView(Vertical):
 
     def restore_input(self, text: str) -> None:
         self.input.value = text
-        self.input.cursor_position = len(text)
 
     def can_talk(self, restore: str | None = None) -> bool:
         s, problem = self.session, None
@@ -122,6 +139,12 @@ class ChatView(Vertical):
         return True
 
     def send_text(self, text: str) -> None:
+        if self.loading_model is not None and self.pending is None and not self.replying:
+            self.pending = text  # queued: sent when the model is ready (send_pending)
+            self.transcript.add_notice(Notice(Text.assemble(("pending: ", "bold"), printable(text.replace("\n", " ⏎ "))[:60],
+                                                            (" · sent when the model is ready", "dim")),
+                                              kind="pending"))
+            return
         if not self.can_talk(restore=text):
             return
         try:
@@ -131,19 +154,60 @@ class ChatView(Vertical):
             self.restore_input(text)
             return
         self.transcript.remove_notices("tip")
-        self.transcript.add_turn(TurnView("user", text=text))
+        self.transcript.add_turn(TurnView("user", text=text, number=self.user_number()))
+        for note in reply.notes:  # characters the model does not know: said at once, not after the reply
+            self.warn(note)
         self.start_reply(reply, text)
+        self.live.notes_shown = len(reply.notes)
 
-    def regenerate(self) -> None:
+    def user_number(self, upto: int | None = None) -> int:
+        """The number of the user's message ``turns[upto - 1]`` (default: the last), as /rewind N takes it."""
+        return sum(t.role == "user" for t in self.session.turns[:upto])
+
+    def send_pending(self) -> None:
+        """The model is ready: send the message queued while it loaded."""
+        text, self.pending = self.pending, None
+        self.transcript.remove_notices("pending")
+        if text is not None:
+            self.send_text(text)
+
+    def drop_pending(self) -> None:
+        """The load failed: the queued message goes back into the input."""
+        text, self.pending = self.pending, None
+        self.transcript.remove_notices("pending")
+        if text is not None and not self.input.text:
+            self.restore_input(text)
+
+    def _ask(self, start: Callable[[], ReplyHandle]) -> ReplyHandle | None:
+        """A new reply from ``start`` (regenerate, continue), or None with the reason shown."""
         if not self.can_talk():
-            return
+            return None
         try:
-            reply = self.session.regenerate()
+            return start()
         except SessionError as exc:
             self.warn(str(exc))
+            return None
+
+    def regenerate(self) -> None:
+        reply = self._ask(lambda: self.session.regenerate())
+        if reply is not None:
+            self.rebuild()
+            self.start_reply(reply, None)
+
+    def continue_reply(self) -> None:
+        """Continue the last reply from where it stopped: its view streams on."""
+        reply = self._ask(lambda: self.session.continue_reply())
+        if reply is None:
             return
-        self.rebuild()
-        self.start_reply(reply, None)
+        views = [v for v in self.transcript.turn_views() if v.role == "model"]
+        if not views:
+            self.rebuild()
+            views = [v for v in self.transcript.turn_views() if v.role == "model"]
+        views[-1].resume()
+        self._counter += 1
+        self.live = LiveReply(self._counter, reply, views[-1], None)
+        self.transcript.anchor()
+        self._stream(reply, self._counter)
 
     # ---- the reply in flight ----------------------------------------------------------
     def when_idle(self, fn: Callable[[], None]) -> None:
@@ -210,7 +274,7 @@ class ChatView(Vertical):
             return
         self.live = None
         live.view.finish(message.turn)
-        for note in message.notes:
+        for note in message.notes[live.notes_shown:]:
             self.warn(note)
         self.on_ended(message.turn)
         self._run_pending()
@@ -240,9 +304,9 @@ class ChatView(Vertical):
         t.clear()
         if self.session is None:
             return
-        for turn in self.session.turns:
+        for i, turn in enumerate(self.session.turns):
             if turn.role == "user":
-                t.add_turn(TurnView("user", text=turn.text))
+                t.add_turn(TurnView("user", text=turn.text, number=self.user_number(i + 1)))
             elif turn.reason is not None:
                 t.add_turn(self.model_view(turn=turn))
         t.anchor()

@@ -38,6 +38,42 @@ def setter(name: str):
     return set_value
 
 
+def preset(app: "RnnchatApp", arg: str | None = None) -> None:
+    """/preset NAME applies a preset; /preset save NAME keeps the values in use under NAME;
+    /preset alone lists them."""
+    from rnnchat.session import presets
+
+    user = app.settings.presets
+    if not arg:
+        app.notify("presets: " + ", ".join(presets.names(user)) + " · /preset NAME, /preset save NAME",
+                   markup=False, timeout=8)
+        return
+    word, _, name = arg.partition(" ")
+    try:
+        if word == "save":
+            name = presets.check_name(name.strip())
+            if name not in user and len(user) >= presets.MAX_PRESETS:
+                raise SamplingError(f"at most {presets.MAX_PRESETS} presets; overwrite one")
+            user[name] = presets.values_of(app.params)
+            app.settings_changed()
+            app.notify(f"Saved preset {name}: " + _values_line(user[name]), markup=False)
+            return
+        values = presets.find(presets.check_name(arg.strip()), user)
+    except SamplingError as exc:
+        app.notify(str(exc), severity="error", markup=False)
+        return
+    if values is None:
+        app.notify(f"no preset {arg.strip()!r}; presets: {', '.join(presets.names(user))}", severity="error",
+                   markup=False)
+        return
+    if app.set_params(**values):
+        app.notify(f"Preset {arg.strip()}: " + _values_line(values), markup=False)
+
+
+def _values_line(values: dict) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+
+
 def stop(app: "RnnchatApp") -> None:
     if app.session is not None and app.session.busy:
         app.session.stop()
@@ -45,6 +81,10 @@ def stop(app: "RnnchatApp") -> None:
 
 def regenerate(app: "RnnchatApp") -> None:
     app.chat.when_idle(app.chat.regenerate)
+
+
+def continue_reply(app: "RnnchatApp") -> None:
+    app.chat.when_idle(app.chat.continue_reply)
 
 
 def reset(app: "RnnchatApp") -> None:
@@ -57,8 +97,44 @@ def reset(app: "RnnchatApp") -> None:
             app.notify(str(exc), severity="error", markup=False)
             return
         app.chat.transcript.clear()
-        app.chat.transcript.add_notice(tip("New conversation: the model starts from a blank state."))
+        app.chat.transcript.add_notice(tip("New conversation: the model starts from the state after its stop sequence."))
         app.panel.show_speed(None)
+
+    app.chat.when_idle(now)
+
+
+MAX_PRIME_BYTES = 1 << 20
+
+
+def prime(app: "RnnchatApp", arg: str | None = None) -> None:
+    """/prime TEXT or /prime @FILE (a regular file, at most 1 MiB of UTF-8): a new conversation
+    from the state after reading it."""
+    from rnnchat.errors import RnnchatError
+    from rnnchat.safe_files import read_regular
+
+    if not arg:
+        app.notify("give a text or a file: /prime TEXT or /prime @FILE", severity="error")
+        return
+    text = arg
+    if arg.startswith("@"):
+        try:
+            text = read_regular(arg[1:], MAX_PRIME_BYTES, "priming text").decode("utf-8")
+        except (OSError, RnnchatError, UnicodeDecodeError) as exc:
+            app.notify(f"/prime: {str(exc)[:200]}", severity="error", markup=False)
+            return
+
+    def now() -> None:
+        if app.session is None or not app.session.loaded:
+            app.notify("No model is open yet", severity="warning")
+            return
+        try:
+            app.session.prime(text)
+        except SessionError as exc:
+            app.notify(str(exc), severity="error", markup=False)
+            return
+        app.chat.transcript.clear()
+        app.chat.transcript.add_notice(tip(f"New conversation from the state after {len(text):,} characters "
+                                           "of priming text (/reset comes back here)."))
 
     app.chat.when_idle(now)
 
@@ -149,6 +225,67 @@ def save_transcript(app: "RnnchatApp", path: str | None = None) -> None:
         app.notify(str(exc), severity="warning", markup=False)
         return
     app.notify(f"Saved the transcript to {target}", markup=False)
+
+
+def toggle_panel(app: "RnnchatApp") -> None:
+    """Show or hide the side panel (hidden by default below 90 columns)."""
+    main, shown = app.query_one("#main"), app.panel.display
+    main.remove_class("-panel-shown", "-panel-hidden")
+    main.add_class("-panel-hidden" if shown else "-panel-shown")
+
+
+def show_values(app: "RnnchatApp", n: int | None = None) -> None:
+    """The sampling values a reply was written with: the last one, or the reply to your message N."""
+    from rnnchat.session.export import values_line
+
+    turns = app.session.turns if app.session is not None else []
+    users = [i for i, t in enumerate(turns) if t.role == "user"]
+    if n is not None and not 1 <= n <= len(users):
+        app.notify(f"/values N: N is one of your messages, 1 to {len(users)}", severity="error")
+        return
+    after = turns[users[n - 1] + 1:users[n - 1] + 2] if n is not None else [t for t in turns if t.role == "model"][-1:]
+    reply = after[0] if after and after[0].role == "model" and after[0].params else None
+    if reply is None:
+        app.notify("No reply yet", severity="warning")
+        return
+    app.notify(values_line(reply.params, reply.seed), title="Written with", markup=False, timeout=10)
+
+
+def copy(app: "RnnchatApp", what: str | None = None) -> None:
+    """Copy the last reply (no argument), the reply to your message N, or the whole transcript ('all')."""
+    turns = app.session.turns if app.session is not None else []
+    if what in ("all", "transcript"):
+        text = "\n\n".join(f"{'You' if t.role == 'user' else 'Model'}: {t.text}" for t in turns if t.text)
+        label = "the transcript"
+    else:
+        replies = [t for t in turns if t.role == "model" and t.text]
+        if what is None:
+            picked, label = (replies[-1] if replies else None), "the last reply"
+        else:
+            users = [i for i, t in enumerate(turns) if t.role == "user"]
+            n = int(what) if what.isdigit() else 0
+            if not 1 <= n <= len(users):
+                app.notify(f"/copy N: N is one of your messages, 1 to {len(users)}; or /copy all", severity="error")
+                return
+            k = users[n - 1] + 1
+            picked, label = (turns[k] if k < len(turns) and turns[k].role == "model" else None), f"the reply to #{n}"
+        text = picked.text if picked is not None else ""
+    if not text:
+        app.notify("Nothing to copy yet", severity="warning")
+        return
+    app.copy_to_clipboard(text)
+    app.notify(f"Copied {label} ({len(text):,} characters)", markup=False, timeout=3)
+
+
+def copy_or_quit(app: "RnnchatApp") -> None:
+    """ctrl+c as in a terminal app: copy the selection (in the input or the transcript) when
+    there is one, else quit."""
+    selected = app.chat.input.selected_text or app.screen.get_selected_text() or ""
+    if selected:
+        app.copy_to_clipboard(selected)
+        app.notify(f"Copied {len(selected):,} characters", markup=False, timeout=2)
+        return
+    quit(app)
 
 
 def quit(app: "RnnchatApp") -> None:

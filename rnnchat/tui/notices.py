@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from rnnchat.safe_text import printable
 from rnnchat.session.framing import Framing
 from rnnchat.tui.widgets import Notice
 from rnnchat.session.types import SessionInfo
@@ -22,6 +23,12 @@ def welcome(info: SessionInfo, framing: Framing) -> Text:
     t.append(info.name, style="bold")
     t.append(f" is ready ({info.cell}, {info.layers}×{info.hidden}, on {info.device}). ", style="")
     t.append("Type a line and press Enter.\n")
+    if info.description:
+        t.append(printable(info.description) + "\n", style="dim")
+    if info.hint:
+        t.append("It wants ", style="")
+        t.append(printable(info.hint), style="bold")
+        t.append(".\n")
     if framing.has_speakers:
         t.append("It answers as a speaker of a play; each reply is labelled with the name it chose.\n", style="dim")
     t.append("Turn the temperature while it writes: ctrl+↑/ctrl+↓, the control on the right, or /temp 0.7. "

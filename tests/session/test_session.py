@@ -34,7 +34,9 @@ def test_state_across_turns_equals_feeding_the_whole_history(session):
     assert history.startswith("BOB:\nCat tree\n\n")
     engine = session.engine.engine  # the torch Engine behind the session's ChatEngine
     engine.set_prompt_precision("fp32")  # the turns were short: read in fp32
-    _, whole = engine.feed(engine.encode(history).ids, engine.initial_state())
+    # a conversation starts from the state after the primer (the stop sequence), not zeros
+    assert session.primer == "\n\n"
+    _, whole = engine.feed(engine.encode(session.primer + history).ids, engine.initial_state())
     assert_state_close(session.current_state, whole)
 
 
@@ -162,7 +164,9 @@ def test_rewind_and_reset_are_exact(session):
     assert [t.role for t in session.turns] == ["user", "model"]
     session.reset()
     assert session.turns == [] and session.conversation_id is None
-    assert_state_close(session.current_state, session.engine.engine.initial_state(), exact=True)
+    engine = session.engine.engine
+    _, primed = engine.feed(engine.encode(session.primer).ids, engine.initial_state())
+    assert_state_close(session.current_state, primed)
 
 
 def test_error_mid_reply_undoes_the_exchange(session, monkeypatch):

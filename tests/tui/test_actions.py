@@ -17,11 +17,11 @@ def test_everything_is_derived_from_the_registry():
     assert len(ids) == len(set(ids))
     assert sorted(b.id for b in RnnchatApp.BINDINGS) == sorted(a.id for a in actions.ACTIONS if a.key)
     assert [b.description for b in RnnchatApp.BINDINGS if b.show] == ["Quit", "Stop", "Temp+", "Temp−", "Regen",
-                                                                       "Colours", "Help"]  # the footer, as before
+                                                                       "Help"]  # the footer: fits 60 columns
     assert {b.key for b in RnnchatApp.BINDINGS} >= {"ctrl+q", "escape", "ctrl+r", "f1", "ctrl+up"}
     assert [title for title in (a.title for a in PALETTE)] == [a.title for a in actions.ACTIONS if a.title]
     rows = dict(actions.command_rows())
-    assert {"/temp X", "/rewind [N]", "/model [NAME]", "/save [PATH]"} <= set(rows)
+    assert {"/temp X", "/rewind [N]", "/model [NAME]", "/save [PATH|json]"} <= set(rows)
     for a in actions.ACTIONS:
         for name in (a.command, *a.aliases):
             if name:

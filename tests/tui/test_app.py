@@ -48,7 +48,7 @@ async def test_the_draft_is_read_ahead_while_typed_but_not_commands_or_during_a_
         await ready(pilot)
         await pilot.press(*"Hi you")
         assert h.session.read_ahead_done(10)
-        assert "".join(h.engine.reads).endswith("you") and h.engine.reads[0].startswith("YOU:\nH")
+        assert "".join(h.engine.reads).endswith("you") and h.engine.reads[:2] == ["\n\n", "YOU:\nH"]  # the primer, then the draft
         reads = len(h.engine.reads)
         await pilot.press("enter")
         await wait_for(pilot, lambda: h.session.busy, "the reply")
@@ -211,7 +211,7 @@ async def test_rewind_and_reset(harness):
         await pilot.pause()
         assert [t.text for t in h.session.turns if t.role == "user"] == ["One"]
         assert len(views(app)) == 2 and app.input.value == "Two"
-        assert h.session.current_state.state == h.session.turns[0].fed + h.session.turns[1].fed
+        assert h.session.current_state.state == h.session.primer + h.session.turns[0].fed + h.session.turns[1].fed
         app.input.value = ""
         await send(pilot, "/rewind", wait=False)
         await pilot.pause()
@@ -221,7 +221,7 @@ async def test_rewind_and_reset(harness):
         await send(pilot, "Four")
         await send(pilot, "/reset", wait=False)
         await pilot.pause()
-        assert h.session.turns == [] and views(app) == [] and h.session.current_state.state == ""
+        assert h.session.turns == [] and views(app) == [] and h.session.current_state.state == h.session.primer
         assert any("New conversation" in notice_text(n) for n in notices(app))
 
 

@@ -66,7 +66,7 @@ async def test_start_a_real_run_close_the_screen_it_goes_on_and_the_model_arrive
     app = h.app()
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        await pilot.press("ctrl+t")
+        await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), "the training screen")
         screen = app.screen
         for field, value in (("corpus", str(tiny_corpus)), ("size", "8"), ("budget", "5m"), ("name", "tuirun"),
@@ -87,7 +87,7 @@ async def test_start_a_real_run_close_the_screen_it_goes_on_and_the_model_arrive
         from rnnchat.tui.screens.models import list_models
 
         await wait_for(pilot, lambda: "tuirun" in {r["name"] for r in list_models()}, "the model in the picker")
-        await pilot.press("ctrl+t")  # reopened, the screen shows the run it started
+        await pilot.press("f6")  # reopened, the screen shows the run it started
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), "the training screen again")
         await wait_for(pilot, lambda: "tuirun: finished" in str(app.screen.query_one("#train-summary").render()),
                        "the finished run's summary")
@@ -97,7 +97,7 @@ async def test_the_curve_follows_metrics_and_samples_are_escaped(harness, procs)
     from rnnchat.run_metrics import RunLog, make_point
 
     async with app_with_a_run(harness, procs, "watched") as (app, pilot, run):
-        await pilot.press("ctrl+t")
+        await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), "the training screen")
         curve = app.screen.query_one("#train-curve")
         await wait_for(pilot, lambda: "no metrics yet" in str(curve.render()), "an empty curve")

@@ -79,6 +79,7 @@ async def send(pilot, text: str, wait: bool = True):
     app = pilot.app
     app.input.focus()
     app.input.value = text
+    await pilot.pause()  # the composer's Changed (which starts the read-ahead) before Enter, as typing gives
     await pilot.press("enter")
     if wait:
         await wait_for(pilot, lambda: idle(app), "the reply to finish")

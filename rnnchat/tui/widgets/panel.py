@@ -153,6 +153,7 @@ class SidePanel(VerticalScroll):
         t = Text()
         rows = (("top-k", str(params.top_k) if params.top_k else "off"),
                 ("top-p", f"{params.top_p:.2f}"),
+                ("repeat", "off" if params.repetition_penalty == 1.0 else f"{params.repetition_penalty:g}"),
                 ("max length", f"{params.max_chars}"),
                 ("seed", "random" if params.seed is None else str(params.seed)))
         for key, value in rows:

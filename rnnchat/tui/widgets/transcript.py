@@ -26,9 +26,10 @@ class TurnView(Widget):
 
     def __init__(self, role: str, *, text: str = "", probs=(), model_name: str = "model",
                  framing: Framing | None = None, live: bool = False, reason: str | None = None,
-                 confidence: bool = False, chars_per_s: float | None = None) -> None:
+                 confidence: bool = False, chars_per_s: float | None = None, number: int | None = None) -> None:
         super().__init__(classes=f"turn {role}")
         self.role = role
+        self.number = number  # user turns: the N of /rewind N, shown before the label
         self.text = text
         self.streamed = ""  # everything that arrived through append(), kept for checks
         self.probs: list[float] = list(probs)
@@ -51,6 +52,13 @@ class TurnView(Widget):
             self.refresh()
         else:
             self.refresh(layout=True)
+
+    def resume(self) -> None:
+        """A continue: the reply is live again; what arrives is appended to its text."""
+        self.live, self.reason = True, None
+        self.add_class("-live")
+        self.remove_class("-stopped")
+        self.refresh(layout=True)
 
     def finish(self, turn) -> None:
         """The reply ended: take the session's final text (the source of truth) and reason."""
@@ -85,6 +93,8 @@ class TurnView(Widget):
     def render(self) -> Group:
         speaker, start = self.speaker_split
         head = Text(self.label, style="bold")
+        if self.number is not None:
+            head = Text.assemble((f"#{self.number} ", "dim"), head)
         if self.role == "model":
             start += len(self.text) - start - len(self.text[start:].lstrip("\n"))  # leading blank lines
             if speaker:
