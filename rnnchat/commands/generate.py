@@ -7,7 +7,7 @@ import time
 
 import click
 
-from rnnchat.units import unescape, FiniteFloat
+from rnnchat.units import Escaped, FiniteFloat
 
 
 @click.command()
@@ -20,7 +20,9 @@ from rnnchat.units import unescape, FiniteFloat
 @click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Makes the output reproducible.")
 @click.option("--max-chars", "-n", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
-@click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
+@click.option("--stop", type=Escaped(), multiple=True,
+              help="Stop when this text appears (repeatable). Backslash escapes (\\n, \\t, \\xHH, \\uHHHH) are "
+                   "read as characters; a malformed one is an error: write \\\\ for a backslash.")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--prompt-precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
               help="How prompts of 128+ characters are read: bf16 is faster where the hardware has bf16 "
@@ -29,31 +31,37 @@ from rnnchat.units import unescape, FiniteFloat
 @click.option("--stats", is_flag=True, help="Print chars/s, device and model to stderr.")
 def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed, max_chars, stop, device,
              prompt_precision, stats):
-    """Continue PROMPT (or standard input) with a model."""
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
-    prompt = prompt or ""
-    stops = tuple(unescape(s) for s in stop)
+    """Continue PROMPT (or standard input) with a model.
+
+    The prompt is read in chunks of 16,384 characters, the state carried from one to the next,
+    so a prompt of any length (a file piped in) takes memory for one chunk only."""
     from rnnchat.params import SamplingParams
 
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty, seed=seed, max_chars=max_chars,
-                            stop=stops).validate()
+                            stop=tuple(stop)).validate()
     from rnnchat.engine.generate import BF16_MIN_PROMPT
+    from rnnchat.engine.prompt import stream_reads, string_reads
     from rnnchat.engine.runtime import open_engine
 
     t_load = time.perf_counter()
     engine, path = open_engine(model, device)
     if prompt_precision:
-        engine.set_prompt_precision(prompt_precision)
-    enc = engine.encode(prompt)
-    if enc.dropped:
-        click.echo(f"note: the model does not know these characters, left out: {enc.dropped!r}", err=True)
-    if enc.mapped:
-        click.echo(f"note: mapped to the unknown token: {enc.mapped!r}", err=True)
-    ids = enc.ids or [engine.default_start()]
+        engine.set_prompt_precision(prompt_precision, "--prompt-precision")
+    if prompt is None and not sys.stdin.isatty():
+        reads = stream_reads(sys.stdin.read, engine.chunk)  # never the whole of stdin at once
+    else:
+        reads = string_reads(prompt or "", engine.chunk)
     t0 = time.perf_counter()
-    logits, state = engine.feed(ids, engine.initial_state())
+    logits, state, read = engine.feed_text(reads, engine.initial_state())
+    if read.dropped:
+        click.echo(f"note: the model does not know these characters, left out: {read.dropped!r}", err=True)
+    if read.mapped:
+        click.echo(f"note: mapped to the unknown token: {read.mapped!r}", err=True)
+    n_ids = read.ids
+    if logits is None:  # an empty prompt, or none of its characters known: start from a newline
+        logits, state = engine.feed([engine.default_start()], state)
+        n_ids = 1
     t_first = None
     out = sys.stdout
     stream = engine.stream(logits, state, params)
@@ -69,12 +77,12 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     out.flush()
     t1 = time.perf_counter()
     if stats:
-        prompt_note = f" read in {engine.prompt_precision}" if len(ids) >= BF16_MIN_PROMPT else ""
+        prompt_note = f" read in {engine.prompt_precision}" if n_ids >= BF16_MIN_PROMPT else ""
         choice = getattr(engine.fast, "threads", None) if stream.backend == "numpy" else None
         threads_note = f", {choice.threads} BLAS thread{'s' if choice.threads > 1 else ''}" if choice else ""
         gen_time = t1 - (t_first or t1)
         rate = (n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0
         click.echo(f"{n} chars, {rate:,.0f} chars/s, first char after {((t_first or t1) - t0) * 1000:.1f} ms "
-                   f"({len(ids)}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
+                   f"({n_ids}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
                    f"({stream.backend} steps{threads_note}), "
                    f"model {path}, seed {stream.sampler.seed}", err=True)

@@ -29,6 +29,7 @@ from rnnchat.engine.checkpoint import build_meta, save_checkpoint
 from rnnchat.engine.data import Corpus
 from rnnchat.engine.evaluate import Aborted, evaluate, evaluate_sum, sample_text
 from rnnchat.engine.model import CharRNN, ModelConfig, state_map
+from rnnchat.engine.precision import check_precision
 from rnnchat.engine.resume import apply_state, save_state
 
 FINAL_STATE = "state.safetensors"
@@ -118,6 +119,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, corpus: Corpus, run_dir: Path, out: Path | None,
                  device: torch.device, reporter=None, stop_after: int | None = None) -> None:
         self.cfg = config.validate()
+        check_precision(self.cfg.precision, device)  # bf16 where this CPU cannot run it: one line
         self.corpus = corpus
         self.run_dir = Path(run_dir)
         self.out = Path(out) if out else None
