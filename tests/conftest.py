@@ -57,6 +57,15 @@ def make_checkpoint(tmp_path):
     return make
 
 
+def needs_cpu_bf16(*kinds: str):
+    """Skip unless bf16 autocast runs these built-in layers on this CPU (an x86-64 CPU without
+    AVX512-BF16 or AMX cannot run a bf16 LSTM: rnnchat.engine.precision.cpu_bf16_problem)."""
+    from rnnchat.engine.precision import BUILTIN_KINDS, cpu_bf16_problem
+
+    problem = cpu_bf16_problem(kinds or BUILTIN_KINDS)
+    return pytest.mark.skipif(problem is not None, reason=f"this CPU cannot run bf16 recurrent layers: {problem}")
+
+
 def run_cli(*args, input=None, env=None, timeout=120):
     """Run the real ``rnnchat`` entry point in a subprocess."""
     import subprocess

@@ -91,7 +91,7 @@ class Engine:
         if value == "bf16":
             from rnnchat.engine.precision import check_precision
 
-            check_precision(value, self.device, what)
+            check_precision(value, self.device, what, self.loaded.meta.get("cell"))
         self.prompt_precision = auto_prompt_precision(self.model, self.device) if value == "auto" else value
         return self.prompt_precision
 

@@ -41,21 +41,32 @@ def cpu_bf16_native() -> bool:
         return False
 
 
+BUILTIN_KINDS = ("lstm", "gru", "rnn")
+
+
+def cpu_bf16_problem(kinds: tuple[str, ...] = BUILTIN_KINDS) -> str | None:
+    """None where bf16 autocast runs the built-in recurrent layers of ``kinds`` (forward and
+    backward) on this CPU, else why not, in one line naming the layer. Each kind is probed once
+    per process, on 4-wide tensors."""
+    for kind in kinds:
+        problem = _probe(kind)
+        if problem:
+            return f"{kind}: {problem}"
+    return None
+
+
 @functools.cache
-def cpu_bf16_problem() -> str | None:
-    """None where bf16 autocast runs the built-in recurrent layers (LSTM, GRU, RNN; forward and
-    backward) on this CPU, else the first line of why not. Probed once, on 4-wide tensors."""
+def _probe(kind: str) -> str | None:
     from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
     from rnnchat.errors import first_line
 
+    cls = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell}[kind]
     try:
         with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
-            for cls in (LSTMCell, GRUCell, RNNCell):
-                cell = cls(4, 4)
-                x = torch.ones(1, 3, 4)
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    y, _ = cell(x, cell.initial_state(1))
-                y.float().sum().backward()
+            cell = cls(4, 4)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y, _ = cell(torch.ones(1, 3, 4), cell.initial_state(1))
+            y.float().sum().backward()
     except RuntimeError as exc:
         return first_line(exc).split(". ")[0]
     return None
@@ -66,14 +77,13 @@ def cpu_bf16_fast() -> bool:
     return cpu_bf16_native() and cpu_bf16_problem() is None
 
 
-def check_precision(precision: str, device, what: str = "--precision") -> str:
-    """``precision`` if ``device`` can run it, else a one-line SettingError (bf16 on a CPU whose
-    oneDNN cannot run bf16 recurrent layers)."""
+def check_precision(precision: str, device, what: str = "--precision", cell: str | None = None) -> str:
+    """``precision`` if ``device`` can run it, else a one-line SettingError: bf16 on a CPU whose
+    oneDNN cannot run that built-in layer in bf16 (``cell``; any of them for other cells)."""
     if precision == "bf16" and torch.device(device).type == "cpu":
-        problem = cpu_bf16_problem()
+        problem = cpu_bf16_problem((cell,) if cell in BUILTIN_KINDS else BUILTIN_KINDS)
         if problem:
-            raise SettingError(f"{what} bf16 does not run on this CPU (no native bf16: {problem}); "
-                               "use fp32 or auto")
+            raise SettingError(f"{what} bf16 does not run on this CPU ({problem}); use fp32 or auto")
     return precision
 
 

@@ -119,7 +119,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, corpus: Corpus, run_dir: Path, out: Path | None,
                  device: torch.device, reporter=None, stop_after: int | None = None) -> None:
         self.cfg = config.validate()
-        check_precision(self.cfg.precision, device)  # bf16 where this CPU cannot run it: one line
+        check_precision(self.cfg.precision, device, cell=self.cfg.cell)  # bf16 this CPU cannot run: one line
         self.corpus = corpus
         self.run_dir = Path(run_dir)
         self.out = Path(out) if out else None

@@ -10,13 +10,13 @@ from rnnchat.engine import prompt
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
 from rnnchat.params import SamplingParams
-from tests.conftest import TINY_TEXT
+from tests.conftest import TINY_TEXT, needs_cpu_bf16
 
 TEXT = TINY_TEXT.read_text(encoding="utf-8")
 
 
 @pytest.fixture
-def engines(make_checkpoint):
+def engines(make_checkpoint, one_torch_thread):
     """engines[cell]: a tiny (hidden 8) engine reading prompts in fp32."""
 
     class Lazy(dict):
@@ -82,16 +82,16 @@ def test_a_cut_anywhere_gives_the_state_of_reading_both_halves_in_turn(engines):
 
 
 def test_a_long_prompt_is_bounded_by_the_chunk(engines):
-    """300,000 ids through the engine with a 4,096 chunk: 74 calls, none longer than the chunk."""
+    """100,000 ids with a 2,048 chunk: 49 calls, none longer than the chunk."""
     engine = engines["rnn"]
     ids = engine.encode(TEXT).ids
-    ids = (ids * (300_000 // len(ids) + 1))[:300_000]
+    ids = (ids * (100_000 // len(ids) + 1))[:100_000]
     spy = Spy(engine)
     try:
-        logits, _ = engine.feed(ids, engine.initial_state(), chunk=4096)
+        logits, _ = engine.feed(ids, engine.initial_state(), chunk=2048)
     finally:
         spy.close()
-    assert max(spy.sizes) == 4096 and len(spy.sizes) == 74 and sum(spy.sizes) == 300_000
+    assert max(spy.sizes) == 2048 and len(spy.sizes) == 49 and sum(spy.sizes) == 100_000
     assert torch.isfinite(logits).all() and logits.shape == (len(engine.vocab),)
 
 
@@ -140,11 +140,8 @@ def test_the_stable_ranges_never_combine_with_what_precedes_them():
     assert not prompt.is_stable("\u0301") and not prompt.is_stable("\u1161")
 
 
-def test_bf16_reading_in_chunks_keeps_fp32_state(engines, monkeypatch):
-    from rnnchat.engine import precision
-
-    if precision.cpu_bf16_problem():
-        pytest.skip(f"this CPU cannot run bf16 recurrent layers ({precision.cpu_bf16_problem()})")
+@needs_cpu_bf16("lstm")
+def test_bf16_reading_in_chunks_keeps_fp32_state(engines):
     engine = engines["lstm"]
     ids = engine.encode(TEXT[:600]).ids
     engine.set_prompt_precision("bf16")
