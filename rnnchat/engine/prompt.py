@@ -6,7 +6,7 @@ a time, carrying the state from one chunk to the next: the result is the one-sho
 (the embedded input, every layer's output, the LSTM's gate pre-activations: 8 KB per character
 for a 2x512 LSTM), so 1.1 M characters made oneDNN fail to create its primitive and 5 M
 characters asked for 83 GB. Here at most :data:`CHUNK` characters are in flight, and the
-linear head runs only on the last position (its logits are all that reading needs).
+linear head runs only on the last position of each chunk (its logits are all reading needs).
 
 Text is chunked too (:func:`text_pieces`): a prompt read from a stream is normalised and
 encoded a piece at a time, cut only where Unicode normalisation (NFC) cannot join the two
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import torch
+
+from rnnchat.engine.model import state_map
 
 CHUNK = 16384  # characters per forward call: as fast as one call (docs/performance.md), ~140 MB for 2x512
 MAX_PIECE = 4  # a text piece holds at most MAX_PIECE * chunk characters when no safe cut is found
@@ -34,36 +36,17 @@ def read_ids(model, ids, state, *, chunk: int = CHUNK, dtype: torch.dtype | None
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, not {chunk}")
     device = model.head.weight.device
-    last = None
+    logits = None
     for start in range(0, n, chunk):
         x = torch.as_tensor(ids[start:start + chunk], dtype=torch.long).view(1, -1).to(device)
-        if dtype is not None:
-            with torch.autocast(device.type, dtype=dtype):
-                last, state = read_chunk(model, x, state)
-            wdtype = model.head.weight.dtype
-            last, state = last.to(wdtype), _map(lambda t: t.to(wdtype), state)
+        if dtype is None:
+            logits, state = model(x, state, last_only=True)
         else:
-            last, state = read_chunk(model, x, state)
-    return model.head(model.drop(last))[0], state
-
-
-def read_chunk(model, x: torch.Tensor, state):
-    """``model.forward`` (CharRNN: embedding -> layers with dropout between) without the head:
-    returns (the last layer's output at the last position [1, H], new state)."""
-    h = model.embedding(x)
-    new_state = []
-    for i, layer in enumerate(model.layers):
-        if i:
-            h = model.drop(h)
-        h, s = layer(h, state[i])
-        new_state.append(s)
-    return h[:, -1], new_state
-
-
-def _map(fn, state):
-    from rnnchat.engine.model import state_map
-
-    return state_map(fn, state)
+            with torch.autocast(device.type, dtype=dtype):
+                logits, state = model(x, state, last_only=True)
+            wdtype = model.head.weight.dtype
+            logits, state = logits.to(wdtype), state_map(lambda t: t.to(wdtype), state)
+    return logits[0, -1], state
 
 
 @dataclass
