@@ -35,7 +35,9 @@ def test_engine_reads_any_unicode(engine, prompt):
     assert all(ch in engine.vocab for ch in out)
 
 
-def test_one_megabyte_paste(engine):
+def test_one_megabyte_paste(make_checkpoint):
+    # an LSTM: oneDNN reads it at a few microseconds a character; PyTorch's own GRU loop took 25 s of CPU here
+    engine = Engine(load_checkpoint(make_checkpoint("lstm")), "cpu")
     prompt = ("ALICE:\nThe cat sat on the mat. 🙂\n\n" * 40000)[:1_000_000]
     enc = engine.encode(prompt)
     assert enc.dropped == "🙂"
