@@ -61,7 +61,7 @@ def main() -> None:
         return one_rss(int(args.rss[0]), int(args.rss[1]), args.rss[2])
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("RNNCHAT_THREADS", "1")))  # 1: steady on a shared machine
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"load average {os.getloadavg()[0]:.1f}; {args.chars} chars, bundled model (2x512 LSTM)")
     for precision in ("fp32", "auto"):
