@@ -77,19 +77,26 @@ def test_take_of_other_text_or_another_base_uses_only_what_matches():
     assert ra.take(base, feed.encode("abc")) == (0, None, None)  # take empties it
 
 
-def test_take_waits_for_a_read_in_progress_and_drops_a_request_not_started():
+def take_while_a_feed_is_held(draft: str, sent: str):
+    """Ask for ``draft``, hold its first feed at a gate, take ``sent`` from another thread; check
+    that take waits for the feed in progress. Returns (take's result, the feed)."""
     gate = threading.Event()
     feed = CountingFeed(gate)
     ra, base, ask = ahead_with(feed)
-    ask("abc")
+    ask(draft)
     assert feed.entered.wait(10)
     result = []
-    t = threading.Thread(target=lambda: result.append(ra.take(base, feed.encode("abc!"))))
+    t = threading.Thread(target=lambda: result.append(ra.take(base, feed.encode(sent))))
     t.start()
     t.join(0.2)
     assert t.is_alive()  # waiting for the feed in progress
     gate.set()
     t.join(10)
+    return result, feed
+
+
+def test_take_waits_for_a_read_in_progress_and_drops_a_request_not_started():
+    result, _ = take_while_a_feed_is_held("abc", "abc!")
     assert result == [(3, "abc", "logits<abc>")]
 
 
@@ -107,18 +114,7 @@ def test_a_long_paste_is_read_a_chunk_per_feed(monkeypatch):
 
 def test_take_during_a_long_paste_waits_for_one_chunk_and_keeps_what_was_read(monkeypatch):
     monkeypatch.setattr(readahead, "READ_CHUNK", 4)
-    gate = threading.Event()
-    feed = CountingFeed(gate)
-    ra, base, ask = ahead_with(feed)
-    ask("abcdefghijklmnop")
-    assert feed.entered.wait(10)
-    result = []
-    t = threading.Thread(target=lambda: result.append(ra.take(base, feed.encode("abcdefghijklmnop!"))))
-    t.start()
-    t.join(0.2)
-    assert t.is_alive()  # waiting for the chunk in progress
-    gate.set()
-    t.join(10)
+    result, feed = take_while_a_feed_is_held("abcdefghijklmnop", "abcdefghijklmnop!")
     assert result == [(4, "abcd", "logits<abcd>")] and len(feed.calls) == 1
 
 
