@@ -43,13 +43,14 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=65536)
     ap.add_argument("--sizes", default="1024,4096,16384,0", help="0: the whole prompt in one call")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precisions", default="fp32,auto")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(int(os.environ.get("RNNCHAT_THREADS", "1")))  # 1: steady on a shared machine
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"load average {os.getloadavg()[0]:.1f}; {args.chars} chars, bundled model (2x512 LSTM)")
-    for precision in ("fp32", "auto"):
+    for precision in args.precisions.split(","):
         engine = _engine(precision)
         ids = _ids(engine, args.chars)
         engine.feed(ids[:2000], engine.initial_state())
