@@ -33,7 +33,7 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
              prompt_precision, stats):
     """Continue PROMPT (or standard input) with a model.
 
-    The prompt is read in chunks of 16,384 characters, the state carried from one to the next,
+    The prompt is read in chunks of 4,096 characters, the state carried from one to the next,
     so a prompt of any length (a file piped in) takes memory for one chunk only."""
     from rnnchat.params import SamplingParams
 

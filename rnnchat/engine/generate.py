@@ -1,4 +1,4 @@
-"""Generation: read the prompt in fused ``forward`` calls of 16,384 characters, then sample one character at a time.
+"""Generation: read the prompt in fused ``forward`` calls of 4,096 characters, then sample one character at a time.
 
 ``Stream`` is an iterator of ``Token(char, probability)``. It reads its sampling
 parameters on every character, so a change made by another thread (the chat

@@ -22,7 +22,7 @@ import torch
 
 from rnnchat.engine.model import state_map
 
-CHUNK = 16384  # characters per forward call: as fast as one call (docs/performance.md), ~140 MB for 2x512
+CHUNK = 4096  # characters per forward call: measured fastest in bf16, as fast in fp32 (docs/performance.md)
 MAX_PIECE = 4  # a text piece holds at most MAX_PIECE * chunk characters when no safe cut is found
 
 
