@@ -12,11 +12,29 @@ _FACTORS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 
 
 def unescape(text: str) -> str:
-    """Turn backslash escapes typed on a command line (\\n, \\t, \\u2028) into characters,
-    leaving every other character, Chinese included, as it is."""
+    """Turn backslash escapes typed on a command line (\\n, \\t, \\\\, \\xHH, \\u2028, \\UHHHHHHHH,
+    \\N{name}) into characters, leaving every other character, Chinese included, as it is.
+    A backslash that starts no valid escape (``\\x`` without two hex digits, a trailing ``\\``)
+    is a ValueError with one line saying so: a user who meant a backslash writes ``\\\\``."""
     if "\\" not in text:
         return text
-    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{text!r} has an invalid backslash escape ({exc.reason}); "
+                         "write \\\\ for a backslash") from None
+
+
+class Escaped(click.ParamType):
+    """Text with backslash escapes (:func:`unescape`); an invalid escape is a usage error."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        try:
+            return unescape(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def parse_duration(text: str) -> float:

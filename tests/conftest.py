@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,14 @@ def rnnchat_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("RNNCHAT_HOME", str(home))
     monkeypatch.setenv("RNNCHAT_DEVICE", "cpu")
+    # One torch thread, here and in every rnnchat subprocess: the tests' models are tiny, where a
+    # second OpenMP thread only adds a barrier per time step, and on a busy machine a thread that
+    # waits for a core made a 1 M-character forward take minutes instead of seconds. Tests that
+    # need another count set it themselves.
+    monkeypatch.setenv("RNNCHAT_THREADS", "1")
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
     monkeypatch.delenv("RNNCHAT_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("RNNCHAT_STRICT_PLUGINS", raising=False)
     from rnnchat.plugins import manager
@@ -56,6 +65,15 @@ def make_checkpoint(tmp_path):
         return save_checkpoint(path, model, m)
 
     return make
+
+
+def needs_cpu_bf16(*kinds: str):
+    """Skip unless bf16 autocast runs these built-in layers on this CPU (an x86-64 CPU without
+    AVX512-BF16 or AMX cannot run a bf16 LSTM: rnnchat.engine.precision.cpu_bf16_problem)."""
+    from rnnchat.engine.precision import BUILTIN_KINDS, cpu_bf16_problem
+
+    problem = cpu_bf16_problem(kinds or BUILTIN_KINDS)
+    return pytest.mark.skipif(problem is not None, reason=f"this CPU cannot run bf16 recurrent layers: {problem}")
 
 
 def run_cli(*args, input=None, env=None, timeout=120):

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from rnnchat.units import unescape, FiniteFloat
+from rnnchat.units import Escaped, FiniteFloat
 
 
 @click.command()
@@ -20,7 +20,9 @@ from rnnchat.units import unescape, FiniteFloat
 @click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Makes the output reproducible.")
 @click.option("--max-chars", "-n", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
-@click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
+@click.option("--stop", type=Escaped(), multiple=True,
+              help="Stop when this text appears (repeatable). Backslash escapes (\\n, \\t, \\xHH, \\uHHHH) are "
+                   "read as characters; a malformed one is an error: write \\\\ for a backslash.")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--prompt-precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
               help="How prompts of 128+ characters are read: bf16 is faster where the hardware has bf16 "
@@ -37,32 +39,38 @@ from rnnchat.units import unescape, FiniteFloat
 @click.option("--stats", is_flag=True, help="Print chars/s, device and model to stderr.")
 def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed, max_chars, stop, device,
              prompt_precision, weights, samples, as_json, stats):
-    """Continue PROMPT (or standard input) with a model."""
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
-    prompt = prompt or ""
-    stops = tuple(unescape(s) for s in stop)
+    """Continue PROMPT (or standard input) with a model.
+
+    The prompt is read in chunks of 4,096 characters, the state carried from one to the next,
+    so a prompt of any length (a file piped in) takes memory for one chunk only."""
     from rnnchat.params import SamplingParams
 
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty, seed=seed, max_chars=max_chars,
-                            stop=stops).validate()
+                            stop=tuple(stop)).validate()
     from rnnchat.engine.generate import BF16_MIN_PROMPT
+    from rnnchat.engine.prompt import stream_reads, string_reads
     from rnnchat.engine.runtime import open_engine
 
     t_load = time.perf_counter()
     engine, path = open_engine(model, device)
     if prompt_precision:
-        engine.set_prompt_precision(prompt_precision)
+        engine.set_prompt_precision(prompt_precision, "--prompt-precision")
     engine.set_weights(weights)
-    enc = engine.encode(prompt)
-    if enc.dropped:
-        click.echo(f"note: the model does not know these characters, left out: {enc.dropped!r}", err=True)
-    if enc.mapped:
-        click.echo(f"note: mapped to the unknown token: {enc.mapped!r}", err=True)
-    ids = enc.ids or [engine.default_start()]
+    if prompt is None and not sys.stdin.isatty():
+        reads = stream_reads(sys.stdin.read, engine.chunk)  # never the whole of stdin at once
+    else:
+        reads = string_reads(prompt or "", engine.chunk)
     t0 = time.perf_counter()
-    logits, state = engine.feed(ids, engine.initial_state())
+    logits, state, read = engine.feed_text(reads, engine.initial_state())
+    if read.dropped:
+        click.echo(f"note: the model does not know these characters, left out: {read.dropped!r}", err=True)
+    if read.mapped:
+        click.echo(f"note: mapped to the unknown token: {read.mapped!r}", err=True)
+    n_ids = read.ids
+    if logits is None:  # an empty prompt, or none of its characters known: start from a newline
+        logits, state = engine.feed([engine.default_start()], state)
+        n_ids = 1
     if samples > 1 or as_json:
         from rnnchat.commands.samples import write_samples
 
@@ -83,7 +91,7 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
     out.flush()
     t1 = time.perf_counter()
     if stats:
-        prompt_note = f" read in {engine.prompt_precision}" if len(ids) >= BF16_MIN_PROMPT else ""
+        prompt_note = f" read in {engine.prompt_precision}" if n_ids >= BF16_MIN_PROMPT else ""
         choice = getattr(engine.fast, "threads", None) if stream.backend == "numpy" else None
         kind = "BLAS"
         if engine.weights != "fp32":  # bf16/int8 kernels run on torch's threads, chosen the same way

@@ -1,4 +1,4 @@
-"""Generation: read the prompt in one fused ``forward``, then sample one character at a time.
+"""Generation: read the prompt in fused ``forward`` calls of 4,096 characters, then sample one character at a time.
 
 ``Stream`` is an iterator of ``Token(char, probability)``. It reads its sampling
 parameters on every character, so a change made by another thread (the chat
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ import torch
 from rnnchat.engine.checkpoint import Loaded
 from rnnchat.env import prompt_precision as env_prompt_precision
 from rnnchat.engine.fast import build_fast
-from rnnchat.engine.model import state_map
+from rnnchat.engine.prompt import CHUNK, TextRead, read_ids, text_pieces
 from rnnchat.engine.sampling import Sampler
 from rnnchat.errors import SettingError
 from rnnchat.params import LiveParams, SamplingParams, current
@@ -71,6 +72,8 @@ class Engine:
     format of the weights generation reads per character; ``weights`` holds the format chosen.
     """
 
+    chunk = CHUNK  # prompt characters per forward call (rnnchat.engine.prompt)
+
     def __init__(self, loaded: Loaded, device: torch.device | str = "cpu", fast: bool | None = None,
                  prompt_precision: str | None = None, weights: str | None = None) -> None:
         self.loaded = loaded
@@ -116,6 +119,10 @@ class Engine:
         """Set how long prompts are read: "auto", "fp32" or "bf16". Returns the precision chosen."""
         if value not in PROMPT_PRECISIONS:
             raise SettingError(f"{what} must be auto, fp32 or bf16, not {value!r}")
+        if value == "bf16":
+            from rnnchat.engine.precision import check_precision
+
+            check_precision(value, self.device, what, self.loaded.meta.get("cell"))
         self.prompt_precision = auto_prompt_precision(self.model, self.device) if value == "auto" else value
         return self.prompt_precision
 
@@ -130,19 +137,29 @@ class Engine:
     def encode(self, text: str) -> Encoded:
         return self.vocab.encode(text)
 
-    def feed(self, ids: list[int], state):
-        """Read ``ids`` in one forward call. Returns (logits of the last position, new state)."""
-        if not ids:
+    def feed(self, ids, state, chunk: int | None = None):
+        """Read ``ids`` (ints, or a 1-D integer tensor) into ``state``, ``chunk`` ids per fused
+        forward call (default ``self.chunk``), so memory does not grow with the prompt.
+        Returns (logits after the last id, new state)."""
+        if len(ids) == 0:
             raise ValueError("nothing to feed")
+        bf16 = self.prompt_precision == "bf16" and len(ids) >= BF16_MIN_PROMPT and self.device.type in ("cpu", "cuda")
         with torch.inference_mode():
-            x = torch.tensor([ids], dtype=torch.long, device=self.device)
-            if self.prompt_precision == "bf16" and len(ids) >= BF16_MIN_PROMPT and self.device.type in ("cpu", "cuda"):
-                with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                    logits, state = self.model(x, state)
-                dtype = self.model.head.weight.dtype
-                return logits[0, -1].to(dtype), state_map(lambda t: t.to(dtype), state)
-            logits, state = self.model(x, state)
-            return logits[0, -1], state
+            return read_ids(self.model, ids, state, chunk=chunk or self.chunk, dtype=torch.bfloat16 if bf16 else None)
+
+    def feed_text(self, reads: Iterable[str], state, chunk: int | None = None):
+        """Encode and read text that arrives in pieces (a stream's reads), one chunk at a time:
+        neither the text nor its ids are ever held whole. Returns (logits, state, TextRead);
+        logits is None and the state unchanged when the model knows none of the characters.
+        Pieces of under ``BF16_MIN_PROMPT`` characters are read in fp32, as in ``feed``."""
+        chunk = chunk or self.chunk
+        logits, read = None, TextRead()
+        for piece in text_pieces(reads, chunk):
+            enc = self.vocab.encode(piece)
+            read.add(enc)
+            if enc.ids:
+                logits, state = self.feed(enc.ids, state, chunk)
+        return logits, state, read
 
     def step(self, token: int, state):
         """One character through ``model.step`` (the reference path)."""

@@ -57,8 +57,8 @@ class CharRNN(nn.Module):
     def initial_state(self, batch: int = 1) -> list:
         return [layer.initial_state(batch) for layer in self.layers]
 
-    def forward(self, ids: torch.Tensor, state: list | None = None):
-        """ids[B,T] -> logits[B,T,V], new state."""
+    def forward(self, ids: torch.Tensor, state: list | None = None, last_only: bool = False):
+        """ids[B,T] -> logits[B,T,V] (``last_only``: [B,1,V], the last position's), new state."""
         if state is None:
             state = self.initial_state(ids.shape[0])
         x = self.embedding(ids)
@@ -68,6 +68,8 @@ class CharRNN(nn.Module):
                 x = self.drop(x)
             x, s = layer(x, state[i])
             new_state.append(s)
+        if last_only:
+            x = x[:, -1:]
         return self.head(self.drop(x)), new_state
 
     def step(self, ids: torch.Tensor, state: list):

@@ -26,6 +26,7 @@ from rnnchat.engine import train_hooks
 from rnnchat.engine.budget import BudgetClock
 from rnnchat.engine.data import Corpus
 from rnnchat.engine.model import CharRNN, registered_cell, state_map
+from rnnchat.engine.precision import check_precision
 from rnnchat.engine.resume import apply_state
 from rnnchat.engine.run_dir import BEST, FINAL_STATE  # noqa: F401  (re-exported)
 from rnnchat.engine.train_config import (ConfigError, CorpusSizeError, TrainConfig,  # noqa: F401
@@ -63,6 +64,7 @@ class Trainer(TrainLoop):
                  started: float | None = None, hooks: train_hooks.TrainHooks | None = None,
                  fresh: bool = False) -> None:
         self.cfg = config.validate()
+        check_precision(self.cfg.precision, device, cell=self.cfg.cell)  # bf16 this CPU cannot run: one line
         self.corpus = corpus
         self.run_dir = Path(run_dir)
         self.out = Path(out) if out else None

@@ -12,6 +12,11 @@ Edits are cheap: the thread keeps the state at the end of each draft it read
 (:data:`MAX_MARKS` of them, thinned evenly), so a backspace resumes from the
 state before it instead of rereading the whole draft.
 
+A long paste is read :data:`READ_CHUNK` characters per ``feed``, with a mark after each:
+memory stays that of one chunk (a 5 MB paste once asked for 83 GB in one forward), and
+a newer draft, ``take`` or ``clear`` waits for one chunk at most, never for the whole
+paste; what was read so far is kept.
+
 The reads run on the session's engine thread (``executor``, one thread that does
 all of a session's torch work): PyTorch's OpenMP pool is per thread, and two
 threads that each run parallel torch code keep two pools busy on the same cores;
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 MAX_MARKS = 32
+READ_CHUNK = 4096  # characters per feed: what a take, a clear or a newer draft waits for at most
 
 
 @dataclass
@@ -73,6 +79,7 @@ class ReadAhead:
         self._busy = False  # a read is queued or in progress on the executor
         self._read = _Read()
         self._generation = 0  # bumped by clear(): a feed that started before it is thrown away
+        self._taking = 0  # take() calls waiting: the reader stops at its next chunk boundary
         self.reads = 0
         self.error: BaseException | None = None
 
@@ -96,7 +103,11 @@ class ReadAhead:
         with self._cond:
             self._want = None  # what was asked but not started is not needed any more
             if not self._on_executor():  # (on it, no read can be running: one may be queued, as a no-op now)
-                self._cond.wait_for(lambda: not self._busy)
+                self._taking += 1
+                try:
+                    self._cond.wait_for(lambda: not self._busy)
+                finally:
+                    self._taking -= 1
             read, self._read = self._read, _Read()
         if read.base is not base or not read.marks:
             return 0, None, None
@@ -123,24 +134,32 @@ class ReadAhead:
                     return
                 read, generation = self._read, self._generation
             try:
-                read = self._advance(read, req)
+                read = self._advance(read, req, generation)
             except BaseException as exc:  # the send feeds everything itself and reports the error
                 self.error, read = exc, _Read()
             with self._cond:
                 if generation == self._generation:
                     self._read = read
 
-    def _advance(self, read: _Read, req: _Request) -> _Read:
+    def _wanted_elsewhere(self, generation: int) -> bool:
+        """A take or clear is waiting, or a newer draft came: stop at this chunk boundary."""
+        with self._cond:
+            return bool(self._taking) or self._want is not None or generation != self._generation
+
+    def _advance(self, read: _Read, req: _Request, generation: int) -> _Read:
         ids = req.encode(req.text)
         if read.base is not req.base:
             read = _Read(req.base, [], [_Mark(0, req.base.state, req.base.logits)])
         n = common_prefix(read.ids, ids)
         mark = max((m for m in read.marks if m.n <= n), key=lambda m: m.n)
         marks = [m for m in read.marks if m.n <= mark.n]
-        if len(ids) > mark.n:
-            logits, state = req.feed(ids[mark.n:], mark.state)
+        at, state = mark.n, mark.state
+        while at < len(ids) and not (at > mark.n and self._wanted_elsewhere(generation)):
+            end = min(at + READ_CHUNK, len(ids))
+            logits, state = req.feed(ids[at:end], state)
             self.reads += 1
-            marks.append(_Mark(len(ids), state, logits))
-        if len(marks) > MAX_MARKS:  # keep the base and the newest; thin the rest evenly
-            marks = marks[:1] + marks[1:-1][1::2] + marks[-1:]
-        return _Read(req.base, ids, marks)
+            at = end
+            marks.append(_Mark(at, state, logits))
+            if len(marks) > MAX_MARKS:  # keep the base and the newest; thin the rest evenly
+                marks = marks[:1] + marks[1:-1][1::2] + marks[-1:]
+        return _Read(req.base, ids, marks)  # marks say how much of ids was read

@@ -9,6 +9,7 @@ import pytest
 
 from rnnchat.session import ChatSession, SessionError
 from rnnchat.session.framing import Framing
+from rnnchat.session import readahead
 from rnnchat.session.readahead import MAX_MARKS, ReadAhead
 from rnnchat.session.types import Snapshot
 
@@ -76,20 +77,58 @@ def test_take_of_other_text_or_another_base_uses_only_what_matches():
     assert ra.take(base, feed.encode("abc")) == (0, None, None)  # take empties it
 
 
-def test_take_waits_for_a_read_in_progress_and_drops_a_request_not_started():
+def take_while_a_feed_is_held(draft: str, sent: str):
+    """Ask for ``draft``, hold its first feed at a gate, take ``sent`` from another thread; check
+    that take waits for the feed in progress. Returns (take's result, the feed)."""
     gate = threading.Event()
     feed = CountingFeed(gate)
     ra, base, ask = ahead_with(feed)
-    ask("abc")
+    ask(draft)
     assert feed.entered.wait(10)
     result = []
-    t = threading.Thread(target=lambda: result.append(ra.take(base, feed.encode("abc!"))))
+    t = threading.Thread(target=lambda: result.append(ra.take(base, feed.encode(sent))))
     t.start()
     t.join(0.2)
     assert t.is_alive()  # waiting for the feed in progress
     gate.set()
     t.join(10)
+    return result, feed
+
+
+def test_take_waits_for_a_read_in_progress_and_drops_a_request_not_started():
+    result, _ = take_while_a_feed_is_held("abc", "abc!")
     assert result == [(3, "abc", "logits<abc>")]
+
+
+def test_a_long_paste_is_read_a_chunk_per_feed(monkeypatch):
+    monkeypatch.setattr(readahead, "READ_CHUNK", 4)
+    feed = CountingFeed()
+    ra, base, ask = ahead_with(feed)
+    ask("x" * 100 + "y" * 3)
+    assert ra.wait_idle(10)
+    assert [len(c) for _, c in feed.calls] == [4] * 25 + [3]
+    assert "".join(c for _, c in feed.calls) == "x" * 100 + "yyy"
+    assert len(ra._read.marks) <= MAX_MARKS + 1
+    assert ra.take(base, feed.encode("x" * 100 + "yyy\n"))[:2] == (103, "x" * 100 + "yyy")
+
+
+def test_take_during_a_long_paste_waits_for_one_chunk_and_keeps_what_was_read(monkeypatch):
+    monkeypatch.setattr(readahead, "READ_CHUNK", 4)
+    result, feed = take_while_a_feed_is_held("abcdefghijklmnop", "abcdefghijklmnop!")
+    assert result == [(4, "abcd", "logits<abcd>")] and len(feed.calls) == 1
+
+
+def test_a_newer_draft_does_not_wait_for_the_whole_paste(monkeypatch):
+    monkeypatch.setattr(readahead, "READ_CHUNK", 4)
+    gate = threading.Event()
+    feed = CountingFeed(gate)
+    ra, base, ask = ahead_with(feed)
+    ask("a" * 40)
+    assert feed.entered.wait(10)
+    ask("b")  # the paste was replaced: its read stops at the chunk boundary
+    gate.set()
+    assert ra.wait_idle(10)
+    assert [c for _, c in feed.calls] == ["aaaa", "b"]
 
 
 def test_clear_forgets_and_marks_stay_bounded():

@@ -16,6 +16,7 @@ from rnnchat.engine.model import CharRNN, ModelConfig
 from rnnchat.params import SamplingParams
 from rnnchat.plugins import CellSpec
 from rnnchat.plugins.manager import get_host
+from tests.conftest import needs_cpu_bf16
 
 CELLS = [("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"})]
 PROMPT = "ALICE:\nThe cat sat on the mat, and then"
@@ -155,6 +156,7 @@ def test_a_broken_fast_path_is_refused_with_a_warning():
     assert any("failed to build" in str(w.message) for w in caught)
 
 
+@needs_cpu_bf16("lstm")
 def test_bf16_prompt_reading_keeps_fp32_state_and_is_close(make_checkpoint):
     path = make_checkpoint("lstm", hidden=16, embedding=6)
     exact = Engine(load_checkpoint(path), "cpu", prompt_precision="fp32")
@@ -182,6 +184,27 @@ def test_auto_prompt_precision_is_bf16_only_for_lstm_on_a_cpu_with_native_bf16(
     assert engine.set_prompt_precision("fp32") == "fp32" and engine.set_prompt_precision("auto") == expected
     monkeypatch.setenv("RNNCHAT_PROMPT_PRECISION", "fp32")
     assert Engine(load_checkpoint(make_checkpoint(cell)), "cpu").prompt_precision == "fp32"
+
+
+def test_explicit_bf16_where_the_cpu_cannot_run_it_is_one_line_and_auto_is_fp32(make_checkpoint, monkeypatch):
+    import rnnchat.engine.precision as precision
+    from rnnchat.errors import SettingError
+
+    problem = "lstm: could not create a primitive descriptor for the LSTM forward propagation primitive"
+    monkeypatch.setattr(precision, "cpu_bf16_problem", lambda kinds=precision.BUILTIN_KINDS: problem)
+    monkeypatch.delenv("RNNCHAT_PROMPT_PRECISION", raising=False)
+    loaded = load_checkpoint(make_checkpoint("lstm"))
+    with pytest.raises(SettingError) as err:
+        Engine(loaded, "cpu", prompt_precision="bf16")
+    assert str(err.value) == f"prompt precision bf16 does not run on this CPU ({problem}); use fp32 or auto"
+    engine = Engine(loaded, "cpu")
+    assert engine.prompt_precision == "fp32"
+    with pytest.raises(SettingError, match="^--prompt-precision bf16 does not run on this CPU"):
+        engine.set_prompt_precision("bf16", "--prompt-precision")
+    assert precision.auto_precision(torch.device("cpu")) == "fp32"
+    with pytest.raises(SettingError, match="^--precision bf16 does not run on this CPU"):
+        precision.check_precision("bf16", "cpu", cell="gru")
+    assert precision.check_precision("fp32", "cpu") == "fp32"
 
 
 def test_a_bad_prompt_precision_setting_is_one_line_in_the_cli(make_checkpoint):
