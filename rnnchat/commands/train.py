@@ -11,7 +11,7 @@ import click
 from rnnchat.errors import RnnchatError
 from rnnchat.plugins.specs import NAME_RE
 from rnnchat.presets import PRESETS
-from rnnchat.units import unescape, Duration, FiniteFloat
+from rnnchat.units import Duration, Escaped, FiniteFloat
 
 
 
@@ -65,8 +65,8 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
 @click.option("--max-vocab", type=click.IntRange(2), help="Cap the vocabulary; rarer characters share one token.")
 @click.option("--storage", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32",
               show_default=True, help="dtype of the saved weights.")
-@click.option("--chat-template", default=None, help="How a chat turn is framed; must contain {text}.")
-@click.option("--chat-stop", multiple=True, help="Where a reply ends (default: a blank line).")
+@click.option("--chat-template", type=Escaped(), default=None, help="How a chat turn is framed; must contain {text}.")
+@click.option("--chat-stop", type=Escaped(), multiple=True, help="Where a reply ends (default: a blank line).")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the best model to this file.")
 @click.option("--name", help="Save the model under this name (listed by `rnnchat models`).")
@@ -104,10 +104,9 @@ def train(corpus, preset, **opts):
 
         chosen, base_chat = plan(init_from, chosen, given)
     opts = {k: v for k, v in opts.items() if k not in MODEL_OPTS}
-    stops = tuple(unescape(s) for s in opts.pop("chat_stop")) or _base_stops(base_chat) or ("\n\n",)
+    stops = tuple(opts.pop("chat_stop")) or _base_stops(base_chat) or ("\n\n",)
     template = opts.pop("chat_template")
     if template is not None:
-        template = unescape(template)
         if "{text}" not in template:
             raise RnnchatError("--chat-template must contain {text}")
     template = template or _base_template(base_chat) or "{text}"

@@ -58,3 +58,10 @@ def test_refusal_through_the_real_entry_point_has_no_traceback(tmp_path):
     assert r.stderr == f"error: {path} is not UTF-8: invalid byte 0xef at byte offset 2 (line 1); convert it, " \
                        "e.g. iconv -f latin1 -t utf-8\n"
     assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*.safetensors"))
+
+
+def test_a_malformed_escape_in_the_chat_options_is_a_usage_error(capsys):
+    for option in ("--chat-stop", "--chat-template"):
+        code, _, err = cli(capsys, "train", str(TINY_TEXT), *TINY, option, "C:\\Users\\{text}\\x")
+        assert code == 2 and "Traceback" not in err, err
+        assert "\\\\" in err  # it says how to write a backslash
