@@ -176,8 +176,15 @@ def check_cell_autocast(case: CellCase) -> None:
     x = case.inputs()
     with torch.no_grad():
         ref, _ = cell(x, state)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y, final = cell(x, state)
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y, final = cell(x, state)
+        except RuntimeError:
+            from rnnchat.engine.precision import cpu_bf16_problem
+
+            if cpu_bf16_problem() is not None:  # this CPU cannot run bf16 recurrent layers: training refuses
+                return                         # bf16 here, so there is nothing to check
+            raise
     assert torch.isfinite(y.float()).all(), f"{case.where()}: NaN or inf under bf16 autocast"
     for t in _tensors(final):
         assert torch.isfinite(t.float()).all(), f"{case.where()}: NaN or inf state under bf16 autocast"
