@@ -100,6 +100,6 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
         gen_time = t1 - (t_first or t1)
         rate = (n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0
         click.echo(f"{n} chars, {rate:,.0f} chars/s, first char after {((t_first or t1) - t0) * 1000:.1f} ms "
-                   f"({len(ids)}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
+                   f"({n_ids}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
                    f"({stream.backend} steps{threads_note}), {engine.weights} weights, "
                    f"model {path}, seed {stream.sampler.seed}", err=True)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, TINY_TEXT
 
-ENV = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", RNNCHAT_THREADS="1")
+IMITATE = {"ONEDNN_MAX_CPU_ISA": "AVX2", "RNNCHAT_THREADS": "1"}
 
 SCRIPT = r"""
 import sys
@@ -43,7 +43,8 @@ for name, argv in runs.items():
 
 
 def _run(args, **kw):
-    return subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600, **kw)
+    env = dict(os.environ, **IMITATE)  # read now: the test fixtures set RNNCHAT_HOME after import
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, **kw)
 
 
 def _skip_unless_imitated(stdout: str) -> None:

@@ -94,9 +94,9 @@ def test_a_long_paste_read_ahead_in_the_chat_session_is_read_in_chunks(make_chec
     monkeypatch.setenv("RNNCHAT_THREADS", "1")  # a tiny model: one thread is fastest, and steady under load
     s = ChatSession(str(make_checkpoint(chat={"template": "A: {text}\nB:", "stop": ["\n"]})), autosave=False)
     s.load()
-    s.params.max_chars = 20
+    s.update_params(max_chars=20)
     sizes = []
-    s.engine.model.embedding.register_forward_hook(lambda m, args, out: sizes.append(args[0].shape[1]))
+    s.engine.engine.model.embedding.register_forward_hook(lambda m, args, out: sizes.append(args[0].shape[1]))
     paste = ("the cat sat on the mat " * 9000)[:200_000]
     s.read_ahead(paste)
     assert s.read_ahead_done(120)
