@@ -46,12 +46,7 @@ def run_training(corpus, model_opts: dict, chat: dict, explicit: set, *, steps, 
 
     dev = dist.local_device(pick_device(device))
     if dev.type == "cpu":
-        set_cpu_threads()
-        shared = dist.cpu_threads_per_process()
-        if shared:
-            import torch
-
-            torch.set_num_threads(shared)
+        set_cpu_threads(dist.cpu_threads_per_process())
     dist.init(dev)
     # a training process ends at once when its work is done: the interpreter's teardown with torch
     # loaded took seconds of a --budget on a loaded machine, and a torchrun rank's process group

@@ -37,8 +37,9 @@ def pick_device(requested: str | None = None) -> torch.device:
     raise DeviceError(f"unsupported device {name!r}: use cpu, cuda, cuda:N or mps")
 
 
-def set_cpu_threads() -> None:
-    """Use the physical cores, not more: oversubscription slows small matrices down."""
-    wanted = env.threads() or min(os.cpu_count() or 1, 8)
+def set_cpu_threads(shared: int | None = None) -> None:
+    """Use the physical cores, not more: oversubscription slows small matrices down. ``shared``:
+    this process's share of the cores when several training processes run on one machine."""
+    wanted = shared or env.threads() or min(os.cpu_count() or 1, 8)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)

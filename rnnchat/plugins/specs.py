@@ -52,9 +52,7 @@ class CellSpec:
                 factory = getattr(importlib.import_module(module), attr)
             except (ImportError, AttributeError) as exc:
                 raise PluginError(f"cell {self.name!r}: cannot import {self.factory}: {exc}") from exc
-        import torch  # the cell contract is a torch module; only reached when a cell is used
-
-        if not (isinstance(factory, type) and issubclass(factory, torch.nn.Module)):
+        if not (isinstance(factory, type) and _is_torch_module(factory)):
             raise PluginError(f"cell {self.name!r}: {factory!r} is not a torch.nn.Module subclass")
         for method in ("initial_state", "forward", "step"):
             if not callable(getattr(factory, method, None)):
@@ -95,3 +93,9 @@ class CorpusSpec:
             raise PluginError(f"corpus {self.name!r}: give a path or a url")
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise PluginError(f"corpus {self.name!r}: sha256 must be 64 lowercase hex digits")
+
+
+def _is_torch_module(cls: type) -> bool:
+    """True for a subclass of ``torch.nn.Module``, told from its class hierarchy (no torch import here:
+    the plugin layer stays torch-free; a cell class that subclasses it has loaded torch already)."""
+    return any(c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module" for c in cls.__mro__)

@@ -116,6 +116,7 @@ def test_install_without_a_package_is_a_usage_error(fake):
     assert call("install") == 2
 
 
+@pytest.mark.slow  # a real pip install: run by .ci/run with -m slow
 def test_real_install_into_the_environment_rnnchat_runs_in(tmp_path):
     """A fresh environment that sees rnnchat (and pip) through a .pth file: install a local plugin
     with that environment's `rnnchat install`, see it in `rnnchat cells`, uninstall it again."""

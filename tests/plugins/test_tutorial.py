@@ -42,6 +42,7 @@ def run(args, project, **env):
                           timeout=600)
 
 
+@pytest.mark.slow  # a real pip install and a nested pytest: run by .ci/run with -m slow
 def test_the_tutorial_plugin_registers_and_its_tests_pass(tutorial_plugin):
     cells = run(["-m", "rnnchat", "cells"], tutorial_plugin)
     assert cells.returncode == 0 and "indrnn" in cells.stdout and "(indrnn)" in cells.stdout, cells.stderr

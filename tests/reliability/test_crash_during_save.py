@@ -18,6 +18,8 @@ import torch
 from rnnchat.engine.checkpoint import load_checkpoint, save_checkpoint
 from rnnchat.errors import CheckpointError
 
+pytestmark = pytest.mark.slow  # multi-process: run by .ci/run with -m slow (python -m pytest -m slow)
+
 CHILD = textwrap.dedent("""
     import sys, torch
     from rnnchat.engine.checkpoint import load_checkpoint, save_checkpoint

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT, TINY_TEXT
 
+pytestmark = pytest.mark.slow  # whole rnnchat processes under another oneDNN ISA: run by .ci/run with -m slow
+
 IMITATE = {"ONEDNN_MAX_CPU_ISA": "AVX2", "RNNCHAT_THREADS": "1"}
 
 SCRIPT = r"""

@@ -1,6 +1,8 @@
 """Training faults end to end: kill -9 then resume equals an uninterrupted run, bit for bit;
 after a rank dies, rank 0's last checkpoint and state still load."""
 
+import pytest
+
 import os
 import random
 import signal
@@ -12,6 +14,8 @@ from rnnchat import paths
 from tests.conftest import TINY_TEXT, run_cli
 from tests.train.helpers import assert_same_tensors, state_tensors
 from tests.train.test_distributed import TINY, torchrun
+
+pytestmark = pytest.mark.slow  # multi-process: run by .ci/run with -m slow (python -m pytest -m slow)
 
 ARGS = [str(TINY_TEXT), "--hidden", "8", "--embedding", "4", "--layers", "2", "--seq-len", "16",
         "--batch-size", "4", "--dropout", "0.2", "--steps", "400", "--eval-every", "7", "--precision", "fp32", "-q"]

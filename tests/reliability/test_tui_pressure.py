@@ -48,6 +48,7 @@ def error_notices(app) -> list[str]:
     return [str(n.render()) for n in app.transcript.query(Notice) if n.kind == "error"]
 
 
+@pytest.mark.slow  # 40+ s: run by .ci/run with -m slow
 async def test_long_reply_with_500_keys_and_20_resizes(gate):
     h = Harness(replies=(LONG,), char_delay=0.0002, gate=gate, hold_after=4000)
     app = h.app()

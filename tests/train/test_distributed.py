@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import TINY_TEXT
 
+pytestmark = pytest.mark.slow  # multi-process: run by .ci/run with -m slow (python -m pytest -m slow)
+
 TINY = ["--hidden", "8", "--embedding", "4", "--layers", "2", "--seq-len", "32", "--batch-size", "4",
         "--dropout", "0", "--steps", "20", "--eval-every", "5", "--precision", "fp32"]
 HANG_LIMIT = 240  # seconds: only to catch a hang, never a timing assertion

@@ -66,6 +66,7 @@ def test_signal_saves_state_and_exits_cleanly(rnnchat_home, sig):
     assert f"stopped after step {step + 2}" in r.stderr
 
 
+@pytest.mark.slow  # kills real processes: run by .ci/run with -m slow
 def test_kill_9_at_any_moment_leaves_a_loadable_state(rnnchat_home):
     from rnnchat.engine.resume import read_state
 

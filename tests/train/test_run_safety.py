@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import TINY_TEXT, run_cli
 
+pytestmark = pytest.mark.slow  # real trainings killed and signalled: run by .ci/run with -m slow
+
 TINY = ["--hidden", "8", "--embedding", "4", "--layers", "1", "--seq-len", "32", "--batch-size", "4",
         "--precision", "fp32"]
 ENV = {"RNNCHAT_THREADS": "1"}

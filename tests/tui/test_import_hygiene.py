@@ -14,8 +14,7 @@ PACKAGE = Path(rnnchat.__file__).parent
 FLOORS = {"cli": 6, "commands": 5, "tui": 4, "serve": 4, "session": 3, "engine": 2}  # higher imports lower
 TORCH_ALLOWED = ("rnnchat.engine", "rnnchat.testing")
 # known, owned elsewhere (issue 11 item 6): remove an entry when its module is fixed
-KNOWN_TORCH = {"rnnchat.commands.train_run",  # the training command (training engineer)
-               "rnnchat.plugins.specs"}  # CellSpec.load checks a cell is a torch module, when it is used
+KNOWN_TORCH: set[str] = set()  # none: torch only under rnnchat/engine/ and rnnchat/testing/
 
 
 def imports() -> list[tuple[str, str, int]]:
