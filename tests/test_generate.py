@@ -106,3 +106,17 @@ def test_unknown_prompt_characters_are_dropped_and_reported(engine):
     enc = engine.encode("ALICE 🙂 says 你好")
     assert enc.dropped == "🙂你好"
     assert engine.vocab.decode(enc.ids) == "ALICE  says "
+
+
+def test_the_shared_rare_character_token_is_never_written(make_checkpoint):
+    from rnnchat.vocab import UNK
+
+    loaded = load_checkpoint(make_checkpoint(vocab=list("ab \n") + [UNK]))
+    unk = loaded.vocab.unk
+    with torch.no_grad():
+        loaded.model.head.bias[unk] = 50.0  # the model all but certain of it at every step
+    eng = Engine(loaded, "cpu")
+    for temperature in (0.0, 1.0):
+        logits, state = eng.feed(eng.encode("ab").ids, eng.initial_state())
+        text = text_of(eng.stream(logits, state, SamplingParams(temperature=temperature, seed=3, max_chars=40)))
+        assert len(text) == 40 and UNK not in text

@@ -171,7 +171,8 @@ class Engine:
     def stream(self, logits, state, params: SamplingParams | LiveParams, sampler: Sampler | None = None,
                cancel: threading.Event | None = None) -> "Stream":
         """``params``: fixed values, or a LiveParams read once per character (params.py)."""
-        return Stream(self, logits, state, params, sampler or Sampler(current(params)), cancel)
+        # a capped vocabulary's shared rare-character token (vocab.UNK) stands for many characters: never written
+        return Stream(self, logits, state, params, sampler or Sampler(current(params), banned=self.vocab.unk), cancel)
 
     def _runner(self, logits, state, sampler):
         fast = self.fast
