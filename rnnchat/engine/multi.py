@@ -186,7 +186,7 @@ def alternatives(engine, logits, state, params: SamplingParams, k: int, weights:
     seeds = stream_seeds(params, k)
     sids = []
     for seed in seeds:
-        sampler = Sampler(params, seed)
+        sampler = Sampler(params, seed, banned=engine.vocab.unk)  # never the shared rare-character token
         sampler.remember(prompt_ids)
         sids.append(streams.add(logits, state, params, sampler))
     streams.run()

@@ -37,8 +37,9 @@ class PenaltySampler(Sampler):
     ``logit[c] -= presence * (count[c] > 0) + frequency * count[c]``. Used only when one of
     them is not 0, so the plain sampler's per-character path is unchanged."""
 
-    def __init__(self, params: SamplingParams, seed: int, presence: float, frequency: float) -> None:
-        super().__init__(params, seed)
+    def __init__(self, params: SamplingParams, seed: int, presence: float, frequency: float,
+                 banned: int | None = None) -> None:
+        super().__init__(params, seed, banned)
         self.presence, self.frequency = np.float32(presence), np.float32(frequency)
         self.counts: np.ndarray | None = None
 
@@ -195,9 +196,9 @@ class ModelWorker:
             job.prompt_chars = len(ids)
             for seed in stream_seeds(job.params, job.n):
                 if job.presence or job.frequency:
-                    sampler = PenaltySampler(job.params, seed, job.presence, job.frequency)
-                else:
-                    sampler = Sampler(job.params, seed)
+                    sampler = PenaltySampler(job.params, seed, job.presence, job.frequency, engine.vocab.unk)
+                else:  # (neither ever writes the shared rare-character token)
+                    sampler = Sampler(job.params, seed, banned=engine.vocab.unk)
                 sampler.remember(ids[-64:])
                 job.sids.append(self.streams.add(logits, state, job.params, sampler))
         except RnnchatError as exc:
