@@ -40,7 +40,13 @@ class CharRNN(nn.Module):
     def __init__(self, config: ModelConfig, cell_class: type) -> None:
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding)
+        # The table is filled as nn.Embedding fills it (the same random numbers), except on the meta
+        # device: there torch's normal_ goes through its Python reference, whose first use imports
+        # torch._dynamo (1.3 s of every model load, for a skeleton that holds no numbers).
+        weight = torch.empty(config.vocab_size, config.embedding)
+        if weight.device.type != "meta":
+            nn.init.normal_(weight)
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding, _weight=weight)
         sizes = [config.embedding] + [config.hidden] * config.layers
         try:
             cells = [cell_class(sizes[i], config.hidden, **config.cell_options) for i in range(config.layers)]
