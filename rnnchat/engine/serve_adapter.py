@@ -83,12 +83,16 @@ class Job:
 class ModelWorker:
     """A model's engine thread. ``max_streams``: streams stepped together at most;
     ``queue``: streams that may wait for a place; past both, :meth:`submit` raises :class:`Busy`.
-    ``post(calls)``, when set, receives each step's ``[(emit, events), ...]`` in one call (one
-    wake-up of the server's event loop per character, not one per stream)."""
+    ``post(take)``, when set, is called with a function that returns (and clears) the
+    ``[(emit, events), ...]`` gathered so far; it is called again only after the previous
+    ``take`` ran, so the server's event loop wakes at most once per batch it can handle, not
+    once per character (steps that happen meanwhile are gathered into the same batch)."""
 
     def __init__(self, engine, max_streams: int = 32, queue: int = 64, post=None) -> None:
         self.engine, self.post = engine, post
         self._out: list = []
+        self._out_lock = threading.Lock()
+        self._posted = False  # a take() is on its way to the event loop
         self.max_streams, self.queue_limit = max_streams, queue
         self.meta = engine.loaded.meta
         self.streams = BatchedStreams(engine)
@@ -161,12 +165,21 @@ class ModelWorker:
         if self.post is None:
             job.emit(events)
         else:
-            self._out.append((job.emit, events))
+            with self._out_lock:
+                self._out.append((job.emit, events))
+
+    def take(self) -> list:
+        """The events gathered since the last take (the event loop calls it; any thread)."""
+        with self._out_lock:
+            out, self._out, self._posted = self._out, [], False
+        return out
 
     def _flush(self) -> None:
-        if self._out:
-            out, self._out = self._out, []
-            self.post(out)
+        with self._out_lock:
+            if not self._out or self._posted:
+                return
+            self._posted = True
+        self.post(self.take)
 
     def _fail_all(self, message: str) -> None:
         for job in list(self.running):

@@ -29,8 +29,8 @@ GATHER_S = 0.02  # a stream's chunks are at least this far apart after the first
 FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
 
-def _deliver(calls) -> None:
-    for emit, events in calls:
+def _deliver(take) -> None:
+    for emit, events in take():
         emit(events)
 
 
@@ -153,9 +153,9 @@ class Run:
         from rnnchat.engine.serve_adapter import Busy, Job  # the adapter is torch's side; loaded already
 
         text, start, params = self._text_and_start()
-        if self.worker.post is None:  # the worker's events come to this loop, one wake-up per step
+        if self.worker.post is None:  # the worker's events come to this loop, one wake-up per batch
             loop = asyncio.get_running_loop()
-            self.worker.post = lambda calls: loop.call_soon_threadsafe(_deliver, calls)
+            self.worker.post = lambda take: loop.call_soon_threadsafe(_deliver, take)
         self.job = Job(text, params, self.req.n, self.queue.put_nowait, start, self.req.presence,
                        self.req.frequency)
         try:
