@@ -9,18 +9,15 @@ to ``NAME.safetensors``, where ``rnnchat models`` finds it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-from importlib import resources
-from pathlib import PurePosixPath
-from urllib.parse import unquote, urlparse
 
 import click
 
 from rnnchat.errors import CheckpointError, RnnchatError, first_line
-from rnnchat.plugins.specs import NAME_RE
+
+# hashlib, json, importlib.resources, urllib and the plugin specs (pluggy) are imported where
+# used: this module is imported by every ``rnnchat`` command line (to register ``models get``).
 
 MAX_MODEL_BYTES = 8 << 30  # the largest checkpoint rnnchat reads (checkpoint_meta.MAX_CHECKPOINT)
 _HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -28,6 +25,11 @@ _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 def catalog_models() -> dict[str, dict]:
     """The catalog's models, each checked by type (a wrong entry is left out)."""
+    import json
+    from importlib import resources
+
+    from rnnchat.plugins.specs import NAME_RE
+
     data = json.loads(resources.files("rnnchat").joinpath("catalog.json").read_text(encoding="utf-8"))
     out = {}
     for e in data.get("models") or []:
@@ -40,6 +42,8 @@ def catalog_models() -> dict[str, dict]:
 
 
 def _sha256_file(path) -> str:
+    import hashlib
+
     from rnnchat.safe_files import open_regular
 
     h = hashlib.sha256()
@@ -51,11 +55,16 @@ def _sha256_file(path) -> str:
 
 def resolve_source(source: str, sha256: str | None, name: str | None) -> tuple[str, str, str, int | None]:
     """(name, url, sha256, size or None) for a catalog name or a URL."""
+    from rnnchat.plugins.specs import NAME_RE
+
     if sha256 is not None:
         sha256 = sha256.strip().lower()
         if not _HEX.match(sha256):
             raise RnnchatError("--sha256 must be 64 hexadecimal digits")
     if re.match(r"^https?://", source):
+        from pathlib import PurePosixPath
+        from urllib.parse import unquote, urlparse
+
         if sha256 is None:
             raise RnnchatError("a model given by URL needs --sha256 HEX (the checksum its publisher gives)")
         stem = PurePosixPath(unquote(urlparse(source).path)).name.removesuffix(".safetensors")
@@ -84,6 +93,7 @@ def get(source, sha256, name):
     from rnnchat.checkpoint_meta import describe
     from rnnchat.download import fetch
     from rnnchat.paths import models_dir
+    from rnnchat.plugins.specs import NAME_RE
 
     if name is not None and not NAME_RE.match(name):
         raise RnnchatError(f"--name must be letters, digits, - and _, not {name!r}")
