@@ -35,7 +35,7 @@ def alternatives(app: "RnnchatApp", k: int | None = None) -> None:
 
 
 def _start(app: "RnnchatApp", k: int) -> None:
-    from rnnchat.tui.screens.alts import MIN_COLUMN, AltsScreen
+    from rnnchat.tui.screens.alts import AltsScreen, stacked
 
     chat = app.chat
     if not chat.can_talk():
@@ -46,7 +46,7 @@ def _start(app: "RnnchatApp", k: int) -> None:
         chat.warn(str(exc))
         return
     info = chat.session.info
-    screen = AltsScreen(handle, stacked=app.size.width < k * MIN_COLUMN, model_name=info.name if info else "model",
+    screen = AltsScreen(handle, stacked=stacked(app.size.width, k), model_name=info.name if info else "model",
                         framing=chat.session.framing, confidence=chat.confidence)
     app.push_screen(screen, lambda index: _kept(app, handle, index))
 

@@ -4,6 +4,8 @@ a bad K is a one-line error."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from tui_helpers import idle, ready, send, wait_for
 
 from rnnchat.session.fake_engine import DEFAULT_REPLIES
@@ -24,12 +26,19 @@ def model_views(app):
     return [v for v in app.transcript.turn_views() if v.role == "model"]
 
 
-async def test_alts_key_writes_three_side_by_side_and_a_number_keeps_one(harness):
-    h = harness()
+@asynccontextmanager
+async def after_a_reply(h, size):
+    """The app at ``size`` with one exchange done: (app, pilot)."""
     app = h.app()
-    async with app.run_test(size=(120, 30)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await ready(pilot)
         await send(pilot, "Speak")
+        yield app, pilot
+
+
+async def test_alts_key_writes_three_side_by_side_and_a_number_keeps_one(harness):
+    h = harness()
+    async with after_a_reply(h, (120, 30)) as (app, pilot):
         original = h.session.turns[-1]
         await pilot.press("f3")
         screen = await written(pilot)
@@ -49,10 +58,7 @@ async def test_alts_key_writes_three_side_by_side_and_a_number_keeps_one(harness
 
 async def test_alts_stacked_when_narrow_and_a_click_keeps_one(harness):
     h = harness()
-    app = h.app()
-    async with app.run_test(size=(70, 40)) as pilot:
-        await ready(pilot)
-        await send(pilot, "Speak")
+    async with after_a_reply(h, (70, 40)) as (app, pilot):
         await send(pilot, "/alts 4", wait=False)
         screen = await written(pilot)
         assert screen.query_one("#alts-stacked") and len(screen.views) == 4
@@ -63,10 +69,7 @@ async def test_alts_stacked_when_narrow_and_a_click_keeps_one(harness):
 
 async def test_esc_stops_them_then_keeps_the_original(harness, gate):
     h = harness()
-    app = h.app()
-    async with app.run_test(size=(120, 30)) as pilot:
-        await ready(pilot)
-        await send(pilot, "Speak")
+    async with after_a_reply(h, (120, 30)) as (app, pilot):
         original = h.session.turns[-1]
         h.engine.gate, h.engine.hold_after = gate, 6
         await send(pilot, "/alts", wait=False)

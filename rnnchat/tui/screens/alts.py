@@ -28,6 +28,12 @@ from rnnchat.tui.messages import one_line
 from rnnchat.tui.widgets.transcript import TurnView
 
 MIN_COLUMN = 28  # narrower columns than this: the alternatives are stacked
+MAX_WIDTH = 200  # the dialog's widest (96% of the screen up to this)
+
+
+def stacked(screen_width: int, k: int) -> bool:
+    """Stack the alternatives when ``k`` columns of MIN_COLUMN do not fit the dialog."""
+    return min(screen_width * 96 // 100, MAX_WIDTH) < k * MIN_COLUMN
 FLUSH_S = 0.05  # the worker posts what arrived at most this often
 
 
@@ -64,7 +70,6 @@ class AltView(Vertical):
 
 class AltsScreen(ModalScreen[int | None]):
     DEFAULT_CSS = """
-    AltsScreen .dialog { width: 96%; max-width: 200; height: 90%; }
     AltsScreen #alts-columns { height: 1fr; }
     AltsScreen #alts-columns .alt { width: 1fr; height: 1fr; overflow-y: auto; border-right: vkey $panel; padding: 0 1; }
     AltsScreen #alts-stacked .alt { height: auto; border-bottom: hkey $panel; }
@@ -86,7 +91,9 @@ class AltsScreen(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         k = self.handle.k
         alts = [AltView(j, v) for j, v in enumerate(self.views)]
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog") as dialog:
+            # inline: the app's .dialog rule (max-width 110) outranks a screen's DEFAULT_CSS
+            dialog.styles.width, dialog.styles.max_width, dialog.styles.height = "96%", MAX_WIDTH, "90%"
             yield Static(f"{k} alternatives for the last reply", classes="dialog-title")
             yield (VerticalScroll(*alts, id="alts-stacked") if self.stacked else Horizontal(*alts, id="alts-columns"))
             yield Static(self._help(), id="alts-help", classes="dialog-help")
