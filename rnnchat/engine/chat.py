@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnchat.engine import states
+from rnnchat.engine.alts import AltGeneration
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.sampling import Sampler
 from rnnchat.engine.worker import EngineWorker
@@ -127,6 +128,15 @@ class ChatEngine:
                                                                          states.state_to_bytes(state, logits))
 
         return Generation(self.worker, produce, cancel)
+
+    def alternatives(self, start: Snapshot, params: LiveParams, seeds: list[int],
+                     cancel: threading.Event) -> AltGeneration:
+        """``len(seeds)`` replies from ``start`` at once, one batched step per character, on the
+        engine thread (:mod:`rnnchat.engine.chat_alts`)."""
+        from rnnchat.engine import chat_alts
+
+        return AltGeneration(self.worker, lambda gen: chat_alts.produce(self, start, params, list(seeds), cancel, gen),
+                             cancel)
 
     def restore(self, blob: bytes) -> Snapshot:
         """A Snapshot from its bytes; raises a one-line error for bytes that are not a state of

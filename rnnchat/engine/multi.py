@@ -79,6 +79,13 @@ class BatchedStreams:
         self.streams[s.sid] = s
         return s.sid
 
+    def set_params(self, params: SamplingParams) -> None:
+        """Every active stream samples its next characters with ``params`` (the chat's live
+        values, read once per character as a single stream reads them; a LiveParams holds only
+        validated values)."""
+        for s in self.rows:
+            s.params = s.sampler.params = params
+
     def remove(self, sid: int) -> None:
         """Take a stream out (its final logits and state stay readable through :meth:`result`)."""
         s = self.streams[sid]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from rnnchat.params import SamplingParams
+from rnnchat.session.alternatives import AltChunk
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore
 from rnnchat.session.types import Chunk, SessionInfo, Turn
@@ -34,6 +35,26 @@ class ReplyHandle(Protocol):
     def cancel(self) -> None: ...
 
     def __iter__(self) -> Iterator[Chunk]: ...
+
+
+class AlternativesHandle(Protocol):
+    """K alternatives for the last reply (``session/alternatives.py``). Iterate once (any thread):
+    :class:`AltChunk` s; then ``choices`` (a model :class:`Turn` each) is set and ``pick(j)``
+    keeps alternative j (0-based) or ``discard()`` keeps the original reply."""
+
+    k: int
+    seeds: list[int]
+    choices: list[Turn] | None
+    chars_per_s: float | None
+    notes: list[str]
+
+    def cancel(self) -> None: ...
+
+    def __iter__(self) -> Iterator[AltChunk]: ...
+
+    def pick(self, j: int) -> Turn: ...
+
+    def discard(self) -> None: ...
 
 
 class ChatAPI(Protocol):
@@ -62,6 +83,8 @@ class ChatAPI(Protocol):
     def send(self, text: str) -> ReplyHandle: ...
 
     def regenerate(self, seed: int | None = None, same_seed: bool = False) -> ReplyHandle: ...
+
+    def alternatives(self, k: int = 3) -> AlternativesHandle: ...  # k in 2..8, from the last reply's start state
 
     def continue_reply(self) -> ReplyHandle: ...  # the last reply, from where it stopped (Esc, length)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from rnnchat.checkpoint_fields import text_field
 from rnnchat.errors import RnnchatError
 from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.session.alternatives import K_DEFAULT, Alternatives
 from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine
 from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
@@ -82,7 +83,7 @@ class ChatSession:
         self._initial: StateHandle | None = None
         self.primer = ""  # read before the first turn (the stop sequence): the start state
         self._current: StateHandle | None = None
-        self._reply: Reply | None = None
+        self._reply: Reply | Alternatives | None = None
         self._ahead: ReadAhead | _Idle = _Idle()
         self._closed = False
 
@@ -241,6 +242,16 @@ class ChatSession:
         self.turns.append(model)
         self._reply = Reply(self, model, None, None, seed, [])
         return self._reply
+
+    def alternatives(self, k: int = K_DEFAULT) -> Alternatives:
+        """``k`` (2..8) alternatives for the last reply, written together from the exact state it
+        started from; iterate them, then ``pick(j)`` one or ``discard()``. See alternatives.py."""
+        self._ready()
+        last = self.turns[-1] if self.turns else None
+        index = model_turns(self.turns) - (last is not None and last.role == "model")
+        alts = Alternatives(self, k, reply_seed(self.params, index=index))
+        self._reply = alts  # busy until they are written: stop() stops them
+        return alts
 
     def continue_reply(self) -> Reply:
         """Continue the last reply from the exact state where it stopped (Esc or the length

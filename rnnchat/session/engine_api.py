@@ -46,6 +46,32 @@ class Generation(Protocol):
     def drain(self) -> list[Token]: ...  # wait for the end (cancel first); the tokens not read
 
 
+class AltToken(Protocol):
+    index: int  # which alternative (0..K-1)
+    char: str
+    prob: float
+
+
+class AltEnd(Protocol):
+    reason: str  # "stop", "length", "cancelled"
+    fed: str  # every character fed into this alternative's state (the stop sequence included)
+    end: StateHandle  # the state after ``fed``
+
+
+class AltGeneration(Protocol):
+    """K alternatives' tokens (:class:`AltToken`), produced on the engine's thread, iterable from
+    any thread once. After the iteration: ``ends``, one :class:`AltEnd` per alternative."""
+
+    reason: str | None  # "done" or "cancelled"
+
+    @property
+    def ends(self) -> list[AltEnd]: ...
+
+    def __iter__(self) -> Iterator[AltToken]: ...
+
+    def drain(self) -> list[AltToken]: ...
+
+
 class Worker(Protocol):
     """The engine's one thread. The session's read-ahead queues its reads there."""
 
@@ -71,6 +97,9 @@ class ChatEngine(Protocol):
 
     def generate(self, start: StateHandle, params: LiveParams, seed: int,
                  cancel: threading.Event) -> Generation: ...
+
+    def alternatives(self, start: StateHandle, params: LiveParams, seeds: list[int],
+                     cancel: threading.Event) -> AltGeneration: ...  # one stream per seed, stepped together
 
     def restore(self, blob: bytes) -> StateHandle: ...  # raises RnnchatError when it does not fit
 

@@ -12,7 +12,8 @@ waits before character ``hold_after`` until ``gate`` is set), ``fail_reply`` (a 
 SessionError before its first character), ``fail_after``/``fail_error`` (raise after that many
 characters), ``char_delay`` (seconds per character), ``unknown`` (characters not in the
 vocabulary: encode drops them). What it did: ``generations`` (a :class:`FakeRun`
-each), ``read_temperatures`` ((index, temperature) per character), ``reads`` (every
+each), ``alternative_runs`` (a list of them per ``alternatives`` call), ``read_temperatures``
+((index, temperature) per character of a reply), ``reads`` (every
 text it was asked to read, read-ahead included), ``closed``.
 """
 
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rnnchat.engine.alts import AltEnd, AltGeneration, AltToken
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.worker import EngineWorker
 from rnnchat.errors import ModelNotFound, RnnchatError
@@ -98,6 +100,7 @@ class FakeEngine:
         self.generations: list[FakeRun] = []
         self.read_temperatures: list[tuple[int, float]] = []
         self.reads: list[str] = []
+        self.alternative_runs: list[list[FakeRun]] = []  # one FakeRun per alternative, per call
         self.closed = False
         self._count = 0
 
@@ -161,10 +164,7 @@ class FakeEngine:
         self.worker.close()
 
     def generate(self, start: FakeState, params: LiveParams, seed: int, cancel: threading.Event) -> Generation:
-        script = self.replies(start.state, self._count) if callable(self.replies) else \
-            self.replies[self._count % len(self.replies)]
-        self._count += 1
-
+        script = self._script(start.state)
         run = FakeRun([], cancel)
         self.generations.append(run)
 
@@ -196,6 +196,53 @@ class FakeEngine:
             return reason, fed, _state(start.state + fed, True)
 
         return Generation(self.worker, produce, cancel)
+
+    def alternatives(self, start: FakeState, params: LiveParams, seeds: list[int],
+                     cancel: threading.Event) -> AltGeneration:
+        """One scripted reply per seed (the scripts of the next ``len(seeds)`` replies), written
+        together, one character of each per step, as the real engine's batched step does."""
+        scripts = [self._script(start.state) for _ in seeds]
+        runs = [FakeRun([], cancel) for _ in seeds]
+        self.alternative_runs.append(runs)
+
+        def produce(gen: AltGeneration):
+            reasons: list[str | None] = [None] * len(scripts)
+            for i in range(max(map(len, scripts), default=0) + 1):
+                self._hold(i, cancel)
+                if self.fail_reply:
+                    raise SessionError(self.fail_reply)
+                p = params.current
+                for j, script in enumerate(scripts):
+                    if reasons[j] is not None:
+                        continue
+                    if cancel.is_set():
+                        reasons[j] = "cancelled"
+                    elif i >= len(script):
+                        reasons[j] = "stop"
+                    elif i >= p.max_chars:
+                        reasons[j] = "length"
+                    else:
+                        runs[j].produced.append(script[i])
+                        gen.buf.append(AltToken(j, script[i], fake_prob(script[i], i)))
+                if i == 0:
+                    gen.ready.set()
+                if self.char_delay:
+                    time.sleep(self.char_delay)
+                if all(reasons):
+                    break
+            ends = []
+            for run, reason in zip(runs, reasons):
+                fed = "".join(run.produced) + (self.stop[0] if reason == "stop" and self.stop else "")
+                ends.append(AltEnd(reason or "stop", fed, _state(start.state + fed, True)))
+            return ("cancelled" if cancel.is_set() else "done"), "", ends
+
+        return AltGeneration(self.worker, produce, cancel)
+
+    def _script(self, state: str) -> str:
+        script = self.replies(state, self._count) if callable(self.replies) else \
+            self.replies[self._count % len(self.replies)]
+        self._count += 1
+        return script
 
     def _hold(self, i: int, cancel: threading.Event) -> None:
         if self.hold_after is not None and i >= self.hold_after and self.gate is not None:

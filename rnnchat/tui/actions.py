@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.keys import Keys
 
 from rnnchat.errors import RnnchatError
+from rnnchat.tui import alts
 from rnnchat.tui import handlers as h
 
 
@@ -103,6 +104,11 @@ ACTIONS: tuple[Action, ...] = (
            priority=True, title="Continue the last reply",
            palette_help="Go on writing the reply that was stopped or hit the length limit", command="continue",
            aliases=("cont", "more", "+++"), command_help="continue the last reply from the exact state where it stopped"),
+    Action("alternatives", alts.alternatives, "f3", "", "write 3 alternatives for the last reply; keep one",
+           priority=True, title="Alternatives for the last reply",
+           palette_help="Write alternatives side by side from the same state and keep the one you pick",
+           command="alts", args="[K]", parse=alts.parse_count, aliases=("alternatives",),
+           command_help="K alternatives (2-8, default 3) for the last reply side by side; 1..K keeps one"),
     Action("prime", h.prime, command="prime", args="TEXT|@FILE", parse=optional_text,
            command_help="start a new conversation from the state after reading TEXT (or a file)"),
     Action("rewind", h.rewind, title="Rewind one exchange", palette_help="Go back to before your last message",
