@@ -178,6 +178,9 @@ def _tensors(path: Path, header: dict, body: int) -> dict[str, TensorInfo]:
     return out
 
 
+check_tensors = _tensors  # (where, header dict, data length) -> {name: TensorInfo}; st_bytes.split uses it
+
+
 def describe(path) -> dict:
     """A summary for listings: cell, size on disk, parameters, validation loss."""
     h = read_header(path)

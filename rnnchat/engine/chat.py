@@ -17,6 +17,7 @@ from rnnchat.engine import states
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.sampling import Sampler
 from rnnchat.engine.worker import EngineWorker
+from rnnchat.read_chunks import chunks
 from rnnchat.errors import ModelNotFound
 from rnnchat.params import LiveParams
 
@@ -97,14 +98,16 @@ class ChatEngine:
     def decode(self, ids) -> str:
         return self.engine.vocab.decode(ids)
 
-    def read(self, state, ids: list[int], logits=None) -> Snapshot:
+    def read(self, state, ids: list[int], logits=None, watch=None) -> Snapshot:
         """The Snapshot after reading ``ids`` from ``state`` (a Snapshot's, or one the read-ahead
-        made, whose ``logits`` are given when ``ids`` is empty); waits for the engine thread."""
-        return self.worker.call(self._read, state, ids, logits)
+        made, whose ``logits`` are given when ``ids`` is empty); waits for the engine thread.
+        ``watch(done, total)`` is called before the first chunk and after each (``engine.chunk``
+        ids); when it returns False the read stops there and ReadCancelled is raised."""
+        return self.worker.call(self._read, state, ids, logits, watch)
 
-    def _read(self, state, ids: list[int], logits) -> Snapshot:
-        if ids:
-            logits, state = self.engine.feed(ids, state)
+    def _read(self, state, ids: list[int], logits, watch=None) -> Snapshot:
+        for _, piece in chunks(ids, self.engine.chunk, watch):
+            logits, state = self.engine.feed(piece, state)
         return Snapshot(state, logits, states.state_to_bytes(state, logits))
 
     def generate(self, start: Snapshot, params: LiveParams, seed: int, cancel: threading.Event) -> Generation:

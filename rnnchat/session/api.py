@@ -30,6 +30,7 @@ class ReplyHandle(Protocol):
 
     turn: Turn
     notes: list[str]  # one-line remarks for the user, complete when the iteration ends
+    on_progress: Callable[[int, int], None] | None  # (read, in all) of the user's turn, between chunks
 
     def cancel(self) -> None: ...
 

@@ -191,10 +191,13 @@ class ChatSession:
         return self._reply
 
     def _read_turn(self, base: StateHandle, ids: list[int], reply: Reply) -> StateHandle:
-        """The state after the user's turn: what the read-ahead has read of it, then the rest."""
+        """The state after the user's turn: what the read-ahead has read of it, then the rest, in
+        chunks: ``reply.on_progress`` hears how far it got, and ``reply.cancel()`` stops it between
+        two chunks (ReadCancelled: the exchange is undone, as if never sent)."""
         n, state, logits = self._ahead.take(base, ids)
         reply.read_ahead = reply.turn.read_ahead = n
-        return self.engine.read(state if n else base.state, ids[n:], logits)
+        return self.engine.read(state if n else base.state, ids[n:], logits,
+                                watch=lambda done, total: reply.reading(n + done, n + total))
 
     def _closes_previous(self) -> bool:
         prev = self.turns[-1] if self.turns else None
