@@ -135,8 +135,11 @@ class ChatEngine:
         """A Snapshot from its bytes; raises a one-line error for bytes that are not a state of
         this model."""
         state, logits = self.worker.call(states.state_from_bytes, blob, self.engine.device)
-        if not states.same_shapes(state, self._initial.state):
-            raise states.StateError("the saved state does not fit this model")
+        mine = self._initial.state
+        if not states.same_shapes(state, mine) or states.dtypes(state) != states.dtypes(mine):
+            raise states.StateError("the saved state does not fit this model (its tensors' shapes or types differ)")
+        if logits is not None and (tuple(logits.shape) != (len(self.engine.vocab),) or not logits.is_floating_point()):
+            raise states.StateError("the saved state does not fit this model (its logits are not one per character)")
         return Snapshot(state, logits, blob)
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from typing import Callable, Iterator, Protocol
 from rnnchat.params import SamplingParams
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore
+from rnnchat.session.state_files import SavedState
 from rnnchat.session.types import Chunk, SessionInfo, Turn
 
 
@@ -75,6 +76,10 @@ class ChatAPI(Protocol):
     def reset(self) -> None: ...
 
     def prime(self, text: str) -> None: ...  # a new conversation from the state after ``text``
+
+    def save_state(self, name: str) -> Path: ...  # the state now and its text, as a file (state_files.py)
+
+    def load_state(self, name: str) -> SavedState: ...  # a new conversation from a saved state
 
     def save(self) -> int | None: ...
 

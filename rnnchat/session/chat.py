@@ -22,6 +22,7 @@ from pathlib import Path
 from rnnchat.checkpoint_fields import text_field
 from rnnchat.errors import RnnchatError
 from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.session import state_files
 from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine
 from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
@@ -319,9 +320,28 @@ class ChatSession:
         enc = self.engine.encode(text)
         if not enc.ids:
             raise SessionError("the model knows none of the characters of that text")
-        self._initial = self.engine.read(self.engine.initial().state, enc.ids)
-        self.primer = self.engine.decode(enc.ids)
+        self._start_from(self.engine.read(self.engine.initial().state, enc.ids), self.engine.decode(enc.ids))
+
+    def _start_from(self, state: StateHandle, text: str) -> None:
+        self._initial, self.primer = state, text
         self.reset()
+
+    def save_state(self, name: str) -> Path:
+        """Keep the state now and the text it came from as NAME (``state_files.py``)."""
+        self._ready()
+        return state_files.save(name, self._current.blob, self.info, self.primer + self.history_text())
+
+    def load_state(self, name: str) -> state_files.SavedState:
+        """A new conversation from the saved state NAME, exactly (a state of another model is refused)."""
+        self._ready()
+        saved = state_files.read(name)
+        state_files.check_model(saved, self.info)
+        try:
+            handle = self.engine.restore(saved.blob)
+        except RnnchatError as exc:
+            raise SessionError(f"state {name!r} does not fit this model: {exc}") from None
+        self._start_from(handle, saved.text)
+        return saved
 
     # ---- history -------------------------------------------------------------------------
     def _autosave(self) -> None:

@@ -19,6 +19,7 @@ from textual.keys import Keys
 
 from rnnchat.errors import RnnchatError
 from rnnchat.tui import handlers as h
+from rnnchat.tui import state_command
 
 
 class CommandError(RnnchatError):
@@ -105,6 +106,8 @@ ACTIONS: tuple[Action, ...] = (
            aliases=("cont", "more", "+++"), command_help="continue the last reply from the exact state where it stopped"),
     Action("prime", h.prime, command="prime", args="TEXT|@FILE", parse=optional_text,
            command_help="start a new conversation from the state after reading TEXT (or a file)"),
+    Action("state", state_command.state, command="state", args="save NAME|load NAME|list", parse=state_command.parse,
+           aliases=("states",), command_help="keep the conversation's state as NAME, start again from one, or list them"),
     Action("rewind", h.rewind, title="Rewind one exchange", palette_help="Go back to before your last message",
            command="rewind", args="[N]", parse=number(int, optional=True), aliases=("undo",),
            command_help="go back to before your message N (default: your last one)"),
