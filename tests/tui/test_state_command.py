@@ -31,3 +31,21 @@ async def test_state_save_list_load(harness):
         await send(pilot, "Again")
         assert h.engine.generations and h.session.turns[0].fed == "YOU:\nAgain\n\n"
         assert h.session.current_state.state.startswith(saved_at + "YOU:\nAgain\n\n")
+
+
+async def test_the_model_picker_shows_the_hint_and_description(harness):
+    from textual.widgets import DataTable, Static
+
+    from rnnchat.tui.screens import ModelPicker
+
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker) and app.screen.rows, "the model list")
+        names = [r["name"] for r in app.screen.rows]
+        app.screen.query_one(DataTable).move_cursor(row=names.index("shakespeare"))
+        about = app.screen.query_one("#models-about", Static)
+        await wait_for(pilot, lambda: "try: a line of a play" in str(about.render()), "the hint")
+        assert "trained on tinyshakespeare" in str(about.render())
