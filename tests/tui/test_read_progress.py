@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 
-from rich.text import Text
 from textual import events
 from tui_helpers import idle, ready, wait_for
 
@@ -20,8 +19,7 @@ def reading_notice(app) -> str | None:
     found = [n for n in app.chat.transcript.query(Notice) if n.kind == "reading"]
     if not found:
         return None
-    content = found[0].render()
-    return content.plain if isinstance(content, Text) else str(content)
+    return str(found[0].render())
 
 
 async def test_a_long_read_shows_progress_and_esc_cancels_it(harness):
