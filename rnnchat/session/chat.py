@@ -334,12 +334,7 @@ class ChatSession:
     def load_state(self, name: str) -> state_files.SavedState:
         """A new conversation from the saved state NAME, exactly (a state of another model is refused)."""
         self._ready()
-        saved = state_files.read(name)
-        state_files.check_model(saved, self.info)
-        try:
-            handle = self.engine.restore(saved.blob)
-        except RnnchatError as exc:
-            raise SessionError(f"state {name!r} does not fit this model: {exc}") from None
+        handle, saved = state_files.restore(name, self.engine, self.info)
         self._start_from(handle, saved.text)
         return saved
 

@@ -100,7 +100,7 @@ def read(name: str) -> SavedState:
     try:
         data = read_regular(path, MAX_FILE, "state")
     except FileNotFoundError:
-        known = ", ".join(s.name for s in list_states()[0][:10]) or "none yet: /state save NAME"
+        known = ", ".join(saved_names()[:10]) or "none yet: /state save NAME"
         raise SessionError(f"there is no saved state {name!r} (saved states: {known})") from None
     except (RnnchatError, OSError) as exc:
         raise SessionError(f"cannot read state {name!r}: {printable(exc, 200)}") from None
@@ -152,16 +152,30 @@ def check_model(saved: SavedState, info: SessionInfo) -> None:
                            f"{saved.parameters:,} parameters); the one loaded is {info.cell} {info.layers}x{info.hidden}")
 
 
-def list_states() -> tuple[list[SavedState], list[tuple[str, str]]]:
-    """Every saved state, newest first, and ``(name, why)`` for each file that cannot be read."""
+def saved_names() -> list[str]:
+    """The names of the state files (not read), sorted."""
     folder = states_dir()
     if not folder.is_dir():
-        return [], []
+        return []
+    stems = (p.name[:-len(SUFFIX)] for p in folder.iterdir() if p.name.endswith(SUFFIX))
+    return sorted(s for s in stems if NAME.match(s))
+
+
+def restore(name: str, engine, info: SessionInfo):
+    """``(the engine's handle, SavedState)`` for the state file NAME on the loaded model; SessionError
+    (one line) for a file that is not a state of exactly this model."""
+    saved = read(name)
+    check_model(saved, info)
+    try:
+        return engine.restore(saved.blob), saved
+    except RnnchatError as exc:
+        raise SessionError(f"state {name!r} does not fit this model: {printable(exc, 200)}") from None
+
+
+def list_states() -> tuple[list[SavedState], list[tuple[str, str]]]:
+    """Every saved state, newest first, and ``(name, why)`` for each file that cannot be read."""
     found, broken = [], []
-    for path in sorted(folder.iterdir()):
-        stem = path.name[:-len(SUFFIX)] if path.name.endswith(SUFFIX) else ""
-        if not NAME.match(stem):
-            continue
+    for stem in saved_names():
         try:
             found.append(read(stem))
         except SessionError as exc:

@@ -99,7 +99,7 @@ def test_hostile_state_files_are_refused_with_one_line(fake):
     (folder / "bare.safetensors").write_bytes(with_metadata(good, {}))
     (folder / "bent.safetensors").write_bytes(with_metadata(good, {"rnnchat_state": json.dumps({**meta, "layers": -1})}))
     (folder / "long.safetensors").write_bytes(good[:8] + good[8:-3])
-    cases = {"missing": "there is no saved state 'missing' \\(saved states: good\\)",
+    cases = {"missing": "there is no saved state 'missing' \\(saved states: bare, bent, fifo, good, junk, long\\)",
              "fifo": "not a regular file", "junk": "not a valid safetensors file",
              "bare": "not an rnnchat state", "bent": "field 'layers' is missing or out of range",
              "long": "truncated or corrupt"}
