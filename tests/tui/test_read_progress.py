@@ -46,12 +46,12 @@ async def test_a_long_read_shows_progress_and_esc_cancels_it(harness):
             await pilot.press("enter")  # the send takes over from the read-ahead after that chunk
             await wait_for(pilot, lambda: session._ahead._taking == 1, "the send waiting for the read-ahead")
             total = len("YOU:\n" + PASTE + "\n\n")
-            permits.release()  # the read-ahead's first chunk: then the send reads the rest
-            await wait_for(pilot, lambda: reading_notice(app) == f"reading 4,096 / {total:,} · Esc cancels",
+            permits.release(2)  # the read-ahead's first chunk, then the send's first
+            await wait_for(pilot, lambda: reading_notice(app) == f"reading 8,192 / {total:,} · Esc cancels",
                            "the first progress")
-            permits.release(2)
+            permits.release()
             await wait_for(pilot, lambda: reading_notice(app) == f"reading 12,288 / {total:,} · Esc cancels",
-                           "progress after two more chunks")
+                           "progress after one more chunk")
             assert app.input.text == "" and not engine.generations
             await pilot.press("escape")
             permits.release()  # the chunk in progress ends; the cancel is seen before the next one
@@ -71,14 +71,15 @@ async def test_a_long_read_shows_progress_and_esc_cancels_it(harness):
 
 
 async def test_a_short_message_shows_no_progress(harness):
-    seen: list[str | None] = []
     h = harness()
     app = h.app()
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        h.engine.feed_hook = lambda ids: seen.append(reading_notice(app))
+        kinds: list[str] = []
+        add = app.chat.transcript.add_notice
+        app.chat.transcript.add_notice = lambda notice: kinds.append(notice.kind) or add(notice)
         app.input.focus()
         app.input.value = "Good morrow."
         await pilot.press("enter")
         await wait_for(pilot, lambda: idle(app) and len(h.session.turns) == 2, "the reply")
-        assert reading_notice(app) is None and set(seen) <= {None}
+        assert "reading" not in kinds and reading_notice(app) is None
