@@ -33,7 +33,7 @@ KEY = "rnnchat_state"
 FORMAT = 1
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_FILE = 128 << 20  # bytes: a state is a few KB to a few MB, plus its text
-MAX_TEXT = 4 << 20  # characters of text kept with a state
+MAX_TEXT = 2 << 20  # characters kept with a state (escaped in the header: at most 12 MiB of 16)
 SUFFIX = ".safetensors"
 _INTS = {"layers": 1 << 8, "hidden": 1 << 16, "vocab_size": 1 << 16, "parameters": 1 << 40}
 
