@@ -40,4 +40,4 @@ def test_torch_engine_reads_in_chunks_like_one_read_and_cancels(session):
         list(reply)
     assert session.current_state is before and session.turns == turns and not session.busy
     list(session.send("Who goes there?"))
-    assert len(session.turns) == len(turns) + 2 and session.turns[-2].fed == "BOB:\nWho goes there?\n\n"
+    assert len(session.turns) == len(turns) + 2 and session.turns[-2].fed == eng.decode(eng.encode("BOB:\nWho goes there?\n\n").ids)
