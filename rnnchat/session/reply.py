@@ -17,7 +17,10 @@ class Reply:
     """A model reply. Iterating gives :class:`Chunk` s, one per character with its probability.
     When iteration ends, ``turn`` is final: its ``reason`` is "stop", "length" or "cancelled".
     ``notes`` holds one-line remarks for the user (characters the model does not know, a
-    history save that failed). ``cancel()`` may be called from any thread. One iteration only."""
+    history save that failed). ``cancel()`` may be called from any thread; while the user's turn is
+    still being read it stops the read between chunks (ReadCancelled: the exchange is undone).
+    ``on_progress(done, total)`` hears how far that read got (on the engine's thread); ``progress``
+    holds the latest. One iteration only."""
 
     def __init__(self, session: "ChatSession", turn: Turn, user_turn: Turn | None, feed_ids: list[int] | None,
                  seed: int, notes: list[str], continues: Turn | None = None) -> None:
