@@ -116,7 +116,11 @@ def _check_optional(path, meta: dict) -> None:
             value = corpus.get(key)
             if value is not None and not (isinstance(value, str) and len(value) <= MAX_TEXT):
                 _fail(path, "corpus", f"has a {key} that is not a string")
-    for key in ("training", "val_loss_method", "description"):
+    for key in ("hint", "description"):
+        why = display_problem(key, meta.get(key))
+        if why:
+            _fail(path, key, why)
+    for key in ("training", "val_loss_method"):
         value = meta.get(key)
         if key == "training" and value is not None and not isinstance(value, dict):
             _fail(path, key, "must be an object")
@@ -158,21 +162,32 @@ def check_shapes(path, meta: dict, shapes: dict[str, tuple[int, ...]]) -> None:
                               f"for {len(found)} layer(s)")
 
 
-# ---- one-line texts shown in the chat: ``hint`` (what to type, e.g. the Tang model's
-# "a poem title, e.g. 春望") and ``description``. A field that is not a string, is empty or
-# too long, or holds a line break, is not shown (None); callers show it through
-# ``rnnchat.safe_text`` (printable / markup_safe), never raw.
-DISPLAY_LIMITS = {"hint": 120, "description": 300}  # one-line texts shown in the chat
+# ---- texts shown in the chat, the model picker and ``rnnchat models``: ``hint`` (one line: what
+# to type, e.g. the Tang model's "a poem title, e.g. 春望") and ``description`` (a paragraph).
+# ``parse_meta`` refuses a checkpoint whose field breaks these rules (``display_problem``);
+# callers show them through ``rnnchat.safe_text`` (printable / markup_safe), never raw.
+DISPLAY_LIMITS = {"hint": 80, "description": 500}
+LINE_BREAKS = "\r\n\x85\u2028\u2029\x0b\x0c"
+
+
+def display_problem(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be the checkpoint's ``name`` (None: it can, or it is absent)."""
+    if value is None:
+        return None
+    limit = DISPLAY_LIMITS[name]
+    if not isinstance(value, str) or len(value) > limit:
+        return f"must be a string of at most {limit} characters"
+    if name == "hint" and any(c in value for c in LINE_BREAKS):
+        return "must be one line"
+    return None
 
 
 def text_field(meta: object, name: str) -> str | None:
-    """``meta[name]`` when it is a usable one-line text, else None."""
+    """``meta[name]`` when it is a usable text (stripped; a description's line breaks as spaces), else None."""
     if not isinstance(meta, dict) or name not in DISPLAY_LIMITS:
         return None
     value = meta.get(name)
-    if not isinstance(value, str):
+    if value is None or display_problem(name, value):
         return None
-    value = value.strip()
-    if not value or len(value) > DISPLAY_LIMITS[name] or any(c in value for c in "\r\n\x85\u2028\u2029"):
-        return None
-    return value
+    value = " ".join(value.split()) if name == "description" else value.strip()
+    return value or None

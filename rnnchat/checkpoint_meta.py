@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnchat.checkpoint_fields import FORMAT_VERSION, REQUIRED, check_shapes, parse_meta
+from rnnchat.checkpoint_fields import FORMAT_VERSION, REQUIRED, check_shapes, parse_meta, text_field
 from rnnchat.errors import CheckpointError
 from rnnchat.safe_files import FileTooLarge, NotRegularFile, open_regular, read_bounded
 
@@ -178,6 +178,9 @@ def _tensors(path: Path, header: dict, body: int) -> dict[str, TensorInfo]:
     return out
 
 
+check_tensors = _tensors  # (where, header dict, data length) -> {name: TensorInfo}; st_bytes.split uses it
+
+
 def describe(path) -> dict:
     """A summary for listings: cell, size on disk, parameters, validation loss."""
     h = read_header(path)
@@ -185,4 +188,4 @@ def describe(path) -> dict:
     return {"cell": m["cell"], "layers": m["layers"], "hidden": m["hidden"], "embedding": m["embedding"],
             "vocab_size": len(m["vocab"]), "parameters": h.parameters, "size_bytes": h.size,
             "val_loss": m.get("val_loss"), "corpus": (m.get("corpus") or {}).get("name"),
-            "path": str(path)}
+            "hint": text_field(m, "hint"), "description": text_field(m, "description"), "path": str(path)}

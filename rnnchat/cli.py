@@ -90,6 +90,9 @@ def models(ctx, as_json):
         click.echo(printable(f"{r['name']:<16} {r['cell']:<8} {r['layers']}x{r['hidden']:<6} "
                              f"{r['parameters'] / 1e6:6.2f}M params  {r['size_bytes'] / 1e6:6.1f} MB  "
                              f"val {loss}  {r['path']}  ({r['plugin']})"))
+        about = " · ".join(x for x in (r.get("hint") and f"try: {r['hint']}", r.get("description")) if x)
+        if about:
+            click.echo(printable(f"{'':<16} {about}", 300))
 
 
 @cli.command()

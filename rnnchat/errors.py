@@ -35,6 +35,10 @@ class SettingError(RnnchatError, ValueError):
     """A setting (an option or an ``RNNCHAT_*`` environment variable) with a value it cannot take."""
 
 
+class ReadCancelled(RnnchatError):
+    """A long read (a pasted message) was cancelled between chunks (Esc): nothing was sent."""
+
+
 class PeerFailure(RnnchatError):
     """Another training process died, or the connection between processes broke."""
 

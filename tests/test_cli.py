@@ -71,6 +71,9 @@ def test_generate_tells_which_prompt_characters_were_dropped(make_checkpoint):
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--cell", "nope"], "cell 'nope' is not installed"),
     (["train", "corpora/tiny.txt", "--budget", "soon", "--name", "x"], "not a duration"),
     (["inspect", "/nonexistent.safetensors"], "no checkpoint"),
+    (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--hint", "x" * 81], "--hint must be a string of at most 80"),
+    (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--description", "x" * 501], "--description must be"),
+    (["train", "--resume", "x", "--hint", "a title"], "--hint and --description go with a new run"),
 ])
 def test_user_mistakes_are_one_line_errors(args, pattern):
     r = run_cli(*args)
@@ -86,11 +89,15 @@ def test_bad_checkpoint_is_a_one_line_error(tmp_path):
 
 def test_train_then_list_inspect_and_generate_by_name(tiny_corpus):
     r = run_cli("train", str(tiny_corpus), "--hidden", "8", "--embedding", "4", "--layers", "1",
-                "--steps", "6", "--seq-len", "16", "--batch-size", "4", "--name", "mini", "-q")
+                "--steps", "6", "--seq-len", "16", "--batch-size", "4", "--name", "mini", "-q",
+                "--hint", "a name, e.g. ALICE:", "--description", "A tiny test model.\x1b[31m")
     assert r.returncode == 0, r.stderr
     rows = json.loads(run_cli("models", "--json").stdout)
     mini = next(row for row in rows if row["name"] == "mini")
     assert mini["cell"] == "lstm" and mini["hidden"] == 8 and isinstance(mini["val_loss"], float)
+    assert mini["hint"] == "a name, e.g. ALICE:" and mini["description"] == "A tiny test model.\x1b[31m"
+    listed = run_cli("models").stdout
+    assert "try: a name, e.g. ALICE: · A tiny test model.\\x1b[31m" in listed and "\x1b" not in listed
     assert mini["parameters"] > 0 and mini["plugin"] == "rnnchat.checkpoints"
     info = json.loads(run_cli("inspect", "mini", "--json").stdout)
     assert info["corpus"]["name"] == "tiny" and len(info["corpus"]["sha256"]) == 64

@@ -67,6 +67,10 @@ MODEL_OPTS = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "ba
               show_default=True, help="dtype of the saved weights.")
 @click.option("--chat-template", type=Escaped(), default=None, help="How a chat turn is framed; must contain {text}.")
 @click.option("--chat-stop", type=Escaped(), multiple=True, help="Where a reply ends (default: a blank line).")
+@click.option("--hint", help="One line on what to type, shown in the chat and the model picker "
+              "(at most 80 characters), e.g. 'a poem title, e.g. 春望'.")
+@click.option("--description", help="What the model is, shown in the model picker and `rnnchat models` "
+              "(at most 500 characters).")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the best model to this file.")
 @click.option("--name", help="Save the model under this name (listed by `rnnchat models`).")
@@ -103,6 +107,7 @@ def train(corpus, preset, **opts):
         from rnnchat.engine.finetune import plan
 
         chosen, base_chat = plan(init_from, chosen, given)
+    chosen["about"] = _about(opts.pop("hint"), opts.pop("description"), bool(opts.get("resume")))
     opts = {k: v for k, v in opts.items() if k not in MODEL_OPTS}
     stops = tuple(opts.pop("chat_stop")) or _base_stops(base_chat) or ("\n\n",)
     template = opts.pop("chat_template")
@@ -113,6 +118,21 @@ def train(corpus, preset, **opts):
     chat = {"template": template, "stop": list(stops)}
     run_training(corpus, chosen, chat, explicit={k for k, v in opts.items() if v is not None},
                  started=COMMAND_START, **opts)
+
+
+def _about(hint: str | None, description: str | None, resume: bool) -> dict:
+    """--hint and --description, checked as a checkpoint's fields are (one line each)."""
+    from rnnchat.checkpoint_fields import display_problem
+
+    about = {k: v for k, v in (("hint", hint), ("description", description)) if v is not None}
+    if about and resume:
+        raise RnnchatError("--hint and --description go with a new run; a resumed run keeps its own "
+                           "(set them on the saved model with rnnchat.checkpoint_edit.set_meta)")
+    for key, value in about.items():
+        why = display_problem(key, value)
+        if why:
+            raise RnnchatError(f"--{key} {why}")
+    return about
 
 
 def _base_template(chat: dict) -> str | None:

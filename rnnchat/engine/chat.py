@@ -18,6 +18,7 @@ from rnnchat.engine.alts import AltGeneration
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.sampling import Sampler
 from rnnchat.engine.worker import EngineWorker
+from rnnchat.read_chunks import chunks
 from rnnchat.errors import ModelNotFound
 from rnnchat.params import LiveParams
 
@@ -98,14 +99,16 @@ class ChatEngine:
     def decode(self, ids) -> str:
         return self.engine.vocab.decode(ids)
 
-    def read(self, state, ids: list[int], logits=None) -> Snapshot:
+    def read(self, state, ids: list[int], logits=None, watch=None) -> Snapshot:
         """The Snapshot after reading ``ids`` from ``state`` (a Snapshot's, or one the read-ahead
-        made, whose ``logits`` are given when ``ids`` is empty); waits for the engine thread."""
-        return self.worker.call(self._read, state, ids, logits)
+        made, whose ``logits`` are given when ``ids`` is empty); waits for the engine thread.
+        ``watch(done, total)`` is called before the first chunk and after each (``engine.chunk``
+        ids); when it returns False the read stops there and ReadCancelled is raised."""
+        return self.worker.call(self._read, state, ids, logits, watch)
 
-    def _read(self, state, ids: list[int], logits) -> Snapshot:
-        if ids:
-            logits, state = self.engine.feed(ids, state)
+    def _read(self, state, ids: list[int], logits, watch=None) -> Snapshot:
+        for _, piece in chunks(ids, self.engine.chunk, watch):
+            logits, state = self.engine.feed(piece, state)
         return Snapshot(state, logits, states.state_to_bytes(state, logits))
 
     def generate(self, start: Snapshot, params: LiveParams, seed: int, cancel: threading.Event) -> Generation:
@@ -142,8 +145,11 @@ class ChatEngine:
         """A Snapshot from its bytes; raises a one-line error for bytes that are not a state of
         this model."""
         state, logits = self.worker.call(states.state_from_bytes, blob, self.engine.device)
-        if not states.same_shapes(state, self._initial.state):
-            raise states.StateError("the saved state does not fit this model")
+        mine = self._initial.state
+        if not states.same_shapes(state, mine) or states.dtypes(state) != states.dtypes(mine):
+            raise states.StateError("the saved state does not fit this model (its tensors' shapes or types differ)")
+        if logits is not None and (tuple(logits.shape) != (len(self.engine.vocab),) or not logits.is_floating_point()):
+            raise states.StateError("the saved state does not fit this model (its logits are not one per character)")
         return Snapshot(state, logits, blob)
 
     def close(self) -> None:

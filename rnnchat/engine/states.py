@@ -46,6 +46,13 @@ def same_shapes(a, b) -> bool:
     return False
 
 
+def dtypes(state) -> list:
+    """The dtype of every tensor of ``state``, in order."""
+    found: list = []
+    state_map(lambda t: found.append(t.dtype) or t, state)
+    return found
+
+
 def state_to_bytes(state, logits=None) -> bytes:
     """A model state -> safetensors bytes.
 

@@ -64,6 +64,7 @@ class TrainConfig:
     chat: dict = field(default_factory=lambda: {"template": "{text}", "stop": ["\n\n"]})
     sample_chars: int = 200
     init_from: dict | None = None  # a fine-tune: the model it started from (rnnchat.engine.finetune.plan)
+    about: dict = field(default_factory=dict)  # the checkpoint's "hint" and "description" (checkpoint_fields.py)
 
     def validate(self) -> "TrainConfig":
         for k in ("layers", "hidden", "embedding", "seq_len", "batch_size", "eval_every", "save_every",

@@ -289,11 +289,11 @@ class TrainLoop:
     # ---- files -------------------------------------------------------------------------------------
     def meta(self, val_loss: float | None, method: str | None = None) -> dict:
         c = self.cfg
-        training = {k: v for k, v in asdict(c).items() if k not in ("chat", "cell_options")}
+        training = {k: v for k, v in asdict(c).items() if k not in ("chat", "cell_options", "about")}
         training.update(step=self.progress.step, elapsed_s=round(self.progress.elapsed, 1), world_size=self.world)
         return build_meta(self.model, self.corpus.vocab, corpus={"name": self.corpus.name, "sha256": self.corpus.sha256},
                           val_loss=val_loss, val_loss_method=method or f"stateful, {c.eval_streams} streams",
-                          training=training, chat=c.chat)
+                          training=training, chat=c.chat, **c.about)
 
     def save_best(self, val: float) -> None:
         t = time.perf_counter()

@@ -23,6 +23,7 @@ from rnnchat.params import SamplingParams
 from rnnchat.session.alternatives import AltChunk
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore
+from rnnchat.session.state_files import SavedState
 from rnnchat.session.types import Chunk, SessionInfo, Turn
 
 
@@ -31,6 +32,7 @@ class ReplyHandle(Protocol):
 
     turn: Turn
     notes: list[str]  # one-line remarks for the user, complete when the iteration ends
+    on_progress: Callable[[int, int], None] | None  # (read, in all) of the user's turn, between chunks
 
     def cancel(self) -> None: ...
 
@@ -97,6 +99,10 @@ class ChatAPI(Protocol):
     def reset(self) -> None: ...
 
     def prime(self, text: str) -> None: ...  # a new conversation from the state after ``text``
+
+    def save_state(self, name: str) -> Path: ...  # the state now and its text, as a file (state_files.py)
+
+    def load_state(self, name: str) -> SavedState: ...  # a new conversation from a saved state
 
     def save(self) -> int | None: ...
 

@@ -15,51 +15,22 @@ them in a worker); iterating a :class:`Reply` may happen in any thread; ``stop``
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
 from rnnchat.checkpoint_fields import text_field
 from rnnchat.errors import RnnchatError
 from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.session import state_files
 from rnnchat.session.alternatives import K_DEFAULT, Alternatives
 from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine
 from rnnchat.session.export import export_markdown
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore, title_of
-from rnnchat.session.readahead import ReadAhead
+from rnnchat.session.readahead import Idle, ReadAhead
 from rnnchat.session.reply import Reply
+from rnnchat.session.seeds import model_turns, reply_seed
 from rnnchat.session.types import SessionBusy, SessionError, SessionInfo, Turn
-
-
-def new_seed() -> int:
-    return random.randrange(2**63)
-
-
-def reply_seed(params: SamplingParams, seed: int | None = None, index: int = 0) -> int:
-    """The seed of a reply: an explicit one; else, when ``params.seed`` is set, one derived from it
-    and the reply's position (the first reply uses ``params.seed`` itself, so a conversation with
-    a fixed seed is reproducible without every reply reusing the same random numbers); else a
-    fresh random one."""
-    if seed is not None:
-        return seed
-    if params.seed is None:
-        return new_seed()
-    return (params.seed + index * 0x9E3779B97F4A7C15) % 2**63
-
-
-def model_turns(turns: list[Turn]) -> int:
-    return sum(t.role == "model" for t in turns)
-
-
-class _Idle:
-    """Stands in for the read-ahead before a model is loaded."""
-
-    def clear(self) -> None:
-        pass
-
-    def wait_idle(self, timeout=None) -> bool:
-        return True
 
 
 class ChatSession:
@@ -84,7 +55,7 @@ class ChatSession:
         self.primer = ""  # read before the first turn (the stop sequence): the start state
         self._current: StateHandle | None = None
         self._reply: Reply | Alternatives | None = None
-        self._ahead: ReadAhead | _Idle = _Idle()
+        self._ahead: ReadAhead | Idle = Idle()
         self._closed = False
 
     # ---- state ---------------------------------------------------------------------------
@@ -192,10 +163,13 @@ class ChatSession:
         return self._reply
 
     def _read_turn(self, base: StateHandle, ids: list[int], reply: Reply) -> StateHandle:
-        """The state after the user's turn: what the read-ahead has read of it, then the rest."""
+        """The state after the user's turn: what the read-ahead has read of it, then the rest, in
+        chunks: ``reply.on_progress`` hears how far it got, and ``reply.cancel()`` stops it between
+        two chunks (ReadCancelled: the exchange is undone, as if never sent)."""
         n, state, logits = self._ahead.take(base, ids)
         reply.read_ahead = reply.turn.read_ahead = n
-        return self.engine.read(state if n else base.state, ids[n:], logits)
+        return self.engine.read(state if n else base.state, ids[n:], logits,
+                                watch=lambda done, total: reply.reading(n + done, n + total))
 
     def _closes_previous(self) -> bool:
         prev = self.turns[-1] if self.turns else None
@@ -327,9 +301,23 @@ class ChatSession:
         enc = self.engine.encode(text)
         if not enc.ids:
             raise SessionError("the model knows none of the characters of that text")
-        self._initial = self.engine.read(self.engine.initial().state, enc.ids)
-        self.primer = self.engine.decode(enc.ids)
+        self._start_from(self.engine.read(self.engine.initial().state, enc.ids), self.engine.decode(enc.ids))
+
+    def _start_from(self, state: StateHandle, text: str) -> None:
+        self._initial, self.primer = state, text
         self.reset()
+
+    def save_state(self, name: str) -> Path:
+        """Keep the state now and the text it came from as NAME (``state_files.py``)."""
+        self._ready()
+        return state_files.save(name, self._current.blob, self.info, self.primer + self.history_text())
+
+    def load_state(self, name: str) -> state_files.SavedState:
+        """A new conversation from the saved state NAME, exactly (a state of another model is refused)."""
+        self._ready()
+        handle, saved = state_files.restore(name, self.engine, self.info)
+        self._start_from(handle, saved.text)
+        return saved
 
     # ---- history -------------------------------------------------------------------------
     def _autosave(self) -> None:

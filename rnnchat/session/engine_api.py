@@ -91,7 +91,10 @@ class ChatEngine(Protocol):
 
     def decode(self, ids: list[int]) -> str: ...
 
-    def read(self, state: Any, ids: list[int], logits: Any = None) -> StateHandle: ...  # waits for the engine thread
+    def read(self, state: Any, ids: list[int], logits: Any = None,
+             watch: Callable[[int, int], bool] | None = None) -> StateHandle: ...
+    # waits for the engine thread; reads in chunks, asking ``watch(done, total)`` before the first and
+    # after each (rnnchat/read_chunks.py): False stops the read with ReadCancelled
 
     def feed(self, ids: list[int], state: Any) -> tuple[Any, Any]: ...  # on the engine thread only
 

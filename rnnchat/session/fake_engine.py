@@ -11,7 +11,9 @@ Test controls (attributes, changeable at any time): ``gate`` and ``hold_after`` 
 waits before character ``hold_after`` until ``gate`` is set), ``fail_reply`` (a reply raises
 SessionError before its first character), ``fail_after``/``fail_error`` (raise after that many
 characters), ``char_delay`` (seconds per character), ``unknown`` (characters not in the
-vocabulary: encode drops them). What it did: ``generations`` (a :class:`FakeRun`
+vocabulary: encode drops them), ``read_chunk`` (ids per chunk of a turn's read) and
+``feed_hook`` (called with the ids of every feed, on the engine thread, before it: a test
+can hold a long read there, chunk by chunk). What it did: ``generations`` (a :class:`FakeRun`
 each), ``alternative_runs`` (a list of them per ``alternatives`` call), ``read_temperatures``
 ((index, temperature) per character of a reply), ``reads`` (every
 text it was asked to read, read-ahead included), ``closed``.
@@ -29,6 +31,8 @@ from rnnchat.engine.pipe import Generation
 from rnnchat.engine.worker import EngineWorker
 from rnnchat.errors import ModelNotFound, RnnchatError
 from rnnchat.params import LiveParams
+from rnnchat.read_chunks import Watch, chunks
+from rnnchat.st_bytes import build, split, tensor_bytes
 from rnnchat.session.types import SessionError
 from rnnchat.vocab import Encoded
 
@@ -36,7 +40,6 @@ DEFAULT_REPLIES = ("ROMEO:\nBut soft, what light through yonder window breaks?",
                    "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",
                    "MERCUTIO:\nA plague on both your houses!")
 Script = tuple[str, ...] | list[str] | Callable[[str, int], str]
-_BLOB = b"rnnchat-fake-state\n"
 
 
 def fake_prob(char: str, i: int) -> float:
@@ -74,7 +77,10 @@ class FakeToken:
 
 
 def _state(text: str, started: bool) -> FakeState:
-    return FakeState(text, len(text) if started else None, _BLOB + (b"1" if started else b"0") + text.encode())
+    """A state and its blob: safetensors bytes (``fake.text``: the text read, UTF-8; ``fake.started``)."""
+    raw = text.encode()
+    blob = build({"fake.text": ("U8", [len(raw)], raw), "fake.started": ("U8", [1], b"\x01" if started else b"\x00")})
+    return FakeState(text, len(text) if started else None, blob)
 
 
 class FakeEngine:
@@ -97,6 +103,8 @@ class FakeEngine:
                           parameters=1234, device="cpu", val_loss=1.5, vocab_size=65, note=note, source=name)
         self.stop = stop
         self.worker = EngineWorker("rnnchat-fake-engine")
+        self.read_chunk = 4096
+        self.feed_hook: Callable[[list[int]], None] | None = None
         self.generations: list[FakeRun] = []
         self.read_temperatures: list[tuple[int, float]] = []
         self.reads: list[str] = []
@@ -139,25 +147,32 @@ class FakeEngine:
     def decode(self, ids) -> str:
         return "".join(map(chr, ids))
 
-    def read(self, state: str, ids: list[int], logits: Any = None) -> FakeState:
-        return self.worker.call(self._read, state, ids, logits)
+    def read(self, state: str, ids: list[int], logits: Any = None, watch: Watch | None = None) -> FakeState:
+        return self.worker.call(self._read, state, ids, logits, watch)
 
-    def _read(self, state: str, ids: list[int], logits: Any) -> FakeState:
-        if ids:
-            logits, state = self.feed(ids, state)
+    def _read(self, state: str, ids: list[int], logits: Any, watch: Watch | None = None) -> FakeState:
+        for _, piece in chunks(ids, self.read_chunk, watch):
+            logits, state = self.feed(piece, state)
         return FakeState(state, logits, _state(state, True).blob)
 
     def feed(self, ids: list[int], state: str) -> tuple[Any, str]:
+        if self.feed_hook is not None:
+            self.feed_hook(list(ids))
         text = self.decode(ids)
         self.reads.append(text)
         state += text
         return len(state), state
 
     def restore(self, blob: bytes) -> FakeState:
-        if not blob.startswith(_BLOB) or len(blob) <= len(_BLOB):
-            raise RnnchatError("a saved state is corrupt: not a fake engine's state")
-        body = blob[len(_BLOB):]
-        return _state(body[1:].decode(), body[:1] == b"1")
+        try:
+            _, tensors, body = split(blob, "a saved state")
+            if set(tensors) != {"fake.text", "fake.started"} or tensors["fake.started"].shape != (1,) \
+                    or any(t.dtype != "U8" for t in tensors.values()):
+                raise RnnchatError("a saved state is corrupt: not a fake engine's state")
+            text = tensor_bytes(tensors, body, "fake.text").decode()
+        except UnicodeDecodeError:
+            raise RnnchatError("a saved state is corrupt: not a fake engine's state") from None
+        return _state(text, tensor_bytes(tensors, body, "fake.started") == b"\x01")
 
     def close(self) -> None:
         self.closed = True

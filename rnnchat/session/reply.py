@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from rnnchat.session.types import Chunk, SessionError, Turn
 
@@ -17,7 +17,10 @@ class Reply:
     """A model reply. Iterating gives :class:`Chunk` s, one per character with its probability.
     When iteration ends, ``turn`` is final: its ``reason`` is "stop", "length" or "cancelled".
     ``notes`` holds one-line remarks for the user (characters the model does not know, a
-    history save that failed). ``cancel()`` may be called from any thread. One iteration only."""
+    history save that failed). ``cancel()`` may be called from any thread; while the user's turn is
+    still being read it stops the read between chunks (ReadCancelled: the exchange is undone).
+    ``on_progress(done, total)`` hears how far that read got (on the engine's thread); ``progress``
+    holds the latest. One iteration only."""
 
     def __init__(self, session: "ChatSession", turn: Turn, user_turn: Turn | None, feed_ids: list[int] | None,
                  seed: int, notes: list[str], continues: Turn | None = None) -> None:
@@ -30,6 +33,8 @@ class Reply:
         self.created = time.perf_counter()
         self._feed_ids = feed_ids
         self._started = False
+        self.on_progress: Callable[[int, int], None] | None = None  # (read, in all) while the turn is read
+        self.progress = (0, len(feed_ids) if feed_ids is not None else 0)
 
     @property
     def reason(self) -> str | None:
@@ -37,6 +42,15 @@ class Reply:
 
     def cancel(self) -> None:
         self.cancel_event.set()
+
+    def reading(self, done: int, total: int) -> bool:
+        """The engine read ``done`` of the turn's ``total`` ids (its thread, between chunks):
+        tell ``on_progress``; False (stop reading) once the reply was cancelled."""
+        self.progress = (done, total)
+        hook = self.on_progress
+        if hook is not None:
+            hook(done, total)
+        return not self.cancel_event.is_set()
 
     def __iter__(self) -> Iterator[Chunk]:
         if self._started:

@@ -20,6 +20,7 @@ from textual.keys import Keys
 from rnnchat.errors import RnnchatError
 from rnnchat.tui import alts
 from rnnchat.tui import handlers as h
+from rnnchat.tui import state_command
 
 
 class CommandError(RnnchatError):
@@ -111,6 +112,8 @@ ACTIONS: tuple[Action, ...] = (
            command_help="K alternatives (2-8, default 3) for the last reply side by side; 1..K keeps one"),
     Action("prime", h.prime, command="prime", args="TEXT|@FILE", parse=optional_text,
            command_help="start a new conversation from the state after reading TEXT (or a file)"),
+    Action("state", state_command.state, command="state", args="save NAME|load NAME|list", parse=state_command.parse,
+           aliases=("states",), command_help="keep the conversation's state as NAME, start again from one, or list them"),
     Action("rewind", h.rewind, title="Rewind one exchange", palette_help="Go back to before your last message",
            command="rewind", args="[N]", parse=number(int, optional=True), aliases=("undo",),
            command_help="go back to before your message N (default: your last one)"),

@@ -18,11 +18,13 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from rnnchat.errors import ReadCancelled
 from rnnchat.safe_text import printable
 from rnnchat.session.api import ChatAPI, ReplyHandle
 from rnnchat.session.types import SessionError, Turn
 from rnnchat.tui.messages import ReplyChunk, ReplyDone, ReplyFailed, one_line
 from rnnchat.tui.pacer import Pacer
+from rnnchat.tui.read_progress import ReadCancelledMessage, ReadProgressView
 from rnnchat.tui.widgets import Notice, Transcript, TurnView
 from rnnchat.tui.widgets.composer import Composer
 
@@ -36,7 +38,7 @@ class LiveReply:
     notes_shown: int = 0  # the reply's notes already shown (those known at send)
 
 
-class ChatView(Vertical):
+class ChatView(ReadProgressView, Vertical):
     class Command(Message):
         """The user entered a /command."""
 
@@ -232,6 +234,7 @@ class ChatView(Vertical):
         view = self.transcript.add_turn(self.model_view(live=True))
         self.live = LiveReply(self._counter, reply, view, user_text)
         self.transcript.anchor()
+        self.follow_read(reply, self._counter)
         self._stream(reply, self._counter)
 
     @work(thread=True, group="reply", exit_on_error=False, name="reply")
@@ -254,6 +257,9 @@ class ChatView(Vertical):
                     self.post_message(ReplyChunk(reply_id, "".join(text), tuple(probs), pacer, now))
                     text.clear()
                     probs.clear()
+        except ReadCancelled as exc:  # Esc while the turn was read: nothing was sent
+            self.post_message(ReadCancelledMessage(reply_id, str(exc)))
+            return
         except Exception as exc:  # noqa: BLE001 - the session undid the exchange; the UI says why
             self.post_message(ReplyFailed(reply_id, one_line(exc)))
             return

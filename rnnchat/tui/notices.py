@@ -21,14 +21,13 @@ WHAT_TO_DO = {
 def welcome(info: SessionInfo, framing: Framing) -> Text:
     t = Text()
     t.append(info.name, style="bold")
-    t.append(f" is ready ({info.cell}, {info.layers}×{info.hidden}, on {info.device}). ", style="")
-    t.append("Type a line and press Enter.\n")
+    t.append(f" is ready ({info.cell}, {info.layers}×{info.hidden}, on {info.device})")
+    if info.hint:  # the checkpoint's one line on what to type
+        t.append(" · try: ")
+        t.append(printable(info.hint), style="bold")
+    t.append("\nType a line and press Enter.\n")
     if info.description:
         t.append(printable(info.description) + "\n", style="dim")
-    if info.hint:
-        t.append("It wants ", style="")
-        t.append(printable(info.hint), style="bold")
-        t.append(".\n")
     if framing.has_speakers:
         t.append("It answers as a speaker of a play; each reply is labelled with the name it chose.\n", style="dim")
     t.append("Turn the temperature while it writes: ctrl+↑/ctrl+↓, the control on the right, or /temp 0.7. "

@@ -13,7 +13,7 @@ from rnnchat.tui.notices import welcome
 
 @pytest.mark.parametrize("value, expected", [
     ("a poem title, e.g. 春望", "a poem title, e.g. 春望"), ("  padded  ", "padded"), ("", None),
-    ("two\nlines", None), ("x" * 121, None), (42, None), (None, None), (["a"], None)])
+    ("two\nlines", None), ("x" * 81, None), ("x" * 80, "x" * 80), (42, None), (None, None), (["a"], None)])
 def test_hint_is_checked(value, expected):
     assert text_field({"hint": value}, "hint") == expected
 
@@ -29,6 +29,26 @@ def test_welcome_shows_the_hint_escaped():
     try:
         assert info.hint == "a poem title, e.g. 春望"
         text = welcome(info, Framing()).plain
-        assert "It wants a poem title, e.g. 春望." in text and "\x1b" not in text
+        assert "fake is ready (lstm, 2×8, on cpu) · try: a poem title, e.g. 春望\n" in text and "\x1b" not in text
+        assert "Tang poems [bold]\\x1b[31m" in text
     finally:
         s.close()
+
+
+def test_description_is_one_paragraph_and_bounded():
+    assert text_field({"description": "A model.\nOf plays."}, "description") == "A model. Of plays."
+    assert text_field({"description": "x" * 501}, "description") is None
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"hint": "two\nlines"}, "'hint' must be one line"), ({"hint": "x" * 81}, "'hint' must be a string of at most 80"),
+    ({"hint": 7}, "'hint' must be a string"), ({"description": "x" * 501}, "'description' must be a string of at most 500")])
+def test_a_checkpoint_with_a_bad_hint_or_description_is_refused(make_checkpoint, tmp_path, change, why):
+    from rnnchat.checkpoint_meta import read_header
+    from rnnchat.errors import CheckpointError
+    from rnnchat.checkpoint_edit import set_meta
+
+    path = make_checkpoint()
+    with pytest.raises(CheckpointError, match=why):
+        set_meta(path, change)
+    assert read_header(path).meta.get("hint") is None  # the file is unchanged

@@ -1,4 +1,5 @@
-"""Model picker: every registered checkpoint with its cell, size, validation loss and plugin."""
+"""Model picker: every registered checkpoint with its cell, size, validation loss and plugin; the
+highlighted one's hint (what to type) and description below the table."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class ModelPicker(FetchedScreen):
             yield Static("Models", classes="dialog-title")
             yield Static("Reading checkpoints…", id="models-status", classes="dim")
             yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="models-about")
             yield Static("Enter: load the model · Esc: close", classes="dialog-help")
 
     def on_mount(self) -> None:
@@ -76,5 +78,20 @@ class ModelPicker(FetchedScreen):
             if self.current in names:
                 table.move_cursor(row=names.index(self.current))
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        row = next((r for r in self.rows if r["name"] == event.row_key.value), None)
+        self.query_one("#models-about", Static).update(about(row) if row is not None else "")
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(str(event.row_key.value))
+
+
+def about(row: dict) -> Text:
+    """The highlighted model's hint and description (untrusted: shown escaped)."""
+    t = Text()
+    if row.get("hint"):
+        t.append("try: ", style="dim")
+        t.append(printable(row["hint"], 80), style="bold")
+    if row.get("description"):
+        t.append(("\n" if t else "") + printable(row["description"], 500), style="dim")
+    return t

@@ -1,0 +1,85 @@
+"""A long read after Enter shows its progress; Esc cancels it: nothing is sent, the draft is
+back in the input unchanged, the session is as before; the next send is exact. The real
+session over the fake engine, whose feeds are held one chunk at a time by a hook."""
+
+from __future__ import annotations
+
+import threading
+
+from textual import events
+from tui_helpers import idle, ready, wait_for
+
+from rnnchat.tui.widgets import Notice
+
+SPEECH = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+PASTE = (SPEECH * 400)[:30_000]
+
+
+def reading_notice(app) -> str | None:
+    found = [n for n in app.chat.transcript.query(Notice) if n.kind == "reading"]
+    if not found:
+        return None
+    return str(found[0].render())
+
+
+async def test_a_long_read_shows_progress_and_esc_cancels_it(harness):
+    starts: list[str] = []
+
+    def replies(state: str, count: int) -> str:
+        starts.append(state)
+        return "ROMEO:\nAy."
+
+    h = harness(replies=replies)
+    app = h.app()
+    permits = threading.Semaphore(0)  # one per chunk the engine may read
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        engine, session = h.engine, h.session
+        before = session.current_state
+        held: list[int] = []
+        engine.feed_hook = lambda ids: held.append(len(ids)) or permits.acquire(timeout=30)
+        try:
+            app.input.focus()
+            app.input.post_message(events.Paste(PASTE))
+            await wait_for(pilot, lambda: app.input.text == PASTE, "the paste in the input", limit=200)
+            await wait_for(pilot, lambda: held == [4096], "the read-ahead holding its first chunk")
+            await pilot.press("enter")  # the send takes over from the read-ahead after that chunk
+            await wait_for(pilot, lambda: session._ahead._taking == 1, "the send waiting for the read-ahead")
+            total = len("YOU:\n" + PASTE + "\n\n")
+            permits.release(2)  # the read-ahead's first chunk, then the send's first
+            await wait_for(pilot, lambda: reading_notice(app) == f"reading 8,192 / {total:,} · Esc cancels",
+                           "the first progress")
+            permits.release()
+            await wait_for(pilot, lambda: reading_notice(app) == f"reading 12,288 / {total:,} · Esc cancels",
+                           "progress after one more chunk")
+            assert app.input.text == "" and not engine.generations
+            await pilot.press("escape")
+            permits.release()  # the chunk in progress ends; the cancel is seen before the next one
+            await wait_for(pilot, lambda: app.chat.live is None and app.input.text == PASTE, "the cancel")
+        finally:
+            engine.feed_hook = None
+            permits.release(100)
+        assert reading_notice(app) is None and not engine.generations and starts == []
+        assert session.turns == [] and session.current_state is before and not session.busy
+        assert not app.chat.transcript.turn_views()
+        assert any("reading cancelled" in str(n.render()) for n in app.chat.transcript.query(Notice))
+        # the next send works and reads exactly the framed paste from the state before
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: idle(app) and starts, "the reply")
+        assert starts[0] == "\n\nYOU:\n" + PASTE + "\n\n"
+        assert [t.text for t in session.turns] == [PASTE, "ROMEO:\nAy."] and app.input.text == ""
+
+
+async def test_a_short_message_shows_no_progress(harness):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        kinds: list[str] = []
+        add = app.chat.transcript.add_notice
+        app.chat.transcript.add_notice = lambda notice: kinds.append(notice.kind) or add(notice)
+        app.input.focus()
+        app.input.value = "Good morrow."
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: idle(app) and len(h.session.turns) == 2, "the reply")
+        assert "reading" not in kinds and reading_notice(app) is None
