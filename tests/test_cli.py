@@ -70,7 +70,7 @@ def test_generate_tells_which_prompt_characters_were_dropped(make_checkpoint):
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "Bad Name"], "--name"),
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--cell", "nope"], "cell 'nope' is not installed"),
     (["train", "corpora/tiny.txt", "--budget", "soon", "--name", "x"], "not a duration"),
-    (["inspect", "/nonexistent.safetensors"], "no checkpoint"),
+    (["inspect", "/nonexistent.safetensors"], "no model named '/nonexistent.safetensors' and no such file"),
 ])
 def test_user_mistakes_are_one_line_errors(args, pattern):
     r = run_cli(*args)
