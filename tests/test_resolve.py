@@ -91,3 +91,24 @@ def test_every_caller_gives_the_resolvers_error():
     with pytest.raises(AssertionError) as by_checks:
         _checkpoint_case("nosuch-model")
     assert str(by_inspect.value) == str(by_engine.value) == str(by_checks.value) == str(expected.value)
+
+
+def test_the_chat_names_a_model_the_resolvers_way(make_checkpoint, rnnchat_home):
+    """A session opened by the path of a registered model shows (and the settings keep) its name;
+    one opened by any other file shows the file's stem and keeps its path."""
+    from rnnchat.plugins import manager
+    from rnnchat.session import ChatSession
+
+    loose = make_checkpoint()
+    models = rnnchat_home / "data" / "models"
+    models.mkdir(parents=True)
+    (models / "mine.safetensors").write_bytes(loose.read_bytes())
+    manager._HOST = None
+    sessions = [ChatSession(str(models / "mine.safetensors")), ChatSession(str(loose))]
+    try:
+        mine, other = (s.load() for s in sessions)
+    finally:
+        for s in sessions:
+            s.close()
+    assert (mine.name, mine.source) == ("mine", "mine")
+    assert (other.name, other.source, other.path) == (loose.stem, str(loose), str(loose))
