@@ -55,11 +55,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from rnnchat.engine.checkpoint import load_checkpoint, resolve_model
+    from rnnchat.engine.checkpoint import load_checkpoint
     from rnnchat.engine.generate import Engine
+    from rnnchat.plugins.resolve import resolve_model
 
     torch.set_num_threads(1)
-    loaded = load_checkpoint(resolve_model(args.model), "cpu")
+    loaded = load_checkpoint(resolve_model(args.model).path, "cpu")
     chat = loaded.meta["chat"]
     engine = Engine(loaded, "cpu")
     total = regular = stopped = 0

@@ -29,7 +29,6 @@ from rnnchat.safe_files import FileTooLarge, NotRegularFile, open_regular, read_
 from rnnchat.vocab import normalize
 
 MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: larger texts are refused, never swapped through
-MIRROR_ENV = "RNNCHAT_CORPUS_MIRROR"
 
 
 # ---- reading a text ---------------------------------------------------------
@@ -230,10 +229,6 @@ def resolve_named(name_or_path: str | None) -> tuple[Path, str]:
         return local_path(name_or_path), name_or_path
     raise CorpusError(f"corpus {name_or_path!r} does not exist: give a UTF-8 text file or a name from "
                       "`rnnchat corpora`")
-
-
-def resolve_corpus(name_or_path: str | None) -> Path:
-    return resolve_named(name_or_path)[0]
 
 
 # ---- downloading --------------------------------------------------------------

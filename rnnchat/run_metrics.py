@@ -24,7 +24,6 @@ METRICS = "metrics.jsonl"
 SAMPLES = "samples.jsonl"
 MAX_READ = 64 << 20  # bytes read from a metrics or samples file at most
 MAX_SAMPLE_CHARS = 4000
-FIELDS = ("step", "time", "train_loss", "val_loss", "lr", "chars_per_s")
 
 
 def _number(value) -> float | None:

@@ -28,14 +28,6 @@ def _cell_class(cell):
     raise TypeError(f"check_probe takes a registered cell name or a torch.nn.Module class, not {cell!r}")
 
 
-def _flat(state) -> list[torch.Tensor]:
-    return [state] if isinstance(state, torch.Tensor) else [t for s in state for t in _flat(s)]
-
-
-def _clone(state):
-    return state.clone() if isinstance(state, torch.Tensor) else type(state)(_clone(s) for s in state)
-
-
 def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
@@ -44,6 +36,8 @@ def check_probe(cell, options: dict | None = None, *, input_size: int = 5, hidde
                 steps: int = 9, seed: int = 0, tol: float = 1e-5) -> dict[str, str]:
     """Check what the probe sees in ``cell``; return ``{quantity name: kind}``."""
     from rnnchat.engine.probe_cells import reader_for
+    from rnnchat.engine.states import clone_state
+    from rnnchat.testing.common import _tensors
 
     cls = _cell_class(cell)
     torch.manual_seed(seed)
@@ -54,10 +48,10 @@ def check_probe(cell, options: dict | None = None, *, input_size: int = 5, hidde
     x = torch.randn(1, steps, input_size, generator=gen)
     with torch.no_grad():
         _, state = layer(torch.randn(1, 5, input_size, generator=gen), layer.initial_state(1))
-        before = _clone(state)
+        before = clone_state(state)
         y, _ = layer(x, state)
         y_probe, _, found = reader.run(x, state)
-        assert all(_diff(a, b) == 0 for a, b in zip(_flat(state), _flat(before))), \
+        assert all(_diff(a, b) == 0 for a, b in zip(_tensors(state), _tensors(before))), \
             f"{name}: reading quantities modified the state passed in"
         assert set(found) == set(reader.kinds), f"{name}: quantities {sorted(found)} != declared {sorted(reader.kinds)}"
         for q, value in found.items():
@@ -71,7 +65,7 @@ def check_probe(cell, options: dict | None = None, *, input_size: int = 5, hidde
             assert found["h"].shape == y.shape and _diff(found["h"], y) <= tol * max(1.0, float(y.abs().max())), \
                 f"{name}: quantity 'h' differs from the output of forward by {_diff(found['h'], y):.3g}"
         cut = steps // 2
-        _, mid, first = reader.run(x[:, :cut], _clone(before))
+        _, mid, first = reader.run(x[:, :cut], clone_state(before))
         _, _, second = reader.run(x[:, cut:], mid)
         for q in found:
             joined = torch.cat([first[q], second[q]], dim=1)

@@ -70,7 +70,7 @@ def test_generate_tells_which_prompt_characters_were_dropped(make_checkpoint):
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "Bad Name"], "--name"),
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--cell", "nope"], "cell 'nope' is not installed"),
     (["train", "corpora/tiny.txt", "--budget", "soon", "--name", "x"], "not a duration"),
-    (["inspect", "/nonexistent.safetensors"], "no checkpoint"),
+    (["inspect", "/nonexistent.safetensors"], "no model named '/nonexistent.safetensors' and no such file"),
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--hint", "x" * 81], "--hint must be a string of at most 80"),
     (["train", "corpora/tiny.txt", "--steps", "5", "--name", "x", "--description", "x" * 501], "--description must be"),
     (["train", "--resume", "x", "--hint", "a title"], "--hint and --description go with a new run"),

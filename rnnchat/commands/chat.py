@@ -6,7 +6,7 @@ import click
 
 
 def open_chat(model: str | None) -> None:
-    from rnnchat.tui.app import run_app  # Textual only; the model loads in the app's worker
+    from rnnchat.tui.run import run_app  # Textual only; the model loads in the app's worker
 
     run_app(model)
 

@@ -7,19 +7,25 @@ import time
 
 import click
 
+from rnnchat.params import MAX_CHARS_LIMIT, SamplingParams
 from rnnchat.units import Escaped, FiniteFloat
+
+DEFAULTS = SamplingParams()  # the one set of defaults (the chat's and the settings' too)
 
 
 @click.command()
 @click.argument("prompt", required=False)
 @click.option("--model", "-m", help="Model name (see `rnnchat models`) or checkpoint path.")
-@click.option("--temperature", "-t", type=FiniteFloat(0, 100), default=0.8, show_default=True,
+@click.option("--temperature", "-t", type=FiniteFloat(0, 100), default=DEFAULTS.temperature, show_default=True,
               help="0 is greedy.")
-@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: off.")
-@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=1.0, show_default=True, help="1: off.")
-@click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True), default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=0), default=DEFAULTS.top_k, show_default=True, help="0: off.")
+@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=DEFAULTS.top_p, show_default=True,
+              help="1: off.")
+@click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True),
+              default=DEFAULTS.repetition_penalty, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Makes the output reproducible.")
-@click.option("--max-chars", "-n", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
+@click.option("--max-chars", "-n", type=click.IntRange(1, MAX_CHARS_LIMIT), default=DEFAULTS.max_chars,
+              show_default=True)
 @click.option("--stop", type=Escaped(), multiple=True,
               help="Stop when this text appears (repeatable). Backslash escapes (\\n, \\t, \\xHH, \\uHHHH) are "
                    "read as characters; a malformed one is an error: write \\\\ for a backslash.")
@@ -43,8 +49,6 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed,
 
     The prompt is read in chunks of 4,096 characters, the state carried from one to the next,
     so a prompt of any length (a file piped in) takes memory for one chunk only."""
-    from rnnchat.params import SamplingParams
-
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty, seed=seed, max_chars=max_chars,
                             stop=tuple(stop)).validate()

@@ -13,15 +13,13 @@ import click
 from rnnchat.checkpoint_meta import read_header
 from rnnchat.errors import RnnchatError
 from rnnchat.plugins.manager import get_host
+from rnnchat.plugins.resolve import resolve_model
 from rnnchat.safe_text import json_safe, printable
 from rnnchat.session.models import model_rows  # noqa: F401 - `rnnchat models` lists them
 
 
 def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:
-    host = get_host()
-    path = Path(host.checkpoints[path_or_name].path) if path_or_name in host.checkpoints else Path(path_or_name)
-    if not path.exists() and not path.is_symlink():
-        raise RnnchatError(f"no checkpoint {path_or_name!r}: not a file and not a registered model name")
+    path = resolve_model(path_or_name).path
     h = read_header(path)
     meta = dict(h.meta)
     vocab = meta.pop("vocab")

@@ -35,14 +35,15 @@ def probe(model, corpus, chars, features, top, unit, html_path, as_json, device)
     for each layer and gate how often it is saturated (Karpathy et al., 2015).
     """
     from rnnchat.commands.probe_report import feature_lines, safe, saturation_lines, saturation_plot
-    from rnnchat.engine.checkpoint import load_checkpoint, resolve_model
+    from rnnchat.engine.checkpoint import load_checkpoint
     from rnnchat.engine.device import pick_device, set_cpu_threads
     from rnnchat.engine.probe_run import run_probe
+    from rnnchat.plugins.resolve import resolve_model
 
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads()
-    loaded = load_checkpoint(resolve_model(model), dev)
+    loaded = load_checkpoint(resolve_model(model).path, dev)
     report, coloured = run_probe(loaded, corpus, chars, features, top, unit or ("auto" if html_path else None))
     report["model"]["name"] = model
     if html_path:

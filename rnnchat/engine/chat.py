@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rnnchat.engine import states
@@ -68,19 +67,10 @@ class ChatEngine:
     def open(cls, model: str | None, device: str | None = None, fallback: bool = False) -> "ChatEngine":
         """Open ``model`` (a registered name or a path; None: the default) on its new worker
         thread. With ``fallback``, a model that is not found opens the default one instead."""
-        from rnnchat.engine.runtime import open_engine
-
         worker = EngineWorker()
-        note = ""
         try:
-            try:
-                engine, path = worker.call(open_engine, model, device)
-            except ModelNotFound:
-                if not (fallback and model):
-                    raise
-                engine, path = worker.call(open_engine, None, device)
-                note = f"model {model!r} was not found; opened the default model instead"
-            return cls(engine, _facts(engine, path, model, note), worker)
+            engine, ref, note = worker.call(_open, model, device, fallback)
+            return cls(engine, _facts(engine, ref, note), worker)
         except BaseException:
             worker.close()
             raise
@@ -160,17 +150,28 @@ class ChatEngine:
         return self.engine.feed(ids, state)
 
 
-def _facts(engine, path: Path, requested: str | None, note: str) -> dict:
-    """What the session shows about the model (the fields of ``SessionInfo`` the engine knows)."""
-    from rnnchat.plugins.manager import get_host
+def _open(model: str | None, device: str | None, fallback: bool):
+    """On the engine thread: (the Engine, the model's ModelRef, a note). With ``fallback``, a
+    model that is not found opens the default one, and the note says so."""
+    from rnnchat.engine.runtime import open_engine
+    from rnnchat.plugins.resolve import resolve_model
 
-    host = get_host()
-    name = next((n for n, spec in host.checkpoints.items() if Path(spec.path) == Path(path)), None)
-    name = name or (requested if requested in host.checkpoints else Path(path).stem)
+    note = ""
+    try:
+        ref = resolve_model(model)
+    except ModelNotFound:
+        if not (fallback and model):
+            raise
+        ref, note = resolve_model(None), f"model {model!r} was not found; opened the default model instead"
+    return open_engine(ref, device)[0], ref, note
+
+
+def _facts(engine, ref, note: str) -> dict:
+    """What the session shows about the model (the fields of ``SessionInfo`` the engine knows)."""
     meta = engine.loaded.meta
     val = meta.get("val_loss")
     return dict(
-        name=name, path=str(path), cell=str(meta["cell"]), layers=int(meta["layers"]), hidden=int(meta["hidden"]),
-        parameters=int(meta.get("parameters") or engine.model.num_parameters()), device=str(engine.device),
-        val_loss=float(val) if isinstance(val, (int, float)) else None, vocab_size=len(engine.vocab),
-        note=note, source=name if name in host.checkpoints else str(path))
+        name=ref.label, path=str(ref.path), cell=str(meta["cell"]), layers=int(meta["layers"]),
+        hidden=int(meta["hidden"]), parameters=int(meta.get("parameters") or engine.model.num_parameters()),
+        device=str(engine.device), val_loss=float(val) if isinstance(val, (int, float)) else None,
+        vocab_size=len(engine.vocab), note=note, source=ref.source)

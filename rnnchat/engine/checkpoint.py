@@ -127,24 +127,4 @@ def load_checkpoint(path, device: torch.device | str = "cpu") -> Loaded:
     return Loaded(model.to(device), Vocab(meta["vocab"]), meta, Path(path))
 
 
-def resolve_model(name_or_path: str | None) -> Path:
-    """A registered checkpoint name or a file path -> the file path."""
-    from rnnchat.errors import ModelNotFound
-
-    host = get_host()
-    if name_or_path is None:
-        if "shakespeare" in host.checkpoints:
-            return Path(host.checkpoints["shakespeare"].path)
-        if host.checkpoints:
-            return Path(next(iter(host.checkpoints.values())).path)
-        raise ModelNotFound("no model is installed; train one with `rnnchat train CORPUS --name NAME`")
-    if name_or_path in host.checkpoints:
-        return Path(host.checkpoints[name_or_path].path)
-    path = Path(name_or_path).expanduser()
-    if path.exists() or path.is_symlink():
-        return path
-    raise ModelNotFound(f"no model named {name_or_path!r} and no such file; see `rnnchat models` "
-                        f"(known: {', '.join(sorted(host.checkpoints)) or 'none'})")
-
-
-__all__ = ["Loaded", "build_meta", "save_checkpoint", "load_checkpoint", "resolve_model", "PluginError"]
+__all__ = ["Loaded", "build_meta", "save_checkpoint", "load_checkpoint", "PluginError"]

@@ -133,7 +133,6 @@ class NumpyLSTM(_FusedStep):
         w_ih, w_hh = _np(cell.weight_ih)[self.order], _np(cell.weight_hh)[self.order]
         bias = (_np(cell.bias_ih) + _np(cell.bias_hh))[self.order]
         self.w_ih, self.w_hh, self.bias = w_ih, w_hh, bias
-        self.x_off = 0
         self.W = self._fused(I)
 
     def new_state(self, state) -> _Buffers:

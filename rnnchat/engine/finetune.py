@@ -47,10 +47,10 @@ def plan(model: str, options: dict, given: set[str]) -> tuple[dict, dict]:
     ``options`` are the preset's values with the user's on top; ``given`` names the options the user
     typed. Returns (options with the checkpoint's shape and an ``init_from`` record, the checkpoint's chat).
     """
-    from rnnchat.engine.checkpoint import resolve_model
+    from rnnchat.plugins.resolve import resolve_model
 
     try:
-        path = resolve_model(model).resolve()
+        path = resolve_model(model).path.resolve()
         header = read_header(path)
     except RnnchatError as exc:
         raise RnnchatError(f"--init-from {model}: {exc}") from None
@@ -115,7 +115,7 @@ def init_weights(model, vocab: Vocab, init: dict, seed: int) -> int:
     old = base.vocab.chars
     if vocab.chars[:len(old)] != old:
         raise RnnchatError(f"the vocabulary does not start with {path.name}'s: cannot keep its rows")
-    n_old, n_new = len(old), len(vocab) - len(old)
+    n_new = len(vocab) - len(old)
     gen = torch.Generator().manual_seed(seed)
     src = base.model.state_dict()
     grown = {}

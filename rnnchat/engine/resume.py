@@ -194,10 +194,6 @@ def read_state(path: Path) -> tuple[dict, dict, Path, str | None]:
     return meta, tensors, used, note
 
 
-def read_state_meta(path: Path) -> dict:
-    return read_state(path)[0]
-
-
 def apply_state(meta: dict, tensors: dict, trainer) -> list[torch.Tensor] | None:
     """Load weights, optimizer, RNG streams and progress into ``trainer``; return the saved hidden leaves."""
     if meta["corpus"]["sha256"] != trainer.corpus.sha256:

@@ -30,7 +30,7 @@ from rnnchat.engine.precision import check_precision
 from rnnchat.engine.resume import apply_state
 from rnnchat.engine.run_dir import BEST, FINAL_STATE  # noqa: F401  (re-exported)
 from rnnchat.engine.train_config import (ConfigError, CorpusSizeError, TrainConfig,  # noqa: F401
-                                         config_from_dict, config_from_json, config_to_json)
+                                         config_from_dict)
 from rnnchat.engine.train_hooks import weights_sha256  # noqa: F401  (re-exported)
 from rnnchat.engine.train_loop import TrainLoop
 from rnnchat.errors import RnnchatError

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 from rnnchat.errors import CorpusError, RnnchatError
 
@@ -106,14 +105,6 @@ class TrainConfig:
         parts = ([f"{self.steps} steps"] if self.steps is not None else []) + \
             ([f"{self.budget:g}s"] if self.budget is not None else [])
         return " or ".join(parts) + (", whichever comes first" if len(parts) == 2 else "")
-
-
-def config_to_json(cfg: TrainConfig) -> str:
-    return json.dumps(asdict(cfg))
-
-
-def config_from_json(text: str) -> TrainConfig:
-    return config_from_dict(json.loads(text))
 
 
 def config_from_dict(saved: dict) -> TrainConfig:

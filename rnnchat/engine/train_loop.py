@@ -61,9 +61,6 @@ class TrainLoop:
     def stop_requested(self) -> bool:
         return self._signals > 0
 
-    def request_stop(self) -> None:
-        self._signals += 1
-
     def _on_signal(self, signum, frame) -> None:
         self._signals += 1
         if signum == signal.SIGINT and self._signals > 1 and self.world == 1:

@@ -13,7 +13,8 @@ from rnnchat.params import SamplingParams
 MAX_N = 16
 MAX_STOPS = 4
 MAX_PROMPT_CHARS = 100_000
-DEFAULT_MAX_TOKENS = {"completion": 16, "chat": 1000}  # OpenAI's completions default; chat: rnnchat's
+DEFAULTS = SamplingParams()  # rnnchat's one set of defaults (rnnchat/params.py)
+DEFAULT_MAX_TOKENS = {"completion": 16, "chat": DEFAULTS.max_chars}  # OpenAI's completions default; chat: rnnchat's
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ROLES = ("system", "user", "assistant")
 # the CLI's message names a setting; the API names the field
@@ -97,8 +98,9 @@ def parse(body, kind: str) -> Request:
         if n != 1:
             raise ApiError(400, "a session continues one stream: n must be 1", "n")
     params = SamplingParams(
-        temperature=_number(body, "temperature", 0.8), top_k=_whole(body, "top_k", 0),
-        top_p=_number(body, "top_p", 1.0), repetition_penalty=_number(body, "repetition_penalty", 1.0),
+        temperature=_number(body, "temperature", DEFAULTS.temperature), top_k=_whole(body, "top_k", DEFAULTS.top_k),
+        top_p=_number(body, "top_p", DEFAULTS.top_p),
+        repetition_penalty=_number(body, "repetition_penalty", DEFAULTS.repetition_penalty),
         seed=_whole(body, "seed", None), max_chars=_whole(body, "max_tokens", DEFAULT_MAX_TOKENS[kind]),
         stop=_stops(body))
     try:

@@ -29,8 +29,9 @@ from typing import Any, Callable
 from rnnchat.engine.alts import AltEnd, AltGeneration, AltToken
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.worker import EngineWorker
-from rnnchat.errors import ModelNotFound, RnnchatError
+from rnnchat.errors import RnnchatError
 from rnnchat.params import LiveParams
+from rnnchat.plugins.resolve import not_found
 from rnnchat.read_chunks import Watch, chunks
 from rnnchat.st_bytes import build, split, tensor_bytes
 from rnnchat.session.types import SessionError
@@ -127,7 +128,7 @@ class FakeEngine:
             note = ""
             if model in missing:
                 if not fallback:
-                    raise ModelNotFound(f"no model named {model!r} and no such file; see `rnnchat models`")
+                    raise not_found(model)
                 model, note = None, f"model {model!r} was not found; opened the default model instead"
             engine = cls(model or "fake", note=note, **kw)
             if made is not None:

@@ -31,7 +31,7 @@ class Settings:
     keys: dict = field(default_factory=dict)
     presets: dict = field(default_factory=dict)  # the user's own: name -> values (session/presets.py)
 
-    SAMPLING = ("temperature", "top_k", "top_p", "repetition_penalty", "max_chars", "seed")
+    SAMPLING = tuple(f.name for f in fields(SamplingParams) if f.name != "stop")  # kept flat in the file
 
     def __getattr__(self, name: str):
         if name in Settings.SAMPLING:  # settings.temperature: the value in ``sampling``

@@ -92,7 +92,3 @@ class Turn:
     @property
     def body(self) -> str:
         return self.text[self.body_start:]
-
-    @property
-    def body_probs(self) -> list[float]:
-        return self.probs[self.body_start:]

@@ -9,7 +9,8 @@ from typing import Callable, Iterable
 
 import torch
 
-from rnnchat.testing.common import _clone, _close, _max_diff, _structure, _tensors, available_devices
+from rnnchat.engine.states import clone_state
+from rnnchat.testing.common import _close, _max_diff, _structure, _tensors, available_devices
 
 # ---- cells ----------------------------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ def check_cell_state(case: CellCase) -> None:
                 assert t.dtype == pdtype, f"{where}: initial_state has dtype {t.dtype}, the parameters {pdtype}"
                 assert not t.requires_grad, f"{where}: initial_state must not require grad"
         state = case.warm_state(cell, dtype)
-        before = _clone(state)
+        before = clone_state(state)
         shapes = [(tuple(t.shape), t.dtype) for t in _tensors(state)]
         x = case.inputs(dtype=dtype)
         with torch.no_grad():

@@ -30,18 +30,15 @@ class CheckpointCase:
 
 def _checkpoint_case(model) -> CheckpointCase:
     from rnnchat.engine.checkpoint import load_checkpoint
-    from rnnchat.plugins.manager import get_host
+    from rnnchat.errors import ModelNotFound, RnnchatError
+    from rnnchat.plugins.resolve import resolve_model
 
-    host = get_host()
-    if isinstance(model, str) and model in host.checkpoints:
-        path, name = Path(host.checkpoints[model].path), model
-    else:
-        path = Path(model)
-        name = path.name
-        assert path.is_file(), f"{model!r} is neither a registered checkpoint " \
-                               f"({', '.join(sorted(host.checkpoints)) or 'none'}) nor a file"
-    from rnnchat.errors import RnnchatError
-
+    try:
+        ref = resolve_model(model)
+    except ModelNotFound as exc:
+        raise AssertionError(str(exc)) from None
+    path, name = ref.path, ref.name or ref.path.name
+    assert path.is_file(), f"{model!r}: {path} is not a file"
     try:
         loaded = load_checkpoint(path, "cpu")
     except RnnchatError as exc:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from rnnchat.engine.states import state_map
-
 # ---- helpers --------------------------------------------------------------------------------------------
 
 
@@ -37,14 +35,6 @@ def _structure(state):
     if isinstance(state, torch.Tensor):
         return "tensor"
     return (type(state).__name__, tuple(_structure(s) for s in state))
-
-
-def _clone(state):
-    return state_map(lambda t: t.detach().clone(), state)
-
-
-def _to(state, device):
-    return state_map(lambda t: t.to(device), state)
 
 
 def _max_diff(a, b) -> float:

@@ -1,15 +1,14 @@
 """The chat app: ``rnnchat`` opens it.
 
 The app composes the screen (a :class:`ChatView`, the side panel, header and footer), loads
-models, runs actions and keeps the settings. The screen paints before torch is imported: a
-model loads in a background thread that waits for the engine's own thread. The reply in
-flight belongs to the chat view. Every action (key, F1 help, palette, /command) is declared
-once in ``tui/actions.py``. Threads and the path of a character: ``docs/architecture.md``.
+models and runs actions; ``tui/settings_keeper.py`` keeps its settings, ``tui/run.py`` runs it
+as a process. The screen paints before torch is imported: a model loads in a background thread
+that waits for the engine's own thread. The reply in flight belongs to the chat view. Every
+action (key, F1 help, palette, /command) is declared once in ``tui/actions.py``. Threads and
+the path of a character: ``docs/architecture.md``.
 """
 
 from __future__ import annotations
-
-import sys
 
 from rich.text import Text
 from textual import events, on
@@ -19,7 +18,6 @@ from textual.widgets import Footer, Header
 
 from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
-from rnnchat.process_exit import exit_now
 from rnnchat.session.api import ChatAPI, SessionFactory, default_session_factory
 from rnnchat.session.settings import Settings
 from rnnchat.session.types import Turn
@@ -30,6 +28,7 @@ from rnnchat.tui.loading import start_loading, start_opening
 from rnnchat.tui.messages import ConversationFailed, ConversationOpened, LoadFailed, ModelLoaded
 from rnnchat.tui.notices import load_failure, welcome
 from rnnchat.tui.screens.train import TrainingRuns
+from rnnchat.tui.settings_keeper import SettingsKeeper
 from rnnchat.tui.startup import Startup, exit_after
 from rnnchat.tui.widgets import Composer, Notice, SidePanel, TemperatureControl, Transcript
 
@@ -47,9 +46,7 @@ class RnnchatApp(App[int]):
                  persist_settings: bool = True) -> None:
         super().__init__()
         self.requested_model = model
-        self.settings = settings if settings is not None else Settings()
-        self.settings_warning = settings_warning
-        self.persist_settings = persist_settings
+        self.kept = SettingsKeeper(self, settings, settings_warning, persist_settings)  # tui/settings_keeper.py
         self.params: SamplingParams = self.settings.sampling  # immutable: replaced whole (set_params)
         self.keys, self.key_notices = actions.apply_keys(self, self.settings.keys)
         self.training = TrainingRuns()  # the training runs this app started (tui/screens/train.py)
@@ -60,7 +57,6 @@ class RnnchatApp(App[int]):
         self.loading_model: str | None = None  # the model being loaded, while a load is in flight
         self._load_token = 0
         self._conv_token = 0
-        self._settings_timer = None
         self._painted = False
         self._ready_pending = False
 
@@ -88,16 +84,15 @@ class RnnchatApp(App[int]):
     def panel(self) -> SidePanel:
         return self.query_one(SidePanel)
 
+    @property
+    def settings(self) -> Settings:
+        return self.kept.settings
+
     def on_mount(self) -> None:
-        if self.settings.theme and self.settings.theme in self.available_themes:
-            self.theme = self.settings.theme
-        self.theme_changed_signal.subscribe(self, self._theme_changed)
-        self.chat.confidence = bool(self.settings.confidence)
+        self.kept.apply(self.key_notices)
         self.panel.show_params(self.params)
         self.panel.show_confidence(self.chat.confidence, actions.key_label(self.keys, "confidence"))
         self.input.focus()
-        for warning in ([self.settings_warning] if self.settings_warning else []) + self.key_notices:
-            self.notify(warning, severity="warning", markup=False)
         self.open_model(self.requested_model or self.settings.model, explicit=self.requested_model is not None)
 
     def on_ready(self, event: events.Ready) -> None:
@@ -262,44 +257,9 @@ class RnnchatApp(App[int]):
         if self.session is not None:
             self.session.stop()
         self.settings_changed()
-        self._save_settings()
+        self.kept.save()
         self.exit(self.return_code or 0)
 
-    # ---- settings -------------------------------------------------------------------------
-    def _theme_changed(self, theme) -> None:
-        self.settings.theme = theme.name
-        self.settings_changed()
-
     def settings_changed(self) -> None:
-        """Take the values in use into the settings now; write them soon (once for many changes)."""
-        self.settings.sampling = self.params
-        self.settings.confidence = self.chat.confidence
-        if self._settings_timer is None:
-            self._settings_timer = self.set_timer(0.5, self._save_settings)
-
-    def _save_settings(self) -> None:
-        self._settings_timer = None
-        if not self.persist_settings:
-            return
-        try:
-            self.settings.save()
-        except OSError as exc:
-            self.notify(f"could not save the settings: {exc}", severity="warning", markup=False)
-
-
-def run_app(model: str | None = None, fast_exit: bool = True) -> None:
-    """Open the chat app (``rnnchat``, ``rnnchat chat``).
-
-    When the app has closed (terminal restored, workers finished, history and settings written)
-    and torch was loaded, the process ends with ``os._exit``: tearing torch down takes from half a
-    second to several on a busy machine, and nothing is left to do, so quitting stays immediate.
-    """
-    settings, warning = Settings.load()
-    app = RnnchatApp(model, settings=settings, settings_warning=warning)
-    code = app.run()
-    app.startup.report()
-    code = code or 0
-    if fast_exit and "torch" in sys.modules:
-        exit_now(code)
-    if code:
-        raise SystemExit(code)
+        """Take the values in use into the settings; they are written soon (tui/settings_keeper.py)."""
+        self.kept.changed()

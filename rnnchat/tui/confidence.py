@@ -54,7 +54,3 @@ def legend() -> Text:
             out.append(" ")
         out.append(f" {label} " if style.bgcolor else label, style if style.color else Style(dim=False))
     return out
-
-
-def mean_confidence(probs) -> float | None:
-    return sum(probs) / len(probs) if probs else None

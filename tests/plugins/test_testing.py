@@ -85,5 +85,5 @@ def test_a_chat_template_the_vocabulary_cannot_spell_fails(make_checkpoint):
 
 
 def test_an_unknown_checkpoint_is_clear():
-    with pytest.raises(AssertionError, match="neither a registered checkpoint"):
+    with pytest.raises(AssertionError, match=r"^no model named 'no-such-model' and no such file; see `rnnchat models`"):
         check_checkpoint("no-such-model")

@@ -13,6 +13,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from rnnchat.params import SamplingParams
 from rnnchat.safe_text import printable
 from rnnchat.tui.confidence import legend
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from rnnchat.session.types import Turn
 
 TEMP_STEP = 0.05
-TEMP_BIG_STEP = 0.25
 TEMP_SCALE = 2.0  # the control's bar spans 0 .. 2 (higher values are allowed, shown as a full bar)
 
 
@@ -50,7 +50,7 @@ class TemperatureControl(Widget):
     DEFAULT_CSS = """
     TemperatureControl { height: 2; }
     """
-    value: reactive[float] = reactive(0.8)
+    value: reactive[float] = reactive(SamplingParams().temperature)
 
     class Changed(Message):
         """The user moved the control."""
