@@ -31,7 +31,8 @@ class Settings:
     keys: dict = field(default_factory=dict)
     presets: dict = field(default_factory=dict)  # the user's own: name -> values (session/presets.py)
 
-    SAMPLING = ("temperature", "top_k", "top_p", "repetition_penalty", "max_chars", "seed")
+    SAMPLING = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
+                "frequency_penalty", "max_chars", "seed")
 
     def __getattr__(self, name: str):
         if name in Settings.SAMPLING:  # settings.temperature: the value in ``sampling``
