@@ -162,3 +162,28 @@ def test_generate_takes_the_new_options(make_checkpoint):
                           (["--frequency-penalty", "nan"], "not a finite number")):
         r = run(generate, ["x", "--model", path, *args])
         assert r.exit_code == 2 and pattern in r.output, r.output
+
+
+def test_the_server_reads_them_into_the_same_params():
+    from rnnchat.serve.requests import ApiError, parse
+
+    req = parse({"model": "m", "prompt": "a", "min_p": 0.1, "presence_penalty": 0.5, "frequency_penalty": -1},
+                "completion")
+    p = req.params
+    assert (p.min_p, p.presence_penalty, p.frequency_penalty) == (0.1, 0.5, -1)
+    for field, bad in (("min_p", 1), ("presence_penalty", 3), ("frequency_penalty", "x")):
+        with pytest.raises(ApiError) as e:
+            parse({"model": "m", "prompt": "a", field: bad}, "completion")
+        assert e.value.status == 400 and e.value.param == field
+
+
+def test_the_counts_of_a_long_reply_stay_exact():
+    from rnnchat.engine.sampling import PENDING_LIMIT
+
+    s = Sampler(SamplingParams(seed=0))
+    ids = [i % 7 for i in range(PENDING_LIMIT * 2 + 5)] + [9]
+    for i in ids:
+        s.accept(i)
+    assert len(s._pending) < PENDING_LIMIT  # counted on the way, not kept as a list
+    np.testing.assert_array_equal(s.chosen_counts(12), np.bincount(ids, minlength=12))
+    assert s.chosen_counts(12).dtype == np.float32

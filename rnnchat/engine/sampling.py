@@ -30,6 +30,7 @@ from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
 
 REPETITION_WINDOW = 64
+PENDING_LIMIT = 4096
 _sum, _max, _exp, _accumulate = np.add.reduce, np.maximum.reduce, np.exp, np.add.accumulate
 _ONE = np.float32(1.0)
 TOP_P_SLACK = 1e-6
@@ -53,10 +54,11 @@ class Sampler:
             seed = params.seed if params.seed is not None else random.randrange(2**63)
         self.seed = seed
         self.recent: list[int] = []
-        self.accepted = 0  # ids chosen so far
         self._counts: np.ndarray | None = None  # occurrences of each id in ``recent``
-        self._chosen: np.ndarray | None = None  # how often this sampler chose each id (the reply so far)
-        self._unsized: list[int] = []  # ids chosen before the vocabulary size was known
+        # how often this sampler chose each id (the reply so far): the ids chosen since the last
+        # count wait in ``_pending`` (an append per character; counted when a penalty needs them)
+        self._chosen: np.ndarray | None = None
+        self._pending: list[int] = []
 
     @property
     def seed(self) -> int:
@@ -89,13 +91,23 @@ class Sampler:
 
     def chosen_counts(self, size: int) -> np.ndarray:
         """float32[size]: how often each id was chosen by this sampler (what the presence and
-        frequency penalties count). The array is kept and updated by :meth:`accept`."""
-        if self._chosen is None or self._chosen.size != size:
-            self._chosen = np.zeros(size, np.float32)
-            ids = [i for i in self._unsized if 0 <= i < size]
-            np.add.at(self._chosen, ids, 1)
-            self._unsized = []
-        return self._chosen
+        frequency penalties count)."""
+        chosen = self._chosen
+        if self._pending:
+            ids = np.asarray(self._pending, np.int64)
+            self._pending = []
+            ids = ids[ids >= 0]
+            n = max(size, int(ids.max()) + 1 if ids.size else 0, 0 if chosen is None else chosen.size)
+            counts = np.bincount(ids, minlength=n).astype(np.float32)
+            if chosen is not None:
+                counts[:chosen.size] += chosen
+            chosen = self._chosen = counts
+        if chosen is None or chosen.size < size:
+            grown = np.zeros(size, np.float32)
+            if chosen is not None:
+                grown[:chosen.size] = chosen
+            chosen = self._chosen = grown
+        return chosen if chosen.size == size else chosen[:size]
 
     def _recent_mask(self, size: int) -> np.ndarray:
         if self._counts is None or self._counts.size != size:
@@ -122,15 +134,12 @@ class Sampler:
         raw = _exp(d)
         raw_total = float(_sum(raw))
         temperature = p.temperature
-        chosen = self._chosen
-        if chosen is None or chosen.size != x.size:
-            chosen = self.chosen_counts(x.size)
         penalised = False
         if p.repetition_penalty != 1.0 and self.recent:
             x = apply_repetition_penalty(x, self._recent_mask(x.size), p.repetition_penalty)
             penalised = True
-        if (p.presence_penalty or p.frequency_penalty) and self.accepted:
-            x = apply_presence_frequency(x, chosen, p.presence_penalty, p.frequency_penalty)
+        if p.presence_penalty or p.frequency_penalty:
+            x = apply_presence_frequency(x, self.chosen_counts(x.size), p.presence_penalty, p.frequency_penalty)
             penalised = True
         if penalised:
             if temperature:
@@ -152,13 +161,10 @@ class Sampler:
     def accept(self, i: int) -> None:
         """Called once for every chosen id, by every path (the CUDA one samples on the device
         and calls only this): a subclass that records choices overrides this, not ``__call__``."""
-        self.accepted += 1
-        chosen = self._chosen
-        if chosen is not None:
-            if i < chosen.size:
-                chosen[i] += 1
-        else:
-            self._unsized.append(i)
+        pending = self._pending
+        pending.append(i)
+        if len(pending) >= PENDING_LIMIT:  # (while the penalties are off: keep the list short)
+            self.chosen_counts(0)
         recent = self.recent
         recent.append(i)
         counts = self._counts
