@@ -48,8 +48,8 @@ class SettingsScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     SettingsScreen .setting { height: auto; margin: 0 0 1 0; }
     SettingsScreen .setting-line { height: 1; }
-    SettingsScreen .setting-name { width: 20; text-style: bold; }
-    SettingsScreen .setting-input { width: 16; }
+    SettingsScreen .setting-name { width: 12; text-style: bold; }
+    SettingsScreen .setting-input { width: 12; }
     SettingsScreen .setting-range { width: 1fr; color: $text-muted; padding: 0 0 0 2; }
     SettingsScreen .setting-help { color: $text-muted; }
     SettingsScreen .setting-help.-error { color: $error; }
@@ -72,7 +72,7 @@ class SettingsScreen(ModalScreen[None]):
                                         compact=True, select_on_focus=True)
                             yield Static(Text(RANGES[field]), classes="setting-range")
                         yield Static(Text(action.command_help), classes="setting-help", id=f"help-{field}")
-            yield Static("Enter applies a value (at the next character) · ↑↓/Tab: move · Esc: close",
+            yield Static("Enter applies (from the next character) · ↑↓ moves · Esc closes",
                          classes="dialog-help")
 
     def on_mount(self) -> None:
