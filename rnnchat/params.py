@@ -23,6 +23,9 @@ class SamplingParams:
     top_k: int = 0  # 0: off
     top_p: float = 1.0  # 1.0: off
     repetition_penalty: float = 1.0  # 1.0: off
+    min_p: float = 0.0  # 0: off; keeps characters with p >= min_p * p_max
+    presence_penalty: float = 0.0  # 0: off; OpenAI's: minus this for each character already in the reply
+    frequency_penalty: float = 0.0  # 0: off; OpenAI's: minus this times its count in the reply
     seed: int | None = None
     max_chars: int = 1000
     stop: tuple[str, ...] = field(default_factory=tuple)
@@ -35,6 +38,13 @@ class SamplingParams:
             raise SamplingError(f"top-p must be in (0, 1] (1 turns it off), not {self.top_p!r}")
         if not _finite(self.repetition_penalty) or not 0.0 < self.repetition_penalty <= 100.0:
             raise SamplingError(f"repetition penalty must be in (0, 100] (1 turns it off), not {self.repetition_penalty!r}")
+        if not _finite(self.min_p) or not 0.0 <= self.min_p < 1.0:
+            raise SamplingError(f"min-p must be a number in [0, 1) (0 turns it off), not {self.min_p!r}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if not _finite(value) or not -2.0 <= value <= 2.0:
+                raise SamplingError(f"{name.replace('_', ' ')} must be a number in [-2, 2] (0 turns it off), "
+                                    f"not {value!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or not 0 <= self.seed < 2**63):
             raise SamplingError(f"seed must be a whole number in [0, 2^63), not {self.seed!r}")

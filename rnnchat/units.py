@@ -68,8 +68,8 @@ class FiniteFloat(click.ParamType):
 
     name = "number"
 
-    def __init__(self, min=None, max=None, min_open=False):
-        self.min, self.max, self.min_open = min, max, min_open
+    def __init__(self, min=None, max=None, min_open=False, max_open=False):
+        self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
 
     def convert(self, value, param, ctx):
         try:
@@ -80,6 +80,6 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         if self.min is not None and (x < self.min or (self.min_open and x == self.min)):
             self.fail(f"{value} is too small (must be {'>' if self.min_open else '>='} {self.min})", param, ctx)
-        if self.max is not None and x > self.max:
-            self.fail(f"{value} is too large (must be <= {self.max})", param, ctx)
+        if self.max is not None and (x > self.max or (self.max_open and x == self.max)):
+            self.fail(f"{value} is too large (must be {'<' if self.max_open else '<='} {self.max})", param, ctx)
         return x

@@ -22,7 +22,15 @@ DEFAULTS = SamplingParams()  # the one set of defaults (the chat's and the setti
 @click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=DEFAULTS.top_p, show_default=True,
               help="1: off.")
 @click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True),
-              default=DEFAULTS.repetition_penalty, show_default=True)
+              default=DEFAULTS.repetition_penalty, show_default=True,
+              help="Over the last 64 characters, the prompt's included (1: off).")
+@click.option("--min-p", type=FiniteFloat(0, 1, max_open=True), default=DEFAULTS.min_p, show_default=True,
+              help="Keep only characters at least this fraction as likely as the likeliest (0: off).")
+@click.option("--presence-penalty", type=FiniteFloat(-2, 2), default=DEFAULTS.presence_penalty, show_default=True,
+              help="Subtracted from the logit of every character already written (0: off).")
+@click.option("--frequency-penalty", type=FiniteFloat(-2, 2), default=DEFAULTS.frequency_penalty,
+              show_default=True,
+              help="Times how often a character was already written, subtracted from its logit (0: off).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Makes the output reproducible.")
 @click.option("--max-chars", "-n", type=click.IntRange(1, MAX_CHARS_LIMIT), default=DEFAULTS.max_chars,
               show_default=True)
@@ -43,14 +51,17 @@ DEFAULTS = SamplingParams()  # the one set of defaults (the chat's and the setti
                    "each is printed after a '--- sample j ---' line when all are done.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of samples (text, seed, finish reason).")
 @click.option("--stats", is_flag=True, help="Print chars/s, device and model to stderr.")
-def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, seed, max_chars, stop, device,
+def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, min_p, presence_penalty,
+             frequency_penalty, seed, max_chars, stop, device,
              prompt_precision, weights, samples, as_json, stats):
     """Continue PROMPT (or standard input) with a model.
 
     The prompt is read in chunks of 4,096 characters, the state carried from one to the next,
     so a prompt of any length (a file piped in) takes memory for one chunk only."""
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
-                            repetition_penalty=repetition_penalty, seed=seed, max_chars=max_chars,
+                            repetition_penalty=repetition_penalty, min_p=min_p,
+                            presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,
+                            max_chars=max_chars,
                             stop=tuple(stop)).validate()
     from rnnchat.engine.generate import BF16_MIN_PROMPT
     from rnnchat.engine.prompt import stream_reads, string_reads

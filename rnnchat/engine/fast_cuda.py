@@ -2,8 +2,9 @@
 
 A replay of the graph does, for batch 1, everything a character needs:
 
-1. sample the next id from the current logits (temperature, top-k, top-p,
-   repetition penalty over a ring of the last 64 ids, greedy when the
+1. sample the next id from the current logits (repetition penalty over a ring
+   of the last 64 ids, presence and frequency penalties over a count of the
+   ids chosen so far, temperature, top-k, top-p, min-p, greedy when the
    temperature is 0) with the uniform number the host sent;
 2. run ``model.step`` on that id (any cell whose ``step`` is capturable:
    the built-in ones are, a third-party one that synchronises is not, and
@@ -11,10 +12,10 @@ A replay of the graph does, for batch 1, everything a character needs:
 3. write the new logits and state into the static buffers, and the id, its
    probability and a finite-logits flag into a 3-value output.
 
-Per character the host writes five numbers (u, temperature, top-k, top-p,
-penalty) into pinned memory, copies them over asynchronously, replays the
-graph, copies the 3-value output back and waits for it: that wait is the
-only synchronisation, and it is the one needed to emit the character. The
+Per character the host writes eight numbers (:data:`KNOBS`) into pinned
+memory, copies them over asynchronously, replays the graph, copies the
+3-value output back and waits for it: that wait is the only
+synchronisation, and it is the one needed to emit the character. The
 sampling parameters are therefore read live, exactly like on the CPU.
 
 The same code runs without a graph (``graph=False``) on any device: the tests
@@ -32,22 +33,32 @@ from rnnchat.engine.model import state_map
 from rnnchat.engine.sampling import REPETITION_WINDOW, TOP_P_SLACK
 from rnnchat.errors import SamplingError
 
-KNOBS = 5  # u, temperature, top_k, top_p, repetition penalty
+KNOBS = 8  # u, temperature, top_k, top_p, repetition penalty, min_p, presence, frequency
 
 
-def device_sample(logits: torch.Tensor, knobs: torch.Tensor, recent: torch.Tensor):
+def knob_values(u: float, params) -> tuple:
+    """The :data:`KNOBS` of one character: its uniform number and the sampling values."""
+    return (u, params.temperature, params.top_k, params.top_p, params.repetition_penalty, params.min_p,
+            params.presence_penalty, params.frequency_penalty)
+
+
+def device_sample(logits: torch.Tensor, knobs: torch.Tensor, recent: torch.Tensor,
+                  chosen: torch.Tensor | None = None):
     """Sample like :class:`rnnchat.engine.sampling.Sampler`, with static shapes and no host sync.
 
-    ``logits[V]``, ``knobs[5]`` as :data:`KNOBS`, ``recent[V]`` bool (ids in the repetition window).
+    ``logits[V]``, ``knobs[8]`` as :data:`KNOBS`, ``recent[V]`` bool (ids in the repetition window),
+    ``chosen[V]`` float32 (how often each id was chosen so far; None: never).
     Returns 0-d tensors ``(id, probability at temperature 1, logits all finite)``.
     """
     x = logits.float()
     V = x.shape[0]
-    u, temp, top_k, top_p, pen = knobs.float().unbind(0)
+    u, temp, top_k, top_p, pen, min_p, presence, frequency = knobs.float().unbind(0)
     ok = torch.isfinite(x).all()
     raw = torch.exp(x - x.max())
     raw = raw / raw.sum()
     pen_x = torch.where(recent & (pen != 1.0), torch.where(x > 0, x / pen, x * pen), x)
+    if chosen is not None:  # (x - 0 * count - 0 * seen is x itself: nothing changes when both are off)
+        pen_x = pen_x - frequency * chosen - presence * (chosen > 0).float()
     greedy = pen_x.argmax()
     p = torch.exp((pen_x - pen_x.max()) * (1.0 / temp.clamp_min(1e-30)))
     sp, order = torch.sort(p, descending=True, stable=True)
@@ -56,6 +67,7 @@ def device_sample(logits: torch.Tensor, knobs: torch.Tensor, recent: torch.Tenso
     sp = torch.where(sp >= kth, sp, torch.zeros_like(sp))
     cum = torch.cumsum(sp, 0)
     keep = ((cum - sp) < (top_p - TOP_P_SLACK) * cum[-1]) | (top_p >= 1.0)
+    keep = keep & (sp >= min_p * sp[0])
     keep[0] = True
     sp = torch.where(keep, sp, torch.zeros_like(sp))
     p = torch.zeros_like(p).scatter_(0, order, sp)
@@ -95,6 +107,8 @@ class DeviceSampledModel:
             self.knobs = torch.zeros(KNOBS, device=dev)
             self.ring = torch.full((REPETITION_WINDOW,), self.V, dtype=torch.long, device=dev)
             self.ring_pos = torch.zeros(1, dtype=torch.long, device=dev)
+            self.chosen = torch.zeros(self.V, device=dev)  # ids chosen in this stream (presence, frequency)
+            self.one = torch.ones(1, device=dev)
             self.out = torch.zeros(3, dtype=torch.float64, device=dev)
             pin = self.device.type == "cuda"
             self.knobs_host = torch.zeros(KNOBS, pin_memory=pin)
@@ -107,8 +121,9 @@ class DeviceSampledModel:
     def body(self) -> None:
         recent = torch.zeros(self.V + 1, dtype=torch.bool, device=self.device)
         recent.index_fill_(0, self.ring, True)
-        choice, prob, ok = device_sample(self.logits, self.knobs, recent[: self.V])
+        choice, prob, ok = device_sample(self.logits, self.knobs, recent[: self.V], self.chosen)
         ids = choice.view(1)
+        self.chosen.index_add_(0, ids, self.one)
         self.ring.index_copy_(0, self.ring_pos, ids)
         self.ring_pos.add_(1).remainder_(REPETITION_WINDOW)
         logits, new_state = self.model.step(ids, self.state)
@@ -174,6 +189,7 @@ class DeviceRunner:
                 ring[: len(recent)] = torch.tensor(recent, dtype=torch.long).clamp(0, dm.V)
             dm.ring.copy_(ring)
             dm.ring_pos.fill_(len(recent) % REPETITION_WINDOW)
+            dm.chosen.copy_(torch.from_numpy(sampler.chosen_counts(dm.V)))
         self._run = dm.graph.replay if dm.graph is not None else self._eager
 
     def _eager(self) -> None:
@@ -182,12 +198,7 @@ class DeviceRunner:
 
     def next(self, params, sampler) -> tuple[int, float]:
         dm = self.dm
-        k = dm.knobs_np
-        k[0] = sampler.uniform()
-        k[1] = params.temperature
-        k[2] = params.top_k
-        k[3] = params.top_p
-        k[4] = params.repetition_penalty
+        dm.knobs_np[:] = knob_values(sampler.uniform(), params)
         dm.knobs.copy_(dm.knobs_host, non_blocking=True)
         self._run()
         dm.out_host.copy_(dm.out, non_blocking=True)

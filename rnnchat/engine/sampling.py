@@ -1,4 +1,10 @@
-"""Turn logits into a character: temperature, top-k, top-p, repetition penalty, seeded.
+"""Turn logits into a character: penalties, temperature, top-k, top-p, min-p, seeded.
+
+The order, per character: the repetition penalty (CTRL's rule, over the last 64 ids, the
+prompt's included), then the presence and frequency penalties (OpenAI's rule, over the ids
+this sampler chose: the reply so far), then the temperature, then top-k, top-p and min-p
+(each keeps the likeliest ids; min-p those with p >= min_p x p_max). Each one that is off
+costs nothing: with all of them off the choices are those of the plain temperature draw.
 
 The sampler works on a NumPy vector (a torch tensor is accepted and converted):
 for a vocabulary of a few dozen characters each NumPy call costs about a
@@ -24,6 +30,7 @@ from rnnchat.errors import SamplingError
 from rnnchat.params import SamplingParams
 
 REPETITION_WINDOW = 64
+PENDING_LIMIT = 4096
 _sum, _max, _exp, _accumulate = np.add.reduce, np.maximum.reduce, np.exp, np.add.accumulate
 _ONE = np.float32(1.0)
 TOP_P_SLACK = 1e-6
@@ -48,6 +55,10 @@ class Sampler:
         self.seed = seed
         self.recent: list[int] = []
         self._counts: np.ndarray | None = None  # occurrences of each id in ``recent``
+        # how often this sampler chose each id (the reply so far): the ids chosen since the last
+        # count wait in ``_pending`` (an append per character; counted when a penalty needs them)
+        self._chosen: np.ndarray | None = None
+        self._pending: list[int] = []
 
     @property
     def seed(self) -> int:
@@ -78,6 +89,26 @@ class Sampler:
                     if 0 <= i < self._counts.size:
                         self._counts[i] -= 1
 
+    def chosen_counts(self, size: int) -> np.ndarray:
+        """float32[size]: how often each id was chosen by this sampler (what the presence and
+        frequency penalties count)."""
+        chosen = self._chosen
+        if self._pending:
+            ids = np.asarray(self._pending, np.int64)
+            self._pending = []
+            ids = ids[ids >= 0]
+            n = max(size, int(ids.max()) + 1 if ids.size else 0, 0 if chosen is None else chosen.size)
+            counts = np.bincount(ids, minlength=n).astype(np.float32)
+            if chosen is not None:
+                counts[:chosen.size] += chosen
+            chosen = self._chosen = counts
+        if chosen is None or chosen.size < size:
+            grown = np.zeros(size, np.float32)
+            if chosen is not None:
+                grown[:chosen.size] = chosen
+            chosen = self._chosen = grown
+        return chosen if chosen.size == size else chosen[:size]
+
     def _recent_mask(self, size: int) -> np.ndarray:
         if self._counts is None or self._counts.size != size:
             self._counts = np.zeros(size, np.int64)
@@ -103,11 +134,17 @@ class Sampler:
         raw = _exp(d)
         raw_total = float(_sum(raw))
         temperature = p.temperature
+        penalised = False
         if p.repetition_penalty != 1.0 and self.recent:
             x = apply_repetition_penalty(x, self._recent_mask(x.size), p.repetition_penalty)
+            penalised = True
+        if p.presence_penalty or p.frequency_penalty:
+            x = apply_presence_frequency(x, self.chosen_counts(x.size), p.presence_penalty, p.frequency_penalty)
+            penalised = True
+        if penalised:
             if temperature:
                 d = x - _max(x)
-        elif temperature == 1.0 and not (p.top_k or p.top_p < 1.0):
+        elif temperature == 1.0 and not (p.top_k or p.top_p < 1.0 or p.min_p):
             choice = draw(raw, u)
             self.accept(choice)
             return choice, float(raw[choice]) / raw_total
@@ -115,8 +152,8 @@ class Sampler:
             choice = int(x.argmax())
         else:
             probs = _exp(d * (_ONE / np.float32(temperature)))  # float32 like the device sampler
-            if p.top_k or p.top_p < 1.0:
-                probs = filter_top(probs, p.top_k, p.top_p)
+            if p.top_k or p.top_p < 1.0 or p.min_p:
+                probs = filter_top(probs, p.top_k, p.top_p, p.min_p)
             choice = draw(probs, u)
         self.accept(choice)
         return choice, float(raw[choice]) / raw_total
@@ -124,6 +161,10 @@ class Sampler:
     def accept(self, i: int) -> None:
         """Called once for every chosen id, by every path (the CUDA one samples on the device
         and calls only this): a subclass that records choices overrides this, not ``__call__``."""
+        pending = self._pending
+        pending.append(i)
+        if len(pending) >= PENDING_LIMIT:  # (while the penalties are off: keep the list short)
+            self.chosen_counts(0)
         recent = self.recent
         recent.append(i)
         counts = self._counts
@@ -140,6 +181,12 @@ def apply_repetition_penalty(x: np.ndarray, recent: np.ndarray, penalty: float) 
     return np.where(recent, np.where(x > 0, x / penalty, x * penalty), x)
 
 
+def apply_presence_frequency(x: np.ndarray, counts: np.ndarray, presence: float, frequency: float) -> np.ndarray:
+    """OpenAI's penalties: ``x[c] - presence * (counts[c] > 0) - frequency * counts[c]`` in float32
+    (the device sampler computes the same)."""
+    return x - np.float32(frequency) * counts - np.float32(presence) * (counts > 0)
+
+
 def draw(probs: np.ndarray, u: float) -> int:
     """Inverse CDF: the first id whose cumulative (unnormalised) probability exceeds ``u`` x total."""
     cdf = _accumulate(probs)
@@ -147,13 +194,14 @@ def draw(probs: np.ndarray, u: float) -> int:
     return choice if choice < probs.size else probs.size - 1
 
 
-def filter_top(probs, top_k: int, top_p: float):
+def filter_top(probs, top_k: int, top_p: float, min_p: float = 0.0):
     """Zero all but the ``top_k`` most likely ids (ties kept), then all but the smallest set
-    whose probability reaches ``top_p``. Takes and returns NumPy arrays or torch tensors."""
+    whose probability reaches ``top_p``, then those under ``min_p`` times the likeliest's.
+    Takes and returns NumPy arrays or torch tensors."""
     if not isinstance(probs, np.ndarray):
         import torch
 
-        return torch.from_numpy(filter_top(_as_vector(probs).copy(), top_k, top_p)).to(probs.dtype)
+        return torch.from_numpy(filter_top(_as_vector(probs).copy(), top_k, top_p, min_p)).to(probs.dtype)
     n = probs.size
     if top_k and top_k < n:
         kth = np.partition(probs, n - top_k)[n - top_k]
@@ -168,4 +216,6 @@ def filter_top(probs, top_k: int, top_p: float):
         out = np.zeros_like(probs)
         out[order[keep]] = sorted_p[keep]
         probs = out
+    if min_p:
+        probs = np.where(probs >= np.float32(min_p) * _max(probs), probs, 0).astype(probs.dtype, copy=False)
     return probs

@@ -20,8 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 from rnnchat.engine.multi import BatchedStreams, stream_seeds
 from rnnchat.engine.sampling import Sampler
 from rnnchat.errors import RnnchatError, first_line
@@ -30,30 +28,6 @@ from rnnchat.params import SamplingParams
 
 class Busy(RnnchatError):
     """The model's batch and queue are full."""
-
-
-class PenaltySampler(Sampler):
-    """OpenAI's presence and frequency penalties over the characters this stream generated:
-    ``logit[c] -= presence * (count[c] > 0) + frequency * count[c]``. Used only when one of
-    them is not 0, so the plain sampler's per-character path is unchanged."""
-
-    def __init__(self, params: SamplingParams, seed: int, presence: float, frequency: float,
-                 banned: int | None = None) -> None:
-        super().__init__(params, seed, banned)
-        self.presence, self.frequency = np.float32(presence), np.float32(frequency)
-        self.counts: np.ndarray | None = None
-
-    def __call__(self, logits):
-        x = np.asarray(logits, np.float32).reshape(-1)
-        if self.counts is None:
-            self.counts = np.zeros(x.size, np.float32)
-        x = x - self.frequency * self.counts - self.presence * (self.counts > 0)
-        return super().__call__(x)
-
-    def accept(self, i: int) -> None:
-        super().accept(i)
-        if self.counts is not None and 0 <= i < self.counts.size:
-            self.counts[i] += 1
 
 
 @dataclass
@@ -70,8 +44,6 @@ class Job:
     n: int
     emit: Callable[[list], None]
     start: object = None
-    presence: float = 0.0
-    frequency: float = 0.0
     cancelled: bool = False
     sids: list = field(default_factory=list)
     prompt_chars: int = 0
@@ -208,10 +180,8 @@ class ModelWorker:
                 logits, state = engine.feed([engine.default_start()], state)
             job.prompt_chars = len(ids)
             for seed in stream_seeds(job.params, job.n):
-                if job.presence or job.frequency:
-                    sampler = PenaltySampler(job.params, seed, job.presence, job.frequency, engine.vocab.unk)
-                else:  # (neither ever writes the shared rare-character token)
-                    sampler = Sampler(job.params, seed, banned=engine.vocab.unk)
+                # (the presence and frequency penalties are in params; never the rare-character token)
+                sampler = Sampler(job.params, seed, banned=engine.vocab.unk)
                 sampler.remember(ids[-64:])
                 job.sids.append(self.streams.add(logits, state, job.params, sampler))
         except RnnchatError as exc:

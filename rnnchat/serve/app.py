@@ -156,8 +156,7 @@ class Run:
         if self.worker.post is None:  # the worker's events come to this loop, one wake-up per batch
             loop = asyncio.get_running_loop()
             self.worker.post = lambda take: loop.call_soon_threadsafe(_deliver, take)
-        self.job = Job(text, params, self.req.n, self.queue.put_nowait, start, self.req.presence,
-                       self.req.frequency)
+        self.job = Job(text, params, self.req.n, self.queue.put_nowait, start)
         try:
             self.worker.submit(self.job)
         except Busy as exc:

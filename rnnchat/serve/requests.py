@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ROLES = ("system", "user", "assistant")
 # the CLI's message names a setting; the API names the field
 _PARAM_OF = {"temperature": "temperature", "top-k": "top_k", "top-p": "top_p", "repetition": "repetition_penalty",
+             "min-p": "min_p", "presence": "presence_penalty", "frequency": "frequency_penalty",
              "seed": "seed", "max chars": "max_tokens", "stop": "stop"}
 
 
@@ -40,8 +40,6 @@ class Request:
     prompt: str = ""              # completions
     messages: list = field(default_factory=list)  # chat: [(role, content)]
     session: str | None = None
-    presence: float = 0.0
-    frequency: float = 0.0
 
 
 def _number(body: dict, key: str, default):
@@ -60,13 +58,6 @@ def _whole(body: dict, key: str, default):
     if isinstance(v, bool) or not isinstance(v, int):
         raise ApiError(400, f"{key} must be a whole number, not {v!r}", key)
     return v
-
-
-def _penalty(body: dict, key: str) -> float:
-    v = _number(body, key, 0.0)
-    if not math.isfinite(v) or not -2.0 <= v <= 2.0:
-        raise ApiError(400, f"{key.replace('_', ' ')} must be a number in [-2, 2] (0 turns it off), not {v!r}", key)
-    return float(v)
 
 
 def _stops(body: dict) -> tuple[str, ...]:
@@ -101,6 +92,9 @@ def parse(body, kind: str) -> Request:
         temperature=_number(body, "temperature", DEFAULTS.temperature), top_k=_whole(body, "top_k", DEFAULTS.top_k),
         top_p=_number(body, "top_p", DEFAULTS.top_p),
         repetition_penalty=_number(body, "repetition_penalty", DEFAULTS.repetition_penalty),
+        min_p=_number(body, "min_p", DEFAULTS.min_p),
+        presence_penalty=_number(body, "presence_penalty", DEFAULTS.presence_penalty),
+        frequency_penalty=_number(body, "frequency_penalty", DEFAULTS.frequency_penalty),
         seed=_whole(body, "seed", None), max_chars=_whole(body, "max_tokens", DEFAULT_MAX_TOKENS[kind]),
         stop=_stops(body))
     try:
@@ -108,8 +102,7 @@ def parse(body, kind: str) -> Request:
     except SamplingError as exc:
         msg = str(exc)
         raise ApiError(400, msg, next((p for k, p in _PARAM_OF.items() if msg.startswith(k)), None)) from None
-    req = Request(model, kind, params, n, stream, session=session,
-                  presence=_penalty(body, "presence_penalty"), frequency=_penalty(body, "frequency_penalty"))
+    req = Request(model, kind, params, n, stream, session=session)
     if kind == "completion":
         prompt = body.get("prompt", "")
         if isinstance(prompt, list) and len(prompt) == 1:

@@ -29,9 +29,14 @@ def values_line(params: dict, seed: int | None = None) -> str:
         value = params.get(name, default)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
-    rep = get("repetition_penalty", 1.0)
+    def unless(value, off) -> str:
+        return "off" if value == off else f"{value:g}"
+
     parts = [f"temperature {get('temperature', 0.0):.2f}", f"top-k {get('top_k', 0) or 'off'}",
-             f"top-p {get('top_p', 1.0):.2f}", f"repetition penalty {'off' if rep == 1.0 else f'{rep:g}'}",
+             f"top-p {get('top_p', 1.0):.2f}", f"repetition penalty {unless(get('repetition_penalty', 1.0), 1.0)}",
+             f"min-p {unless(get('min_p', 0.0), 0.0)}",
+             f"presence penalty {unless(get('presence_penalty', 0.0), 0.0)}",
+             f"frequency penalty {unless(get('frequency_penalty', 0.0), 0.0)}",
              f"max {get('max_chars', 0)} characters"]
     if seed is not None:
         parts.append(f"seed {seed}")

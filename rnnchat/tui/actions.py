@@ -21,6 +21,7 @@ from rnnchat.errors import RnnchatError
 from rnnchat.tui import alts
 from rnnchat.tui import handlers as h
 from rnnchat.tui import state_command
+from rnnchat.tui.settings_handler import show_settings
 
 
 class CommandError(RnnchatError):
@@ -87,14 +88,27 @@ ACTIONS: tuple[Action, ...] = (
     Action("top_p", h.setter("top_p"), command="topp", args="X", parse=number(), aliases=("top-p", "top_p"),
            command_help="sample from the smallest set reaching probability X (1: off)"),
     Action("repetition_penalty", h.setter("repetition_penalty"), command="repeat", args="X", parse=number(),
-           aliases=("penalty", "repetition"), command_help="repetition penalty over the last 64 characters (1: off; 1.1-1.3 usual)"),
+           aliases=("penalty", "repetition", "repeat_penalty"),
+           command_help="repetition penalty over the last 64 characters (1: off; 1.1-1.3 usual)"),
+    Action("min_p", h.setter("min_p"), command="minp", args="X", parse=number(), aliases=("min-p", "min_p"),
+           command_help="keep only characters at least X times as likely as the likeliest (0: off; 0.05-0.1 usual)"),
+    Action("presence_penalty", h.setter("presence_penalty"), command="presence", args="X", parse=number(),
+           aliases=("presence-penalty", "presence_penalty", "pp"),
+           command_help="subtract X from every character already in the reply (-2 to 2; 0: off)"),
+    Action("frequency_penalty", h.setter("frequency_penalty"), command="frequency", args="X", parse=number(),
+           aliases=("frequency-penalty", "frequency_penalty", "freq", "fp"),
+           command_help="subtract X times each character's count in the reply so far (-2 to 2; 0: off)"),
     Action("preset", h.preset, title="Sampling presets", palette_help="List the presets: /preset NAME applies one",
            command="preset", args="[NAME|save NAME]", parse=optional_text, aliases=("presets",),
            command_help="apply a preset (precise, balanced, creative, your own); save NAME keeps the values in use"),
     Action("max_chars", h.setter("max_chars"), command="max", args="N", parse=number(int),
-           aliases=("maxlen", "length"), command_help="longest reply, in characters"),
+           aliases=("maxlen", "length", "num_predict"), command_help="longest reply, in characters"),
     Action("seed", h.setter("seed"), command="seed", args="N|off", parse=seed_arg,
            command_help="fix the random seed for reproducible replies, or 'off'"),
+    Action("settings", show_settings, "f3", key_help="sampling settings: every value with its range, editable",
+           priority=True, title="Sampling settings…", palette_help="Every sampling value, its range and what it does",
+           command="settings", args="[NAME VALUE]", parse=optional_text, aliases=("set", "params"),
+           command_help="every sampling value with its range, editable; /set NAME VALUE sets one (ollama's names too)"),
     Action("new_chat", h.reset, "ctrl+n", key_help="new conversation", priority=True,
            title="New conversation", palette_help="Start over from the model's initial state",
            command="reset", aliases=("new", "clear"), command_help="start a new conversation (the old one stays in /history)"),
@@ -105,7 +119,7 @@ ACTIONS: tuple[Action, ...] = (
            priority=True, title="Continue the last reply",
            palette_help="Go on writing the reply that was stopped or hit the length limit", command="continue",
            aliases=("cont", "more", "+++"), command_help="continue the last reply from the exact state where it stopped"),
-    Action("alternatives", alts.alternatives, "f3", "", "write 3 alternatives for the last reply; keep one",
+    Action("alternatives", alts.alternatives, "f5", "", "write 3 alternatives for the last reply; keep one",
            priority=True, title="Alternatives for the last reply",
            palette_help="Write alternatives side by side from the same state and keep the one you pick",
            command="alts", args="[K]", parse=alts.parse_count, aliases=("alternatives",),
@@ -163,7 +177,7 @@ ACTIONS: tuple[Action, ...] = (
 BY_ID = {a.id: a for a in ACTIONS}
 # the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
 KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "continue", "confidence", "help",
-             "new_chat", "models", "history", "train", "panel")
+             "new_chat", "models", "history", "settings", "train", "panel")
 BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
 BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
 FIXED_KEYS = (("Enter", "send your message (or run a /command)"),

@@ -29,7 +29,7 @@ def parse_count(arg: str, name: str) -> tuple:
 def alternatives(app: "RnnchatApp", k: int | None = None) -> None:
     from rnnchat.tui.screens.alts import AltsScreen
 
-    if isinstance(app.screen, AltsScreen):  # F3 again while they are shown: nothing new
+    if isinstance(app.screen, AltsScreen):  # F5 again while they are shown: nothing new
         return
     app.chat.when_idle(lambda: _start(app, k or K_DEFAULT))
 

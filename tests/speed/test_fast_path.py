@@ -58,7 +58,8 @@ def test_same_greedy_text_logits_and_state(make_checkpoint, cell, options):
 
 @pytest.mark.parametrize("cell,options", CELLS)
 @pytest.mark.parametrize("knobs", [dict(temperature=1.0), dict(temperature=0.7, top_k=5),
-                                   dict(temperature=1.3, top_p=0.8, repetition_penalty=1.3)])
+                                   dict(temperature=1.3, top_p=0.8, repetition_penalty=1.3),
+                                   dict(temperature=1.1, min_p=0.05, presence_penalty=0.4, frequency_penalty=0.2)])
 def test_same_seed_same_text(make_checkpoint, cell, options, knobs):
     fast, ref = engines(make_checkpoint, cell, options)
     a, _ = run(fast, SamplingParams(seed=11, max_chars=300, **knobs))

@@ -10,14 +10,18 @@ import pytest
 import torch
 
 from rnnchat.engine.checkpoint import load_checkpoint
-from rnnchat.engine.fast_cuda import DeviceSampledModel, device_sample
+from rnnchat.engine.fast_cuda import DeviceSampledModel, device_sample, knob_values
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.sampling import Sampler
 from rnnchat.params import LiveParams, SamplingParams
 
 KNOBS = [dict(temperature=0), dict(temperature=1.0), dict(temperature=0.6), dict(temperature=2.0, top_k=4),
          dict(temperature=1.0, top_p=0.5), dict(temperature=0.9, top_k=10, top_p=0.9),
-         dict(temperature=1.2, repetition_penalty=1.5), dict(temperature=0, repetition_penalty=3.0)]
+         dict(temperature=1.2, repetition_penalty=1.5), dict(temperature=0, repetition_penalty=3.0),
+         dict(temperature=0.8, min_p=0.2), dict(temperature=1.0, presence_penalty=0.8, frequency_penalty=0.3),
+         dict(temperature=0, frequency_penalty=1.5), dict(temperature=1.3, top_k=10, top_p=0.9, min_p=0.1,
+                                                          repetition_penalty=1.2, presence_penalty=-0.5,
+                                                          frequency_penalty=0.4)]
 
 
 def expected_distribution(logits, temperature, top_k=0, top_p=1.0):
@@ -62,14 +66,14 @@ def test_device_sampler_makes_the_numpy_samplers_choices(knobs):
     for _ in range(300):
         logits = torch.randn(40, generator=gen) * 3
         u = us.random()
+        chosen = torch.from_numpy(host.chosen_counts(40).copy())  # the reply so far, before this draw
         host.rng = random.Random()  # make the host draw the same u as the device
         host.rng.random = lambda u=u: u
         idx, prob = host(logits)
         mask = torch.zeros(40, dtype=torch.bool)
         if recent and params.repetition_penalty != 1.0:
             mask[torch.tensor(recent[-64:])] = True
-        knob_t = torch.tensor([u, params.temperature, params.top_k, params.top_p, params.repetition_penalty])
-        d_idx, d_prob, ok = device_sample(logits, knob_t, mask)
+        d_idx, d_prob, ok = device_sample(logits, torch.tensor(knob_values(u, params)), mask, chosen)
         assert int(d_idx) == idx and bool(ok)
         assert abs(float(d_prob) - prob) < 1e-5
         recent.append(idx)
@@ -82,7 +86,8 @@ def text(engine, params, stream_kw=None):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("knobs", [dict(temperature=0), dict(temperature=1.0, top_k=8, repetition_penalty=1.2)])
+@pytest.mark.parametrize("knobs", [dict(temperature=0), dict(temperature=1.0, top_k=8, repetition_penalty=1.2),
+                                   dict(temperature=0.9, min_p=0.1, presence_penalty=0.6, frequency_penalty=0.2)])
 def test_device_sampled_runner_gives_the_numpy_paths_text(make_checkpoint, cell, knobs):
     path = make_checkpoint(cell, hidden=16, embedding=6)
     fast = Engine(load_checkpoint(path), "cpu")
@@ -124,7 +129,8 @@ def test_cuda_graph_path_gives_the_cpu_text(make_checkpoint, cell):
     cpu = Engine(load_checkpoint(path), "cpu")
     gpu = Engine(load_checkpoint(path, "cuda"), "cuda")
     assert gpu.backend == "cuda-graph"
-    for knobs in (dict(temperature=0), dict(temperature=0.8, top_p=0.9, repetition_penalty=1.1)):
+    for knobs in (dict(temperature=0), dict(temperature=0.8, top_p=0.9, repetition_penalty=1.1),
+                  dict(temperature=0, presence_penalty=0.5, frequency_penalty=0.3)):
         params = SamplingParams(seed=4, max_chars=200, **knobs)
         a, _ = text(cpu, params)
         b, sb = text(gpu, params)

@@ -40,7 +40,7 @@ async def test_alts_key_writes_three_side_by_side_and_a_number_keeps_one(harness
     h = harness()
     async with after_a_reply(h, (120, 30)) as (app, pilot):
         original = h.session.turns[-1]
-        await pilot.press("f3")
+        await pilot.press("f5")
         screen = await written(pilot)
         assert screen.query_one("#alts-columns") and len(screen.query(AltView)) == 3
         assert [v.text for v in screen.views] == [DEFAULT_REPLIES[1], DEFAULT_REPLIES[2], DEFAULT_REPLIES[0]]
@@ -94,7 +94,7 @@ async def test_a_key_while_writing_stops_them_and_keeps_that_one(harness, gate):
         gate.set()
         await send(pilot, "Speak")
         gate.clear()
-        await pilot.press("f3")
+        await pilot.press("f5")
         await wait_for(pilot, lambda: alts_screen(app) is not None and h.session.busy, "the alternatives")
         await pilot.press("3")
         await wait_for(pilot, lambda: alts_screen(app) is None and idle(app), "the pick")

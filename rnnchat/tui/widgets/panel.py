@@ -153,7 +153,10 @@ class SidePanel(VerticalScroll):
         t = Text()
         rows = (("top-k", str(params.top_k) if params.top_k else "off"),
                 ("top-p", f"{params.top_p:.2f}"),
+                ("min-p", f"{params.min_p:g}" if params.min_p else "off"),
                 ("repeat", "off" if params.repetition_penalty == 1.0 else f"{params.repetition_penalty:g}"),
+                ("presence", f"{params.presence_penalty:g}" if params.presence_penalty else "off"),
+                ("frequency", f"{params.frequency_penalty:g}" if params.frequency_penalty else "off"),
                 ("max length", f"{params.max_chars}"),
                 ("seed", "random" if params.seed is None else str(params.seed)))
         for key, value in rows:
