@@ -222,6 +222,13 @@ def keymap(user: dict) -> tuple[dict[str, str | None], list[str]]:
                            f"{action_id} keeps {keys[action_id]}")
         else:
             keys[action_id] = key
+    for action_id in (user or {}):  # a key two actions would share: the earlier owner keeps it
+        key = keys.get(action_id)
+        if action_id in keys and key and key != BY_ID[action_id].key:
+            owner = next((i for i, k in keys.items() if k == key and i != action_id), None)
+            if owner is not None:
+                keys[action_id] = BY_ID[action_id].key
+                notices.append(f"keys: {key} already runs {owner}; {action_id} keeps {keys[action_id] or 'no key'}")
     return keys, notices
 
 

@@ -44,9 +44,9 @@ def test_bad_commands_are_one_line_errors(line, error):
 
 
 def test_keymap_keeps_the_default_for_what_it_cannot_use():
-    keys, notices = actions.keymap({"regenerate": "ctrl+g", "plugins": "f5", "bogus": "x", "stop": "ctrl+nope",
+    keys, notices = actions.keymap({"regenerate": "ctrl+g", "plugins": "f7", "bogus": "x", "stop": "ctrl+nope",
                                     "temperature": "f6", "help": 7})
-    assert keys["regenerate"] == "ctrl+g" and keys["plugins"] == "f5"
+    assert keys["regenerate"] == "ctrl+g" and keys["plugins"] == "f7"
     assert keys["stop"] == "escape" and keys["help"] == "f1" and keys["temperature"] is None
     assert len(notices) == 4 and all("\n" not in n for n in notices)
     assert any("no action 'bogus'" in n for n in notices) and any("'ctrl+nope' is not a key" in n for n in notices)
@@ -55,7 +55,7 @@ def test_keymap_keeps_the_default_for_what_it_cannot_use():
 
 async def test_remapped_keys_work_and_show_in_the_help(harness):
     h = harness()
-    settings = Settings(keys={"regenerate": "ctrl+g", "plugins": "f5", "bogus": "ctrl+x"})
+    settings = Settings(keys={"regenerate": "ctrl+g", "plugins": "f9", "bogus": "ctrl+x"})
     app = h.app(settings=settings, persist_settings=False)
     async with app.run_test(size=(120, 35)) as pilot:
         await ready(pilot)
@@ -75,7 +75,7 @@ async def test_remapped_keys_work_and_show_in_the_help(harness):
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
         assert ("ctrl+g", "regenerate the last reply") in app.screen.keys
         await pilot.press("escape")
-        await pilot.press("f5")
+        await pilot.press("f9")
         from rnnchat.tui.screens import PluginsScreen
 
         await wait_for(pilot, lambda: isinstance(app.screen, PluginsScreen), "the plugins screen")
@@ -95,3 +95,11 @@ def test_the_keys_table_and_the_sampling_values_round_trip_through_the_settings_
     paths.settings_file().write_text(json.dumps({"keys": ["ctrl+g"]}))
     settings, warning = Settings.load()
     assert settings.keys == {} and "keys=" in warning
+
+
+def test_a_key_two_actions_would_share_stays_with_its_owner():
+    keys, notices = actions.keymap({"plugins": "f1", "history": "ctrl+g", "models": "ctrl+g"})
+    assert keys["help"] == "f1" and keys["plugins"] == actions.BY_ID["plugins"].key
+    assert keys["history"] == "ctrl+g" and keys["models"] == actions.BY_ID["models"].key
+    assert any("f1 already runs help; plugins keeps" in n for n in notices)
+    assert any("ctrl+g already runs history; models keeps" in n for n in notices)
