@@ -222,13 +222,19 @@ def keymap(user: dict) -> tuple[dict[str, str | None], list[str]]:
                            f"{action_id} keeps {keys[action_id]}")
         else:
             keys[action_id] = key
-    for action_id in (user or {}):  # a key two actions would share: the earlier owner keeps it
-        key = keys.get(action_id)
-        if action_id in keys and key and key != BY_ID[action_id].key:
-            owner = next((i for i, k in keys.items() if k == key and i != action_id), None)
-            if owner is not None:
-                keys[action_id] = BY_ID[action_id].key
-                notices.append(f"keys: {key} already runs {owner}; {action_id} keeps {keys[action_id] or 'no key'}")
+    moved = [i for i in (user or {}) if i in keys and keys[i] != BY_ID[i].key]
+    owners = {k: i for i, k in keys.items() if k and i not in moved}  # a shared key: the earlier owner keeps it
+    for action_id in moved:
+        key = keys[action_id]
+        if key in owners:
+            keys[action_id] = BY_ID[action_id].key
+            notices.append(f"keys: {key} already runs {owners[key]}; {action_id} keeps {keys[action_id] or 'no key'}")
+            if keys[action_id] and owners.get(keys[action_id], action_id) != action_id:
+                keys[action_id] = None  # its own key went to another action meanwhile
+            elif keys[action_id]:
+                owners[keys[action_id]] = action_id
+        else:
+            owners[key] = action_id
     return keys, notices
 
 
