@@ -13,7 +13,8 @@ SessionError before its first character), ``fail_after``/``fail_error`` (raise a
 characters), ``char_delay`` (seconds per character), ``unknown`` (characters not in the
 vocabulary: encode drops them). What it did: ``generations`` (a :class:`FakeRun`
 each), ``read_temperatures`` ((index, temperature) per character), ``reads`` (every
-text it was asked to read, read-ahead included), ``closed``.
+text it was asked to read, read-ahead included), ``inspected`` (the length of each
+inspector read), ``closed``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.worker import EngineWorker
 from rnnchat.errors import ModelNotFound, RnnchatError
@@ -35,6 +37,7 @@ DEFAULT_REPLIES = ("ROMEO:\nBut soft, what light through yonder window breaks?",
                    "MERCUTIO:\nA plague on both your houses!")
 Script = tuple[str, ...] | list[str] | Callable[[str, int], str]
 _BLOB = b"rnnchat-fake-state\n"
+FAKE_QUANTITIES = (("c", "state", "cell state"), ("h", "state", "hidden state"), ("f", "gate", "forget gate"))
 
 
 def fake_prob(char: str, i: int) -> float:
@@ -98,6 +101,7 @@ class FakeEngine:
         self.generations: list[FakeRun] = []
         self.read_temperatures: list[tuple[int, float]] = []
         self.reads: list[str] = []
+        self.inspected: list[int] = []  # the characters of each inspector read (activations)
         self.closed = False
         self._count = 0
 
@@ -155,6 +159,31 @@ class FakeEngine:
             raise RnnchatError("a saved state is corrupt: not a fake engine's state")
         body = blob[len(_BLOB):]
         return _state(body[1:].decode(), body[:1] == b"1")
+
+    # ---- the inspector: deterministic fake activations of the text read so far --------------
+    def quantities(self) -> list[tuple[int, str, str, int, str]]:
+        return [(layer, name, kind, 8, desc) for layer in (1, 2) for name, kind, desc in FAKE_QUANTITIES]
+
+    def activations(self, state: str, ids: list[int], select=None):
+        return self.worker.call(self._activations, state, ids, select)
+
+    def _activations(self, state: str, ids: list[int], select) -> tuple[dict, str]:
+        """Unit 3 of layer 2's ``c`` is minus a tenth of the position in the line (what "auto"
+        finds); every other unit a fixed function of the character, its position and the unit."""
+        text = state + self.decode(ids)
+        self.inspected.append(len(ids))
+        lines = np.array([k - text.rfind("\n", 0, k + 1) for k in range(len(state), len(text))], np.float64)
+        codes = np.array(ids, np.float64)[:, None]
+        pos = np.arange(len(state), len(text), dtype=np.float64)[:, None]
+        out = {}
+        for layer in (1, 2):
+            c = np.sin(0.37 * codes + 1.7 * np.arange(8) + 0.9 * layer + 0.11 * pos) * (1 + np.arange(8) % 3)
+            if layer == 2:
+                c[:, 3] = -lines / 10
+            for name, value in (("c", c), ("h", np.tanh(c)), ("f", 1 / (1 + np.exp(-c)))):
+                if select is None or (layer, name) in select:
+                    out[(layer, name)] = value.astype(np.float32)
+        return out, text
 
     def close(self) -> None:
         self.closed = True
