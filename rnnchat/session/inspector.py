@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 MAX_CHARS = 20_000  # characters re-read at most (the latest turns that fit)
 CHUNK = 1024  # characters per engine call: bounded memory, and a reply asked for meanwhile waits at most one chunk
 TOP = 8  # units listed per character in the panel
+
+
 @dataclass(frozen=True)
 class TurnColours:
     """Where a turn's shown text was read: ``positions[k]`` is the index (into the characters

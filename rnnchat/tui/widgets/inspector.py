@@ -77,6 +77,8 @@ class Inspector(Widget):
 
     def retarget(self, target: Target) -> None:
         self.target, self.sig, self.announce = target, None, True
+        self.token += 1  # a read in flight was for the old target: its answer is dropped
+        self.busy = False
         self.poll()
 
     def poll(self) -> None:
@@ -105,7 +107,8 @@ class Inspector(Widget):
     def on_inspector_read(self, message: Read) -> None:
         if message.token != self.token:
             return
-        at = self.chars[self.cursor][2] if 0 <= self.cursor < len(self.chars) else None
+        # the cursor stays on its character, unless it was on the last one: then it follows the end
+        at = self.chars[self.cursor][2] if 0 <= self.cursor < len(self.chars) - 1 else None
         self.busy, self.reading, self.error, self.announce = False, message.reading, None, False
         self.paint_views(force=True)
         found = [i for i, c in enumerate(self.chars) if c[2] == at] if at is not None else []
