@@ -210,8 +210,9 @@ class Inspector(Widget):
                 out.append(" · reading…", style="dim italic")
             out.append("\n")
             out.append_text(self._at_cursor())
-        out.append("\n←/→ character · ↑/↓ line · Home/End · Esc back to the input · F4 or /inspect off closes",
-                   style="dim")
+        key = self.app.keys.get("inspect") if isinstance(getattr(self.app, "keys", None), dict) else None
+        out.append(f"\n←/→ character · ↑/↓ line · Home/End · Esc back to the input · {key + ' or ' if key else ''}"
+                   "/inspect off closes", style="dim")
         return out
 
     def _at_cursor(self) -> Text:
