@@ -202,7 +202,7 @@ def _rank(engine, state, ids, text: str, feature: str | None, top: _Top) -> tupl
 
 
 def _scale(kind: str, values: np.ndarray) -> tuple[float, float]:
-    from rnnchat.commands.probe_html import scale_for  # the probe page's scale (NumPy only)
+    from rnnchat.engine.probe_stats import scale_for  # the probe page's scale (NumPy only)
 
     centre, half, _ = scale_for(kind, values)
     return centre, half
