@@ -14,7 +14,6 @@ import os
 import stat
 from pathlib import Path
 
-
 from rnnchat.atomic import write_bytes
 from rnnchat.engine.probe_stats import scale_for
 from rnnchat.errors import RnnchatError
