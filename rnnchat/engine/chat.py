@@ -150,6 +150,15 @@ class ChatEngine:
         it is) by :class:`~rnnchat.engine.probe.Probe`; waits for the engine thread."""
         return self.worker.call(lambda: self._probe().activations(ids, state, select))
 
+    def probe_text(self, chars: int) -> tuple[list[int], str, str]:
+        """The first ``chars`` characters of the held-out part of the model's corpus, as ``rnnchat
+        probe`` reads it (a CorpusError when that text is not on this machine)."""
+        from rnnchat.engine.probe_text import select_text
+
+        meta = self.engine.loaded.meta
+        t = self.worker.call(select_text, meta, self.engine.vocab, None, chars)
+        return t.ids, t.text, f"the held-out part of {meta['corpus']['name']}"  # a name select_text checked
+
     def _probe(self):
         if self._prober is None:
             from rnnchat.engine.probe import Probe

@@ -80,6 +80,9 @@ class ChatEngine(Protocol):
     def activations(self, state: Any, ids: list[int], select: list[tuple[int, str]] | None = None
                     ) -> tuple[dict[tuple[int, str], Any], Any]: ...  # ({(layer, name): float32 [T, K]}, state after); waits
 
+    def probe_text(self, chars: int) -> tuple[list[int], str, str]: ...  # the start of the model's held-out
+    # text, as ``rnnchat probe`` reads it: (ids, text, "the held-out part of NAME"); RnnchatError when absent
+
     def close(self) -> None: ...
 
 

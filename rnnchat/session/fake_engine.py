@@ -11,7 +11,8 @@ Test controls (attributes, changeable at any time): ``gate`` and ``hold_after`` 
 waits before character ``hold_after`` until ``gate`` is set), ``fail_reply`` (a reply raises
 SessionError before its first character), ``fail_after``/``fail_error`` (raise after that many
 characters), ``char_delay`` (seconds per character), ``unknown`` (characters not in the
-vocabulary: encode drops them). What it did: ``generations`` (a :class:`FakeRun`
+vocabulary: encode drops them), ``corpus`` (the text ``probe_text`` gives the inspector's
+"auto"; None: the model's corpus is not on this machine). What it did: ``generations`` (a :class:`FakeRun`
 each), ``read_temperatures`` ((index, temperature) per character), ``reads`` (every
 text it was asked to read, read-ahead included), ``inspected`` (the length of each
 inspector read), ``closed``.
@@ -86,8 +87,9 @@ class FakeEngine:
     def __init__(self, name: str = "fake", *, replies: Script = DEFAULT_REPLIES, template: str = "YOU:\n{text}\n\n",
                  stop: tuple[str, ...] = ("\n\n",), note: str = "", gate: threading.Event | None = None,
                  hold_after: int | None = None, char_delay: float = 0.0, unknown: str = "",
-                 meta: dict | None = None) -> None:
+                 meta: dict | None = None, corpus: str | None = None) -> None:
         self.replies = replies
+        self.corpus = corpus  # the inspector's "held-out text" (None: not on this machine)
         self.unknown = unknown  # characters outside the vocabulary: encode drops them
         self.gate, self.hold_after, self.char_delay = gate, hold_after, char_delay
         self.fail_reply: str | None = None
@@ -184,6 +186,12 @@ class FakeEngine:
                 if select is None or (layer, name) in select:
                     out[(layer, name)] = value.astype(np.float32)
         return out, text
+
+    def probe_text(self, chars: int) -> tuple[list[int], str, str]:
+        if self.corpus is None:
+            raise RnnchatError("the model's corpus is not on this machine")
+        text = self.corpus[:chars]
+        return [ord(c) for c in text], text, "the held-out part of the fake corpus"
 
     def close(self) -> None:
         self.closed = True

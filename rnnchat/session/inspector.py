@@ -5,8 +5,9 @@ The engine re-reads the conversation's characters (every turn's ``fed``, from th
 first turn started from) on its own thread, a chunk at a time (``ChatEngine.activations``, the
 probe's :class:`~rnnchat.engine.probe.Probe` for the real engine). Nothing is recorded while a
 reply is written: with the inspector off, the per-character step pays nothing. "auto" ranks
-every unit by its Pearson r with a feature of the conversation's own text (the position in the
-line; the verse position on a CJK text), as ``rnnchat probe`` ranks them over its text.
+every unit by its Pearson r with a feature (the position in the line; the verse position on a
+CJK text) as ``rnnchat probe`` does: over the start of the held-out part of the model's corpus
+(:data:`SAMPLE_CHARS` characters) when it is on this machine, else over the conversation.
 
 A conversation longer than :data:`MAX_CHARS` is read from the saved start state of the first
 turn from which the rest fits; the turns before it stay uncoloured.
@@ -15,11 +16,14 @@ turn from which the rest fits; the turns before it stay uncoloured.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rnnchat.errors import RnnchatError
+from rnnchat.safe_text import printable
 from rnnchat.session.inspect_target import Target
 from rnnchat.session.types import SessionError
 
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 MAX_CHARS = 20_000  # characters re-read at most (the latest turns that fit)
 CHUNK = 1024  # characters per engine call: bounded memory, and a reply asked for meanwhile waits at most one chunk
 TOP = 8  # units listed per character in the panel
+SAMPLE_CHARS = 3000  # auto ranks units over this much of the model's held-out text (rnnchat probe --chars 3000)
+_RANKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # engine -> {"text": sample, ("rank", feature): ...}
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ class Reading:
     kind: str  # "state", "gate" or "value"
     description: str
     chosen_by: str  # "" for a given unit, else the feature auto ranked it first for
-    r: float | None  # auto: its r with that feature over the text read
+    r: float | None  # auto: its r with that feature over ``ranked_over``
+    ranked_over: str  # auto: which text it was ranked over
     text: str  # the characters read, in order
     values: np.ndarray  # float32 [T]: the unit after each character
     centre: float  # the colour scale: centre ± half maps to blue .. red
@@ -183,22 +190,40 @@ def _chunks(engine: "ChatEngine", state, ids: list[int], select=None):
         yield start, acts
 
 
-def _rank(engine, state, ids, text: str, feature: str | None, top: _Top) -> tuple[tuple[int, str, int], str, float]:
-    """Auto: the unit with the largest |r| with the feature (and the strongest units, meanwhile)."""
+def _rank(engine, state, ids, text: str, feature: str | None, over: str) -> tuple[tuple[int, str, int], str, float]:
+    """The unit whose activation over ``text`` has the largest |r| with the feature."""
     from rnnchat.engine.probe_stats import Correlations  # NumPy only
 
     name, values = _feature(text, feature)
     corr = Correlations(values[:, None])
     if corr.f_norm[0] == 0:
-        raise SessionError(f"/inspect auto: {name} is constant over the {len(text):,} characters of this "
-                           "conversation; say more first, or name a unit (/inspect 2:0)")
+        raise SessionError(f"/inspect auto: {name} is constant over {over}; name a unit instead (/inspect 2:0)")
     for start, acts in _chunks(engine, state, ids):
-        top.add(start, acts)
         corr.add(start, acts)
     best = corr.top(0, 1)
     if not best or not best[0].r:
-        raise SessionError(f"/inspect auto: no unit varies with {name} over this conversation")
+        raise SessionError(f"/inspect auto: no unit varies with {name} over {over}")
     return (best[0].layer, best[0].quantity, best[0].index), name, best[0].r
+
+
+def _auto(engine, state, ids, text: str, feature: str | None) -> tuple[tuple[int, str, int], str, float, str]:
+    """Auto, as ``rnnchat probe`` ranks: over the start of the held-out part of the model's corpus,
+    read from the initial state (once per model and feature); when that text is not on this
+    machine, over the conversation, and the legend says so."""
+    cache = _RANKED.setdefault(engine, {})
+    if "text" not in cache:
+        try:
+            cache["text"] = engine.probe_text(SAMPLE_CHARS)
+        except RnnchatError:
+            cache["text"] = None
+    if cache["text"] is None:
+        over = f"this conversation's {len(ids):,} characters (the model's corpus is not on this machine)"
+        return (*_rank(engine, state, ids, text, feature, over), over)
+    if ("rank", feature) not in cache:
+        sample_ids, sample, source = cache["text"]
+        over = f"{len(sample_ids):,} characters of {printable(source, 60)}"
+        cache[("rank", feature)] = (*_rank(engine, engine.initial().state, sample_ids, sample, feature, over), over)
+    return cache[("rank", feature)]
 
 
 def _scale(kind: str, values: np.ndarray) -> tuple[float, float]:
@@ -222,17 +247,16 @@ def read_conversation(engine: "ChatEngine", turns: list["Turn"], framing: "Frami
     top = _Top(len(ids), slots)
     state = seen[first][3].state
     if target.auto:
-        (layer, name, index), chosen_by, r = _rank(engine, state, ids, text, target.feature, top)
+        (layer, name, index), chosen_by, r, over = _auto(engine, state, ids, text, target.feature)
     else:
-        (layer, name, index), chosen_by, r = _check_unit(target, quantities), "", None
+        (layer, name, index), chosen_by, r, over = _check_unit(target, quantities), "", None, ""
     parts = []
-    for start, acts in _chunks(engine, state, ids, [(layer, name)] if target.auto else None):
+    for start, acts in _chunks(engine, state, ids):
         block = acts[(layer, name)]
         if index >= block.shape[1]:
             raise SessionError(f"/inspect: layer {layer} {name} has {block.shape[1]} units (0-{block.shape[1] - 1})")
         parts.append(np.asarray(block[:, index], np.float32))
-        if not target.auto:
-            top.add(start, acts)
+        top.add(start, acts)
     values = np.concatenate(parts)
     kind, description = kinds[(layer, name)][2], kinds[(layer, name)][4]
     centre, half = _scale(kind, values)
@@ -241,5 +265,5 @@ def read_conversation(engine: "ChatEngine", turns: list["Turn"], framing: "Frami
         at = _positions(role, shown, fed, framing)
         colours.append(TurnColours(i, role, shown, np.where(at >= 0, at + offset, -1).astype(np.int32)))
         offset += len(fed)
-    return Reading(layer, name, index, kind, description, chosen_by, r, text, values, centre, half, tuple(slots),
+    return Reading(layer, name, index, kind, description, chosen_by, r, over, text, values, centre, half, tuple(slots),
                    top.slot, top.index, top.value, tuple(colours), first)

@@ -48,7 +48,7 @@ def legend(reading: "Reading") -> Text:
     if reading.chosen_by:
         out.append(f" · auto: {reading.chosen_by}", style="dim")
         if reading.r is not None:
-            out.append(f" r {reading.r:+.2f}", style="dim")
+            out.append(f" r {reading.r:+.2f} over {reading.ranked_over}", style="dim")
     out.append(f" · {len(reading.text):,} characters read", style="dim")
     if reading.skipped:
         out.append(f" (the last turns; the first {reading.skipped} not)", style="dim")

@@ -96,3 +96,42 @@ def test_characters_the_model_did_not_read_stay_uncoloured():
     at = inspector._positions("user", "Hi", "\n\nBOB:\nHi\n\n", framing)  # after a stopped reply's closing
     assert at.tolist() == [7, 8]
     assert inspector._positions("model", "ROMEO:\nSo", "ROMEO:\nSo\n\n", framing).tolist() == list(range(9))
+
+
+def test_auto_is_the_unit_rnnchat_probe_ranks_first_on_the_held_out_text(tmp_path, tiny_corpus):
+    """With the model's corpus on this machine, auto ranks over its held-out text exactly as
+    `rnnchat probe --chars 3000` does (from the initial state), once per model."""
+    import hashlib
+
+    import torch
+
+    from rnnchat.corpora import add_corpus
+    from rnnchat.engine.checkpoint import build_meta, save_checkpoint
+    from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
+    from rnnchat.engine.probe_run import run_probe
+    from rnnchat.session import ChatSession
+    from rnnchat.vocab import Vocab
+
+    add_corpus(tiny_corpus, name="tinytext")
+    torch.manual_seed(0)
+    text = tiny_corpus.read_text(encoding="utf-8")
+    vocab = Vocab(sorted(set(text)))
+    model = CharRNN(ModelConfig(cell="gru", vocab_size=len(vocab), hidden=8, layers=2, embedding=4), registered_cell("gru"))
+    meta = build_meta(model, vocab, corpus={"name": "tinytext", "sha256": hashlib.sha256(tiny_corpus.read_bytes()).hexdigest()},
+                      training={"val_fraction": 0.4}, chat={"template": "BOB:\n{text}\n\n", "stop": ["\n\n"]})
+    s = ChatSession(str(save_checkpoint(tmp_path / "held.safetensors", model, meta)))
+    s.load()
+    try:
+        s.update_params(seed=1, max_chars=30)
+        for _ in s.send("Hi there"):
+            pass
+        report, _ = run_probe(s.engine.engine.loaded, None, inspector.SAMPLE_CHARS, top=1)
+        first = next(f["top"][0] for f in report["features"] if f["name"] == "line_position")
+        r = s.inspect(parse_target("auto"))
+        assert (r.layer, r.quantity, r.index) == (first["layer"], first["quantity"], first["index"])
+        assert round(r.r, 4) == first["r"] and r.ranked_over == f"{report['text']['chars']:,} characters of the " \
+            "held-out part of tinytext"
+        text, acts = probe_of(s)
+        np.testing.assert_allclose(r.values, acts[(r.layer, r.quantity)][:, r.index], atol=1e-6)
+    finally:
+        s.close()

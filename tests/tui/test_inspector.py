@@ -62,7 +62,8 @@ async def test_auto_colours_the_transcript_by_the_line_position_unit(harness):
         assert r.r is not None and r.r < -0.99  # the fake's unit is minus a tenth of the position in the line
         legend = panel_text(app).splitlines()[0]
         assert legend.startswith("layer 2 unit 3 c (cell state) · blue ") and " red +" in legend
-        assert "auto: line_position r -1.00" in legend
+        assert "auto: line_position r -1.00 over this conversation's " in legend
+        assert "characters (the model's corpus is not on this machine)" in legend
         assert app.focused is ins
         user, model = app.transcript.turn_views()
         assert user.paint is not None and model.paint is not None
@@ -173,7 +174,7 @@ async def test_bad_arguments_are_one_line_errors(harness):
                             ("/inspect 2:8", "/inspect: layer 2 c has 8 units (0-7)"),
                             ("/inspect 2:0:q", "/inspect: layer 2 has no quantity 'q'; it has c, h, f"),
                             ("/inspect auto nosuch", "/inspect auto: no feature 'nosuch'; features: line_position,"),
-                            ("/inspect auto in_quotes", "/inspect auto: in_quotes is constant over the")):
+                            ("/inspect auto in_quotes", "/inspect auto: in_quotes is constant over this conversation's ")):
             await command(pilot, line)
             ins = await reading(pilot)
             assert h.errors()[-1].startswith(error) and "\n" not in h.errors()[-1], line
@@ -182,3 +183,26 @@ async def test_bad_arguments_are_one_line_errors(harness):
         await command(pilot, "/inspect auto vowel")  # a good one after the bad ones
         ins = await reading(pilot)
         assert ins.reading.chosen_by == "vowel" and ins.error is None
+
+
+async def test_auto_ranks_over_the_models_held_out_text_once(harness):
+    corpus = "".join(f"SPEAKER {k}:\n" + "word " * (k % 7 + 1) + "\n" for k in range(60))
+    h = harness(replies=(REPLY,), corpus=corpus)
+    app = h.app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot)
+        await send(pilot, "One")
+        await command(pilot, "/inspect auto")
+        ins = await reading(pilot)
+        conversation = len(ins.reading.text)
+        assert h.engine.inspected == [1024, len(corpus) - 1024, conversation]  # the sample, then the conversation
+        assert (ins.reading.label, ins.reading.ranked_over) == ("2:c:3", f"{len(corpus):,} characters of the "
+                                                                          "held-out part of the fake corpus")
+        assert f"r -1.00 over {len(corpus):,} characters of the held-out part" in panel_text(app)
+        await send(pilot, "Two")
+        await wait_for(pilot, lambda: len(inspector(app).reading.turns) == 4, "the re-read")
+        assert h.engine.inspected[3:] == [len(inspector(app).reading.text)]  # ranked once per model: not again
+        await command(pilot, "/inspect auto in_quotes")
+        await reading(pilot)
+        assert h.errors()[-1] == (f"/inspect auto: in_quotes is constant over {len(corpus):,} characters of the "
+                                  "held-out part of the fake corpus; name a unit instead (/inspect 2:0)")
