@@ -206,3 +206,20 @@ async def test_auto_ranks_over_the_models_held_out_text_once(harness):
         await reading(pilot)
         assert h.errors()[-1] == (f"/inspect auto: in_quotes is constant over {len(corpus):,} characters of the "
                                   "held-out part of the fake corpus; name a unit instead (/inspect 2:0)")
+
+
+async def test_turned_on_during_a_reply_it_reads_once_the_reply_has_ended(harness, gate):
+    h = harness(replies=(REPLY,), gate=gate, hold_after=5)
+    app = h.app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot)
+        await send(pilot, "One", wait=False)
+        await wait_for(pilot, lambda: len(h.produced()) == 5, "the reply to start")
+        await pilot.press("f4")
+        await pilot.pause(0.6)
+        assert inspector(app) is not None and h.engine.inspected == []  # nothing read while the reply is written
+        assert "reading the conversation" in panel_text(app)
+        gate.set()
+        ins = await reading(pilot)
+        assert ins.reading.label == "2:c:3" and all(v.paint for v in app.transcript.turn_views())
+        assert app.focused is ins
