@@ -3,6 +3,8 @@ activations: colours, legend, cursor panel, auto, off, bad arguments, and nothin
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from tui_helpers import idle, ready, send, wait_for
 
@@ -36,6 +38,18 @@ async def reading(pilot):
     return inspector(app)
 
 
+@contextlib.asynccontextmanager
+async def chatting(harness, *messages: str, **kw):
+    """The app over a fake engine that answers REPLY, after ``messages`` were sent and answered."""
+    h = harness(replies=(REPLY,), **kw)
+    app = h.app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot)
+        for text in messages:
+            await send(pilot, text)
+        yield h, app, pilot
+
+
 def panel_text(app) -> str:
     return inspector(app).render().plain
 
@@ -49,11 +63,7 @@ def fake_values(h, layer: int, name: str) -> tuple[str, np.ndarray]:
 
 
 async def test_auto_colours_the_transcript_by_the_line_position_unit(harness):
-    h = harness(replies=(REPLY,))
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
-        await send(pilot, "Who goes there?")
+    async with chatting(harness, "Who goes there?") as (h, app, pilot):
         assert h.engine.inspected == []  # off: nothing was re-read
         await pilot.press("f4")
         ins = await reading(pilot)
@@ -81,11 +91,7 @@ async def test_auto_colours_the_transcript_by_the_line_position_unit(harness):
 
 
 async def test_the_cursor_panel_lists_the_strongest_units_under_the_cursor(harness):
-    h = harness(replies=(REPLY,))
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
-        await send(pilot, "Hi\nthere")
+    async with chatting(harness, "Hi\nthere") as (h, app, pilot):
         await command(pilot, "/inspect 1:2:h")
         ins = await reading(pilot)
         assert panel_text(app).startswith("layer 1 unit 2 h (hidden state)")
@@ -120,11 +126,7 @@ async def test_the_cursor_panel_lists_the_strongest_units_under_the_cursor(harne
 
 
 async def test_off_and_the_key_toggle_remove_the_colours(harness):
-    h = harness(replies=(REPLY,))
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
-        await send(pilot, "Who goes there?")
+    async with chatting(harness, "Who goes there?") as (h, app, pilot):
         await command(pilot, "/inspect auto")
         await reading(pilot)
         await command(pilot, "/inspect off")
@@ -143,11 +145,7 @@ async def test_off_and_the_key_toggle_remove_the_colours(harness):
 
 
 async def test_a_new_reply_is_coloured_once_it_has_ended(harness):
-    h = harness(replies=(REPLY,))
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
-        await send(pilot, "One")
+    async with chatting(harness, "One") as (h, app, pilot):
         await pilot.press("f4")
         await reading(pilot)
         await send(pilot, "Two")
@@ -158,10 +156,7 @@ async def test_a_new_reply_is_coloured_once_it_has_ended(harness):
 
 
 async def test_bad_arguments_are_one_line_errors(harness):
-    h = harness(replies=(REPLY,))
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
+    async with chatting(harness) as (h, app, pilot):
         await command(pilot, "/inspect")  # nothing said yet
         await reading(pilot)
         assert h.errors()[-1] == "nothing to inspect yet: say something first"
@@ -187,11 +182,7 @@ async def test_bad_arguments_are_one_line_errors(harness):
 
 async def test_auto_ranks_over_the_models_held_out_text_once(harness):
     corpus = "".join(f"SPEAKER {k}:\n" + "word " * (k % 7 + 1) + "\n" for k in range(60))
-    h = harness(replies=(REPLY,), corpus=corpus)
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
-        await send(pilot, "One")
+    async with chatting(harness, "One", corpus=corpus) as (h, app, pilot):
         await command(pilot, "/inspect auto")
         ins = await reading(pilot)
         conversation = len(ins.reading.text)
@@ -209,10 +200,7 @@ async def test_auto_ranks_over_the_models_held_out_text_once(harness):
 
 
 async def test_turned_on_during_a_reply_it_reads_once_the_reply_has_ended(harness, gate):
-    h = harness(replies=(REPLY,), gate=gate, hold_after=5)
-    app = h.app()
-    async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot)
+    async with chatting(harness, gate=gate, hold_after=5) as (h, app, pilot):
         await send(pilot, "One", wait=False)
         await wait_for(pilot, lambda: len(h.produced()) == 5, "the reply to start")
         await pilot.press("f4")
