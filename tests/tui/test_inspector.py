@@ -211,3 +211,17 @@ async def test_turned_on_during_a_reply_it_reads_once_the_reply_has_ended(harnes
         ins = await reading(pilot)
         assert ins.reading.label == "2:c:3" and all(v.paint for v in app.transcript.turn_views())
         assert app.focused is ins
+
+
+async def test_a_regenerated_reply_is_coloured_in_its_new_view(harness):
+    async with chatting(harness, "One") as (h, app, pilot):
+        await pilot.press("f4")
+        first = await reading(pilot)
+        read = first.reading
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: idle(app) and inspector(app).reading is not read
+                       and not inspector(app).busy, "the re-read after the regenerate")
+        await pilot.pause()
+        user, model = app.transcript.turn_views()
+        assert model.text == REPLY and user.paint is not None and model.paint is not None
+        assert inspector(app).reading.turns[1].turn == 1

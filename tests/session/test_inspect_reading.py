@@ -135,3 +135,11 @@ def test_auto_is_the_unit_rnnchat_probe_ranks_first_on_the_held_out_text(tmp_pat
         np.testing.assert_allclose(r.values, acts[(r.layer, r.quantity)][:, r.index], atol=1e-6)
     finally:
         s.close()
+
+
+def test_the_default_feature_is_the_verse_position_on_cjk_text():
+    name, values = inspector._feature("床前明月光，\n疑是地上霜。", None)
+    assert name == "verse_position" and values.tolist()[:7] == [1, 2, 3, 4, 5, 0, 0]
+    assert inspector._feature("Good morrow.\nSir", None)[0] == "line_position"
+    name, values = inspector._feature("a1b22", "digits=[0-9]+")
+    assert name == "digits" and values.tolist() == [0, 1, 0, 1, 1]
