@@ -142,14 +142,15 @@ class Inspector(Widget):
             view.paint = painter(self.reading, colours, self.cursor_position)
             view.refresh()
             start, end = shown_range(view.role, view.text, view.speaker_split[1])
-            new_line = True
+            new_line = True  # the next character read starts a line (↑/↓ move by them)
             for k in range(start, end):
                 pos = int(colours.positions[k])
                 if pos >= 0:
                     if new_line:
                         self.line_starts.append(len(self.chars))
+                        new_line = False
                     self.chars.append((view, k, pos))
-                new_line = view.text[k] == "\n"
+                new_line = new_line or view.text[k] == "\n"
         self._views = views
 
     def unpaint(self) -> None:
