@@ -75,19 +75,13 @@ def painter(reading: "Reading", colours: "TurnColours", cursor_at):
     def paint(shown: str, start: int) -> Text:
         out = Text()
         cursor = cursor_at()
-        run, run_style = [], None
         for k, ch in enumerate(shown):
             pos = int(positions[start + k]) if start + k < len(positions) else -1
-            style = Style() if pos < 0 else level_style(level(reading.scaled(float(values[pos]))))
-            if pos >= 0 and pos == cursor:
-                style = style + CURSOR
-            if style != run_style and run:
-                out.append("".join(run), run_style)
-                run = []
-            run.append(ch)
-            run_style = style
-        if run:
-            out.append("".join(run), run_style)
+            if pos < 0:
+                out.append(ch)
+                continue
+            style = level_style(level(reading.scaled(float(values[pos])))) + Style.from_meta({"inspect": start + k})
+            out.append(ch, style + CURSOR if pos == cursor else style)  # the meta: a click moves the cursor here
         return out
 
     return paint

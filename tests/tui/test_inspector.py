@@ -225,3 +225,18 @@ async def test_a_regenerated_reply_is_coloured_in_its_new_view(harness):
         user, model = app.transcript.turn_views()
         assert model.text == REPLY and user.paint is not None and model.paint is not None
         assert inspector(app).reading.turns[1].turn == 1
+
+
+async def test_a_click_on_a_coloured_character_moves_the_cursor_there(harness):
+    async with chatting(harness, "Who goes there?") as (h, app, pilot):
+        await pilot.press("f4")
+        ins = await reading(pilot)
+        user = app.transcript.turn_views()[0]
+        app.input.focus()
+        left, top = user.content_region.x - user.region.x, user.content_region.y - user.region.y
+        await pilot.click(user, offset=(left + 4, top + 1))  # the body's first line, its fifth character
+        await pilot.pause()
+        assert ins.cursor_position() == len("YOU:\n") + 4 and app.focused is ins
+        assert panel_text(app).splitlines()[1].startswith("at 'g' (#1 You")
+        await pilot.press("right")
+        assert panel_text(app).splitlines()[1].startswith("at 'o' (#1 You")

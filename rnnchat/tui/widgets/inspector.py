@@ -5,7 +5,7 @@ It owns its reading: a thread worker asks the session to re-read the conversatio
 (``ChatSession.inspect``: the engine's thread, off the generation path) whenever the conversation
 changed and no reply is being written, and the result paints the transcript's turn views. While
 it has focus, ←/→ move the cursor one character, ↑/↓ one line, Home/End to the first/last
-character; Esc goes back to the input.
+character; Esc goes back to the input. A click on a coloured character puts the cursor there.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class Inspector(Widget):
         self.line_starts: list[int] = []  # indices into chars where a line starts
         self.cursor = -1
         self._views: list = []  # the views painted
+        self._index: dict[tuple[int, int], int] = {}  # (id(view), index in its text) -> index into chars
 
     # ---- reading ---------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -134,12 +135,13 @@ class Inspector(Widget):
         turns = self.app.session.turns
         shown = [i for i, t in enumerate(turns) if t.role == "user" or t.reason is not None]
         by_turn = {c.turn: c for c in self.reading.turns}
-        self.chars, self.line_starts = [], []
+        self.chars, self.line_starts, self._index = [], [], {}
         for view, i in zip(views, shown):
             colours = by_turn.get(i)
             if colours is None or colours.role != view.role or colours.text != view.text:
                 continue
             view.paint = painter(self.reading, colours, self.cursor_position)
+            view.pick = self._pick
             view.refresh()
             start, end = shown_range(view.role, view.text, view.speaker_split[1])
             new_line = True  # the next character read starts a line (↑/↓ move by them)
@@ -149,6 +151,7 @@ class Inspector(Widget):
                     if new_line:
                         self.line_starts.append(len(self.chars))
                         new_line = False
+                    self._index[(id(view), k)] = len(self.chars)
                     self.chars.append((view, k, pos))
                 new_line = new_line or view.text[k] == "\n"
         self._views = views
@@ -156,9 +159,9 @@ class Inspector(Widget):
     def unpaint(self) -> None:
         for view in self._views:
             if view.paint is not None:
-                view.paint = None
+                view.paint = view.pick = None
                 view.refresh()
-        self._views, self.chars, self.line_starts = [], [], []
+        self._views, self.chars, self.line_starts, self._index = [], [], [], {}
 
     def on_unmount(self) -> None:
         self.unpaint()
@@ -179,6 +182,13 @@ class Inspector(Widget):
         if view is not old:
             self.app.chat.transcript.scroll_to_widget(view, animate=False)
         self.refresh(layout=True)
+
+    def _pick(self, view, k: int) -> None:
+        """A click on a painted character: the cursor goes there, and the keys move it on."""
+        i = self._index.get((id(view), k))
+        if i is not None:
+            self._go(i)
+            self.focus()
 
     def action_move(self, step: int) -> None:
         self._go(self.cursor + step)

@@ -40,6 +40,7 @@ class TurnView(Widget):
         self.confidence = confidence
         self.chars_per_s = chars_per_s
         self.paint = None  # the inspector's colours: paint(shown text, its start in ``text``) -> Text
+        self.pick = None  # the inspector's cursor: pick(view, index in ``text``) on a click on a painted character
         self.set_class(live, "-live")
 
     # ---- changes (UI thread only) ----------------------------------------------------------
@@ -76,6 +77,11 @@ class TurnView(Widget):
         if on != self.confidence:
             self.confidence = on
             self.refresh()
+
+    def on_click(self, event) -> None:
+        at = event.style.meta.get("inspect") if self.pick is not None else None
+        if isinstance(at, int):
+            self.pick(self, at)
 
     # ---- rendering ------------------------------------------------------------------------
     @property
