@@ -14,9 +14,8 @@ import os
 import stat
 from pathlib import Path
 
-import numpy as np
-
 from rnnchat.atomic import write_bytes
+from rnnchat.engine.probe_stats import scale_for
 from rnnchat.errors import RnnchatError
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:60em}
@@ -37,18 +36,6 @@ def _visible(ch: str) -> str:
     if ch == "\t" or (ch.isprintable() and ch not in "\u2028\u2029"):
         return ch
     return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
-
-
-def scale_for(kind: str, values) -> tuple[float, float, str]:
-    """(centre, half-range, how): gates are centred on 0.5 over [0, 1]; others on 0, their scale the 99th
-    percentile of |value| (a few large values would wash out the rest)."""
-    if kind == "gate":
-        return 0.5, 0.5, "0 (blue) to 1 (red), white at 0.5"
-    finite = np.abs(np.asarray(values, dtype=np.float64))
-    finite = finite[np.isfinite(finite)]
-    peak = float(np.percentile(finite, 99)) if finite.size else 0.0
-    peak = peak or float(finite.max(initial=0.0)) or 1.0
-    return 0.0, peak, f"-{peak:.3g} (blue) to +{peak:.3g} (red), white at 0; beyond: full colour"
 
 
 def render(text: str, values, title: str, note: str, kind: str) -> str:

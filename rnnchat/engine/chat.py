@@ -61,6 +61,7 @@ class ChatEngine:
         self.meta = engine.loaded.meta
         self.worker = worker
         self.backend = engine.backend
+        self._prober = None  # the inspector's Probe, made on first use (engine thread)
         self._initial = worker.call(self._initial_snapshot)
 
     @classmethod
@@ -144,6 +145,32 @@ class ChatEngine:
 
     def close(self) -> None:
         self.worker.close()
+
+    # ---- the chat inspector: a re-read on the engine thread, never a cost of the step ----
+    def quantities(self) -> list[tuple[int, str, str, int, str]]:
+        """(layer, name, kind, units, description) of every quantity the probe reads."""
+        return [(q.layer, q.name, q.kind, q.size, q.description) for q in self.worker.call(self._probe).quantities()]
+
+    def activations(self, state, ids: list[int], select=None):
+        """({(layer, name): float32 [T, K]}, the state after ``ids``) read from ``state`` (left as
+        it is) by :class:`~rnnchat.engine.probe.Probe`; waits for the engine thread."""
+        return self.worker.call(lambda: self._probe().activations(ids, state, select))
+
+    def probe_text(self, chars: int) -> tuple[list[int], str, str]:
+        """The first ``chars`` characters of the held-out part of the model's corpus, as ``rnnchat
+        probe`` reads it (a CorpusError when that text is not on this machine)."""
+        from rnnchat.engine.probe_text import select_text
+
+        meta = self.engine.loaded.meta
+        t = self.worker.call(select_text, meta, self.engine.vocab, None, chars)
+        return t.ids, t.text, f"the held-out part of {meta['corpus']['name']}"  # a name select_text checked
+
+    def _probe(self):
+        if self._prober is None:
+            from rnnchat.engine.probe import Probe
+
+            self._prober = Probe(self.engine.model)
+        return self._prober
 
     # ---- on the worker thread (the session's read-ahead submits its reads there) -------
     def feed(self, ids: list[int], state):

@@ -1,6 +1,7 @@
 """Streaming statistics over activations: Pearson correlation with features, gate saturation.
 
-Both accumulate chunk by chunk (NumPy, float64 sums), so a long text never has
+``scale_for`` is the colour scale of a unit's values (the ``--html`` page, the chat inspector).
+Both statistics accumulate chunk by chunk (NumPy, float64 sums), so a long text never has
 to be held in memory as a whole. Saturation follows Karpathy, Johnson and
 Fei-Fei (2015): a gate is left-saturated below 0.1 and right-saturated above 0.9.
 """
@@ -102,3 +103,15 @@ class Saturation:
                          "left": round(float(left.mean()), 4), "right": round(float(right.mean()), 4),
                          "mostly_left": int((left > 0.5).sum()), "mostly_right": int((right > 0.5).sum())})
         return rows
+
+
+def scale_for(kind: str, values) -> tuple[float, float, str]:
+    """(centre, half-range, how): gates are centred on 0.5 over [0, 1]; others on 0, their scale the 99th
+    percentile of |value| (a few large values would wash out the rest)."""
+    if kind == "gate":
+        return 0.5, 0.5, "0 (blue) to 1 (red), white at 0.5"
+    finite = np.abs(np.asarray(values, dtype=np.float64))
+    finite = finite[np.isfinite(finite)]
+    peak = float(np.percentile(finite, 99)) if finite.size else 0.0
+    peak = peak or float(finite.max(initial=0.0)) or 1.0
+    return 0.0, peak, f"-{peak:.3g} (blue) to +{peak:.3g} (red), white at 0; beyond: full colour"

@@ -17,14 +17,18 @@ values once per character, so the next character follows (see ``rnnchat/params.p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from rnnchat.params import SamplingParams
 from rnnchat.session.alternatives import AltChunk
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore
+from rnnchat.session.inspect_target import Target
 from rnnchat.session.state_files import SavedState
 from rnnchat.session.types import Chunk, SessionInfo, Turn
+
+if TYPE_CHECKING:
+    from rnnchat.session.inspector import Reading
 
 
 class ReplyHandle(Protocol):
@@ -109,6 +113,8 @@ class ChatAPI(Protocol):
     def open_conversation(self, conv_id: int) -> Conversation: ...
 
     def export_markdown(self, path: str | Path | None = None) -> Path: ...
+
+    def inspect(self, target: Target) -> "Reading": ...  # the inspector's re-read; waits for the engine
 
 
 SessionFactory = Callable[[str | None, SamplingParams, bool], ChatAPI]

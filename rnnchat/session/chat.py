@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnnchat.checkpoint_fields import text_field
 from rnnchat.errors import RnnchatError
@@ -31,6 +32,10 @@ from rnnchat.session.readahead import Idle, ReadAhead
 from rnnchat.session.reply import Reply
 from rnnchat.session.seeds import model_turns, reply_seed
 from rnnchat.session.types import SessionBusy, SessionError, SessionInfo, Turn
+
+if TYPE_CHECKING:
+    from rnnchat.session.inspect_target import Target
+    from rnnchat.session.inspector import Reading
 
 
 class ChatSession:
@@ -369,6 +374,14 @@ class ChatSession:
             return self.engine.restore(blob)
         except RnnchatError as exc:
             raise SessionError(f"conversation {conv_id} does not fit this model's state: {exc}") from None
+
+    def inspect(self, target: "Target") -> "Reading":
+        """The chat inspector's re-read of the conversation (``session/inspector.py``); waits for
+        the engine thread: call it in a worker."""
+        from rnnchat.session.inspector import read_conversation  # NumPy: loaded when first used
+
+        self._ready()
+        return read_conversation(self.engine, self.turns, self.framing, target)
 
     def export_markdown(self, path: str | Path | None = None) -> Path:
         return export_markdown(self.turns, self.info, self.params.to_dict(), path)

@@ -106,6 +106,15 @@ class ChatEngine(Protocol):
 
     def restore(self, blob: bytes) -> StateHandle: ...  # raises RnnchatError when it does not fit
 
+    # the chat inspector (session/inspector.py): a re-read of text, off the generation path
+    def quantities(self) -> list[tuple[int, str, str, int, str]]: ...  # (layer, name, kind, units, description)
+
+    def activations(self, state: Any, ids: list[int], select: list[tuple[int, str]] | None = None
+                    ) -> tuple[dict[tuple[int, str], Any], Any]: ...  # ({(layer, name): float32 [T, K]}, state after); waits
+
+    def probe_text(self, chars: int) -> tuple[list[int], str, str]: ...  # the start of the model's held-out
+    # text, as ``rnnchat probe`` reads it: (ids, text, "the held-out part of NAME"); RnnchatError when absent
+
     def close(self) -> None: ...
 
 

@@ -11,12 +11,14 @@ Test controls (attributes, changeable at any time): ``gate`` and ``hold_after`` 
 waits before character ``hold_after`` until ``gate`` is set), ``fail_reply`` (a reply raises
 SessionError before its first character), ``fail_after``/``fail_error`` (raise after that many
 characters), ``char_delay`` (seconds per character), ``unknown`` (characters not in the
-vocabulary: encode drops them), ``read_chunk`` (ids per chunk of a turn's read) and
+vocabulary: encode drops them), ``read_chunk`` (ids per chunk of a turn's read),
 ``feed_hook`` (called with the ids of every feed, on the engine thread, before it: a test
-can hold a long read there, chunk by chunk). What it did: ``generations`` (a :class:`FakeRun`
-each), ``alternative_runs`` (a list of them per ``alternatives`` call), ``read_temperatures``
-((index, temperature) per character of a reply), ``reads`` (every
-text it was asked to read, read-ahead included), ``closed``.
+can hold a long read there, chunk by chunk) and ``corpus`` (the text ``probe_text`` gives the
+inspector's "auto"; None: the model's corpus is not on this machine). What it did: ``generations``
+(a :class:`FakeRun` each), ``alternative_runs`` (a list of them per ``alternatives`` call),
+``read_temperatures`` ((index, temperature) per character of a reply), ``reads`` (every
+text it was asked to read, read-ahead included), ``inspected`` (the length of each
+inspector read), ``closed``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 from rnnchat.engine.alts import AltEnd, AltGeneration, AltToken
 from rnnchat.engine.pipe import Generation
@@ -41,6 +45,7 @@ DEFAULT_REPLIES = ("ROMEO:\nBut soft, what light through yonder window breaks?",
                    "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",
                    "MERCUTIO:\nA plague on both your houses!")
 Script = tuple[str, ...] | list[str] | Callable[[str, int], str]
+FAKE_QUANTITIES = (("c", "state", "cell state"), ("h", "state", "hidden state"), ("f", "gate", "forget gate"))
 
 
 def fake_prob(char: str, i: int) -> float:
@@ -92,8 +97,9 @@ class FakeEngine:
     def __init__(self, name: str = "fake", *, replies: Script = DEFAULT_REPLIES, template: str = "YOU:\n{text}\n\n",
                  stop: tuple[str, ...] = ("\n\n",), note: str = "", gate: threading.Event | None = None,
                  hold_after: int | None = None, char_delay: float = 0.0, unknown: str = "",
-                 meta: dict | None = None) -> None:
+                 meta: dict | None = None, corpus: str | None = None) -> None:
         self.replies = replies
+        self.corpus = corpus  # the inspector's "held-out text" (None: not on this machine)
         self.unknown = unknown  # characters outside the vocabulary: encode drops them
         self.gate, self.hold_after, self.char_delay = gate, hold_after, char_delay
         self.fail_reply: str | None = None
@@ -110,6 +116,7 @@ class FakeEngine:
         self.read_temperatures: list[tuple[int, float]] = []
         self.reads: list[str] = []
         self.alternative_runs: list[list[FakeRun]] = []  # one FakeRun per alternative, per call
+        self.inspected: list[int] = []  # the characters of each inspector read (activations)
         self.closed = False
         self._count = 0
 
@@ -174,6 +181,37 @@ class FakeEngine:
         except UnicodeDecodeError:
             raise RnnchatError("a saved state is corrupt: not a fake engine's state") from None
         return _state(text, tensor_bytes(tensors, body, "fake.started") == b"\x01")
+
+    # ---- the inspector: deterministic fake activations of the text read so far --------------
+    def quantities(self) -> list[tuple[int, str, str, int, str]]:
+        return [(layer, name, kind, 8, desc) for layer in (1, 2) for name, kind, desc in FAKE_QUANTITIES]
+
+    def activations(self, state: str, ids: list[int], select=None):
+        return self.worker.call(self._activations, state, ids, select)
+
+    def _activations(self, state: str, ids: list[int], select) -> tuple[dict, str]:
+        """Unit 3 of layer 2's ``c`` is minus a tenth of the position in the line (what "auto"
+        finds); every other unit a fixed function of the character, its position and the unit."""
+        text = state + self.decode(ids)
+        self.inspected.append(len(ids))
+        lines = np.array([k - text.rfind("\n", 0, k + 1) for k in range(len(state), len(text))], np.float64)
+        codes = np.array(ids, np.float64)[:, None]
+        pos = np.arange(len(state), len(text), dtype=np.float64)[:, None]
+        out = {}
+        for layer in (1, 2):
+            c = np.sin(0.37 * codes + 1.7 * np.arange(8) + 0.9 * layer + 0.11 * pos) * (1 + np.arange(8) % 3)
+            if layer == 2:
+                c[:, 3] = -lines / 10
+            for name, value in (("c", c), ("h", np.tanh(c)), ("f", 1 / (1 + np.exp(-c)))):
+                if select is None or (layer, name) in select:
+                    out[(layer, name)] = value.astype(np.float32)
+        return out, text
+
+    def probe_text(self, chars: int) -> tuple[list[int], str, str]:
+        if self.corpus is None:
+            raise RnnchatError("the model's corpus is not on this machine")
+        text = self.corpus[:chars]
+        return [ord(c) for c in text], text, "the held-out part of the fake corpus"
 
     def close(self) -> None:
         self.closed = True

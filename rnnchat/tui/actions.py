@@ -6,7 +6,8 @@ app's key bindings, the F1 help, the palette (``tui/commands.py``) and the ``/co
 are all derived from :data:`ACTIONS`. The user remaps keys with a ``keys`` table in the
 settings file (``{"regenerate": "ctrl+g"}``): :func:`keymap` checks it.
 
-Adding an action: one ``Action(...)`` here with a handler in ``tui/handlers.py``.
+Adding an action: one ``Action(...)`` here with a handler in ``tui/handlers.py`` (or a module of
+its own, as ``tui/inspecting.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rnnchat.tui import alts
 from rnnchat.tui import handlers as h
 from rnnchat.tui import state_command
 from rnnchat.tui.settings_handler import show_settings
+from rnnchat.tui.inspecting import inspect, parse_inspect
 
 
 class CommandError(RnnchatError):
@@ -146,6 +148,11 @@ ACTIONS: tuple[Action, ...] = (
            title="Toggle confidence colours", palette_help="Colour the model's text by how sure it was of each character",
            command="colors", aliases=("confidence", "colours"),
            command_help="colour the model's text by its confidence in each character"),
+    Action("inspect", inspect, "f4", "", "the inspector: the transcript coloured by one unit; ←/→ move its cursor",
+           priority=True, title="Inspect the model's units",
+           palette_help="Colour the transcript by one unit's activation; the strongest units under a cursor",
+           command="inspect", args="[LAYER:UNIT[:Q]|auto [FEATURE]|off]", parse=parse_inspect,
+           command_help="colour the transcript by a unit (auto: the one tracking the line position); off closes"),
     Action("save", h.save_transcript, title="Save transcript as Markdown", palette_help="Export the conversation to a .md file",
            command="save", args="[PATH|json]", parse=optional_text, aliases=("export",),
            command_help="export the transcript as Markdown (json or PATH.json: as JSON), each reply with its values"),
@@ -176,8 +183,8 @@ ACTIONS: tuple[Action, ...] = (
 )
 BY_ID = {a.id: a for a in ACTIONS}
 # the order of the footer and of F1's keys (ACTIONS' order is that of the /commands)
-KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "continue", "confidence", "help",
-             "new_chat", "models", "history", "settings", "train", "panel")
+KEY_ORDER = ("quit", "stop", "temperature_up", "temperature_down", "regenerate", "continue", "confidence", "inspect",
+             "help", "new_chat", "models", "history", "settings", "train", "panel")
 BY_KEY_ORDER = sorted(ACTIONS, key=lambda a: KEY_ORDER.index(a.id) if a.id in KEY_ORDER else len(KEY_ORDER))
 BY_COMMAND = {name: a for a in ACTIONS if a.command for name in (a.command, *a.aliases)}
 FIXED_KEYS = (("Enter", "send your message (or run a /command)"),

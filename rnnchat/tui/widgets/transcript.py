@@ -39,6 +39,8 @@ class TurnView(Widget):
         self.reason = reason
         self.confidence = confidence
         self.chars_per_s = chars_per_s
+        self.paint = None  # the inspector's colours: paint(shown text, its start in ``text``) -> Text
+        self.pick = None  # the inspector's cursor: pick(view, index in ``text``) on a click on a painted character
         self.set_class(live, "-live")
 
     # ---- changes (UI thread only) ----------------------------------------------------------
@@ -75,6 +77,11 @@ class TurnView(Widget):
         if on != self.confidence:
             self.confidence = on
             self.refresh()
+
+    def on_click(self, event) -> None:
+        at = event.style.meta.get("inspect") if self.pick is not None else None
+        if isinstance(at, int):
+            self.pick(self, at)
 
     # ---- rendering ------------------------------------------------------------------------
     @property
@@ -113,7 +120,9 @@ class TurnView(Widget):
         if self.role == "user" and len(body_text) > USER_DISPLAY_LIMIT:  # a huge paste: wrapping it all
             hidden = len(body_text) - USER_DISPLAY_LIMIT                  # on every resize froze the app
             body_text = body_text[:USER_DISPLAY_LIMIT]
-        if self.role == "model" and self.confidence:
+        if self.paint is not None:
+            body = self.paint(body_text, start)
+        elif self.role == "model" and self.confidence:
             body = coloured(body_text, self.probs[start:])
         else:
             body = Text(body_text)
