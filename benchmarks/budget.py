@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_budget(text: str) -> float:
-    from rnnchat.units import parse_duration
+    from rnnchat.core.units import parse_duration
 
     return parse_duration(text)
 
@@ -56,7 +56,7 @@ def run_budget(budget: str, corpus: Path, preset: str, threads: int | None) -> d
         model = home / "data" / "models" / "bench.safetensors"
         loss = method = None
         if model.exists():
-            from rnnchat.checkpoint_meta import read_header
+            from rnnchat.store.checkpoint_meta import read_header
 
             m = read_header(model).meta
             loss, method = m.get("val_loss"), m.get("val_loss_method")
@@ -73,7 +73,7 @@ PHASES = ("steps", "evaluation", "re-score", "save")
 
 def run_sigterm(phase: str, corpus: Path, threads: int | None) -> dict:
     from rnnchat.engine.resume import read_state
-    from rnnchat.errors import RnnchatError
+    from rnnchat.core.errors import RnnchatError
 
     with tempfile.TemporaryDirectory(prefix="rnnchat-sigterm-") as tmp:
         home, marks = Path(tmp) / "home", Path(tmp) / "marks"

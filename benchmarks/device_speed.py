@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from generate_speed import BUNDLED, CORPUS, naive_module, random_model  # noqa: E402
 from rnnchat.engine.checkpoint import load_checkpoint  # noqa: E402
 from rnnchat.engine.generate import Engine  # noqa: E402
-from rnnchat.params import SamplingParams  # noqa: E402
+from rnnchat.core.params import SamplingParams  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -70,7 +70,7 @@ def run_side(side: str, text: Path, model: str, budget: float, seed: int, train:
     from rnnchat.engine.data import load_corpus
     from rnnchat.engine.finetune import base_vocab, extend_corpus, plan
     from rnnchat.engine.train import TrainConfig, Trainer
-    from rnnchat.presets import PRESETS
+    from rnnchat.training.presets import PRESETS
 
     device = torch.device("cpu")
     options = dict(PRESETS["large"], cell_options={})

@@ -46,7 +46,7 @@ from rnnchat.engine.checkpoint import build_meta, save_checkpoint  # noqa: E402
 from rnnchat.engine.blas import set_blas_threads  # noqa: E402
 from rnnchat.engine.device import set_cpu_threads  # noqa: E402
 from rnnchat.engine.generate import Engine  # noqa: E402
-from rnnchat.params import SamplingParams  # noqa: E402
+from rnnchat.core.params import SamplingParams  # noqa: E402
 from rnnchat.session import ChatSession  # noqa: E402
 from rnnchat.session.history import HistoryStore  # noqa: E402
 

@@ -26,7 +26,7 @@ from rnnchat.engine.batched import BatchedModel
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.multi import alternatives
 from rnnchat.engine.quant import BYTES, FORMATS
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 
 KS = (1, 4, 8)
 PIECES = 16

@@ -54,8 +54,8 @@ from rnnchat.engine.blas import set_blas_threads  # noqa: E402
 from rnnchat.engine.device import set_cpu_threads  # noqa: E402
 from rnnchat.engine.generate import Engine  # noqa: E402
 from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell  # noqa: E402
-from rnnchat.params import SamplingParams  # noqa: E402
-from rnnchat.vocab import Vocab  # noqa: E402
+from rnnchat.core.params import SamplingParams  # noqa: E402
+from rnnchat.core.vocab import Vocab  # noqa: E402
 
 BUNDLED = ROOT / "rnnchat" / "default_plugins" / "models" / "shakespeare.safetensors"
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"

@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def in_process(model: str, chars: int) -> float:
     from rnnchat.engine.runtime import open_engine
-    from rnnchat.params import SamplingParams
+    from rnnchat.core.params import SamplingParams
 
     engine, _ = open_engine(model, "cpu")
     logits, state = engine.feed(engine.encode("ROMEO:").ids, engine.initial_state())

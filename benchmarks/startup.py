@@ -99,7 +99,7 @@ def event_time(stderr: str, event: str) -> float | None:
 ENGINE_RUN = """
 import resource, sys
 from rnnchat.engine.runtime import open_engine
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 engine, path = open_engine(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None)
 state = engine.initial_state()
 for turn in range(20):

@@ -35,7 +35,7 @@ def is_regular(line: str) -> bool:
 
 
 def generate(engine, template: str, stop, title: str, seed: int, temperature: float, max_chars: int = 400):
-    from rnnchat.params import SamplingParams
+    from rnnchat.core.params import SamplingParams
 
     logits, state = engine.feed(engine.encode(template.replace("{text}", title)).ids, engine.initial_state())
     params = SamplingParams(temperature=temperature, seed=seed, max_chars=max_chars, stop=tuple(stop)).validate()

@@ -125,7 +125,7 @@ def rnnchat_run(corpus_path: Path, budget: float, seed: int, preset: str, overri
     from rnnchat.engine.data import load_corpus
     from rnnchat.engine.precision import auto_precision
     from rnnchat.engine.train import BEST, TrainConfig, Trainer
-    from rnnchat.presets import PRESETS
+    from rnnchat.training.presets import PRESETS
 
     device = torch.device("cpu")
     options = dict(PRESETS[preset], seed=seed, budget=budget, eval_every=200, save_every=200)

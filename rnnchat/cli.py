@@ -8,9 +8,9 @@ import sys
 import click
 
 from rnnchat import __version__
-from rnnchat.errors import RnnchatError
-from rnnchat.process_exit import exit_now, teardown_skipped
-from rnnchat.safe_text import json_safe, printable
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.process_exit import exit_now, teardown_skipped
+from rnnchat.core.safe_text import json_safe, printable
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

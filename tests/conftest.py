@@ -52,7 +52,7 @@ def make_checkpoint(tmp_path):
 
         from rnnchat.engine.checkpoint import build_meta, save_checkpoint
         from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
-        from rnnchat.vocab import Vocab
+        from rnnchat.core.vocab import Vocab
 
         torch.manual_seed(0)
         v = Vocab(vocab or sorted(set(TINY_TEXT.read_text(encoding="utf-8"))))

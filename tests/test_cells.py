@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 
 B, T, I, H = 3, 7, 5, 8
 

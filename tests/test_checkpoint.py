@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rnnchat.checkpoint_meta import read_header
+from rnnchat.store.checkpoint_meta import read_header
 from rnnchat.engine.checkpoint import load_checkpoint, save_checkpoint
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnchat.checkpoint_edit import set_meta
-from rnnchat.checkpoint_meta import read_header
-from rnnchat.errors import CheckpointError
-from rnnchat.st_bytes import split
+from rnnchat.store.checkpoint_edit import set_meta
+from rnnchat.store.checkpoint_meta import read_header
+from rnnchat.core.errors import CheckpointError
+from rnnchat.store.st_bytes import split
 
 ROOT = Path(__file__).resolve().parents[1]
 # sha256 of the data section (every tensor's bytes) of each file before its header was rewritten

@@ -123,8 +123,8 @@ def test_a_process_that_asks_for_no_teardown_ends_at_once_with_its_status(outcom
     # the CLI prints the command's one line and ends the process with the command's status
     program = ("import threading, time\n"
                "from rnnchat.cli import cli, main\n"
-               "from rnnchat.errors import RnnchatError\n"
-               "from rnnchat.process_exit import end_without_teardown\n"
+               "from rnnchat.core.errors import RnnchatError\n"
+               "from rnnchat.core.process_exit import end_without_teardown\n"
                "threading.Thread(target=time.sleep, args=(600,)).start()\n"
                "@cli.command('job')\n"
                f"def job():\n    end_without_teardown()\n    {outcome}\n"

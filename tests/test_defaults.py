@@ -1,11 +1,11 @@
-"""One default per sampling value: ``SamplingParams``' (rnnchat/params.py). The settings embed it,
+"""One default per sampling value: ``SamplingParams``' (rnnchat/core/params.py). The settings embed it,
 ``rnnchat generate`` and the HTTP API take their defaults from it."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 
 DEFAULTS = SamplingParams()
 

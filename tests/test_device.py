@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnchat.engine.device import pick_device
-from rnnchat.errors import DeviceError
+from rnnchat.core.errors import DeviceError
 
 
 def test_cpu_override(monkeypatch):

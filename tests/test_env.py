@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnchat import env, paths
-from rnnchat.errors import SettingError
+from rnnchat.core import env
+
+from rnnchat.core import paths
+from rnnchat.core.errors import SettingError
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,23 +76,23 @@ def test_the_scanner_finds_every_form_of_read():
 def test_only_env_py_reads_rnnchat_variables():
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path == PACKAGE / "env.py":
+        if path == PACKAGE / "core" / "env.py":
             continue
         for line, name in environment_reads(path.read_text(encoding="utf-8")):
             if name not in NOT_YET_MOVED:
                 offenders.append(f"{path.relative_to(ROOT)}:{line} reads {name}")
-    assert offenders == [], "read RNNCHAT_* variables through rnnchat.env:\n" + "\n".join(offenders)
+    assert offenders == [], "read RNNCHAT_* variables through rnnchat.core.env:\n" + "\n".join(offenders)
 
 
 def test_env_py_imports_no_torch():
-    tree = ast.parse((PACKAGE / "env.py").read_text(encoding="utf-8"))
+    tree = ast.parse((PACKAGE / "core" / "env.py").read_text(encoding="utf-8"))
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
                {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any(m and m.split(".")[0] in ("torch", "numpy") for m in imported)
 
 
 def test_every_variable_is_in_the_docs_table_and_nothing_else_is():
-    source = (PACKAGE / "env.py").read_text(encoding="utf-8")
+    source = (PACKAGE / "core" / "env.py").read_text(encoding="utf-8")
     read = set(re.findall(r'"(RNNCHAT_[A-Z_]+)"', source))
     table = set(re.findall(r"^\| `(RNNCHAT_[A-Z_]+)` \|", (ROOT / "docs" / "environment.md").read_text(), re.M))
     assert read == set(env.VARIABLES)

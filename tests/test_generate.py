@@ -7,7 +7,7 @@ import torch
 
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine, _longest_partial
-from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.core.params import LiveParams, SamplingParams
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_unknown_prompt_characters_are_dropped_and_reported(engine):
 
 
 def test_the_shared_rare_character_token_is_never_written(make_checkpoint):
-    from rnnchat.vocab import UNK
+    from rnnchat.core.vocab import UNK
 
     loaded = load_checkpoint(make_checkpoint(vocab=list("ab \n") + [UNK]))
     unk = loaded.vocab.unk

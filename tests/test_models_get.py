@@ -111,7 +111,7 @@ def test_wrong_checksum_removes_the_file(server, rnnchat_home, capsys):
 
 def test_server_lying_about_the_length(server, rnnchat_home, capsys, monkeypatch):
     server.mode = "lie"  # says 100 bytes more than it sends
-    monkeypatch.setattr("rnnchat.download.TIMEOUT", 2.0)
+    monkeypatch.setattr("rnnchat.store.download.TIMEOUT", 2.0)
     code, _, err = run(capsys, "models", "get", server.url, "--sha256", server.sha)
     assert code == 1 and err.startswith("error: could not download model 'remote'")
     assert not (rnnchat_home / "data" / "models" / "remote.safetensors").exists()

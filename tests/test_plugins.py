@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 from rnnchat.plugins.manager import PluginHost
 from tests import fakeplugins as fp
 from tests.conftest import run_cli

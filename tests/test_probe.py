@@ -8,7 +8,7 @@ from torch import nn
 from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
 from rnnchat.engine.probe import Probe
 from rnnchat.engine.probe_cells import reader_for
-from rnnchat.errors import PluginError, RnnchatError
+from rnnchat.core.errors import PluginError, RnnchatError
 from rnnchat.testing import check_probe
 from tests.test_cells import run_steps
 

@@ -11,9 +11,9 @@ import pytest
 from rnnchat.cli import _run
 from rnnchat.commands.probe_html import colour, render, write_page
 from rnnchat.commands.probe_report import safe
-from rnnchat.errors import CorpusError, RnnchatError
-from rnnchat.probe_features import all_features, builtin_features, is_cjk, regex_feature
-from rnnchat.vocab import Vocab
+from rnnchat.core.errors import CorpusError, RnnchatError
+from rnnchat.core.probe_features import all_features, builtin_features, is_cjk, regex_feature
+from rnnchat.core.vocab import Vocab
 from tests.conftest import run_cli
 
 

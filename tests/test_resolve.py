@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnchat.errors import ModelNotFound
+from rnnchat.core.errors import ModelNotFound
 from rnnchat.plugins.resolve import DEFAULT_MODEL, ModelRef, resolve_model
 from rnnchat.plugins.specs import CheckpointSpec
 

@@ -32,7 +32,7 @@ def point(step, train=None, val=None):
 
 @pytest.fixture
 def runs_root(rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     root = paths.runs_dir()
     write_state(root / "done", 40, 20.0, 1.5, steps=40, out="/models/done.safetensors")
@@ -48,7 +48,7 @@ def runs_root(rnnchat_home):
 
 
 def test_list_states_steps_and_best(runs_root):
-    from rnnchat.runs import list_runs
+    from rnnchat.training.runs import list_runs
 
     rows = {r.name: r for r in list_runs()}
     assert rows["done"].state == "finished" and rows["done"].steps == 40 and rows["done"].best_val == 1.5
@@ -59,7 +59,7 @@ def test_list_states_steps_and_best(runs_root):
 
 
 def test_a_held_lock_means_running(runs_root, capsys):
-    from rnnchat.runs import list_runs
+    from rnnchat.training.runs import list_runs
 
     lock = runs_root / "half" / "lock"
     lock.write_text("4242\n")
@@ -92,8 +92,8 @@ def test_cli_table_and_json(runs_root, capsys):
 
 
 def test_untrusted_files_are_not_followed_or_trusted(runs_root, tmp_path):
-    from rnnchat.run_metrics import read_points
-    from rnnchat.runs import list_runs, state_header
+    from rnnchat.training.run_metrics import read_points
+    from rnnchat.training.runs import list_runs, state_header
 
     secret = tmp_path / "secret.txt"
     secret.write_text(json.dumps(point(99, 0.1)) + "\n")
@@ -113,7 +113,7 @@ def test_untrusted_files_are_not_followed_or_trusted(runs_root, tmp_path):
 
 
 def test_show_draws_the_curve_and_escapes_samples(runs_root, capsys):
-    pytest.importorskip("rnnchat.curves")
+    pytest.importorskip("rnnchat.training.curves")
     code, out, err = cli(capsys, "runs", "show", "done")
     assert code in (0, None), err
     assert out.startswith("done: finished, step 40, best validation loss 1.5000")
@@ -135,7 +135,7 @@ def test_rm_removes_a_run_and_refuses_bad_names(runs_root, capsys):
 
 
 def test_models_rm_removes_a_trained_model_only(make_checkpoint, capsys):
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     paths.models_dir().mkdir(parents=True)
     made = make_checkpoint(name="mine")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rnnchat.engine.sampling import Sampler, filter_top
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
 
 
 def test_temperature_zero_is_argmax():

@@ -10,8 +10,8 @@ import torch
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.sampling import Sampler, apply_presence_frequency, filter_top
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
 
 
 def test_presence_and_frequency_subtract_as_defined():
@@ -127,7 +127,7 @@ def test_with_everything_off_a_seed_gives_the_same_text_as_before(make_checkpoin
 
 def test_the_penalties_follow_a_live_change(make_checkpoint):
     """Turned on in the middle of a stream, the penalties count the reply from its start."""
-    from rnnchat.params import LiveParams
+    from rnnchat.core.params import LiveParams
 
     engine = Engine(load_checkpoint(make_checkpoint("lstm")), "cpu")
     live = LiveParams(SamplingParams(temperature=0, max_chars=60))

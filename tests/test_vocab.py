@@ -1,6 +1,6 @@
 """Vocabularies: any script, NFC, unknown characters, capped vocabularies."""
 
-from rnnchat.vocab import UNK, Vocab
+from rnnchat.core.vocab import UNK, Vocab
 
 
 def test_chinese_text_round_trips():

@@ -44,8 +44,8 @@ class RnnchatModel(llm.Model):
         return f"rnnchat: {self.model_id}"
 
     def _params(self, options):
-        from rnnchat.errors import SamplingError
-        from rnnchat.params import SamplingParams
+        from rnnchat.core.errors import SamplingError
+        from rnnchat.core.params import SamplingParams
 
         o = {k: v for k, v in dict(options).items() if v is not None}
         keys = ("temperature", "top_k", "top_p", "repetition_penalty", "seed", "max_chars")
@@ -56,7 +56,7 @@ class RnnchatModel(llm.Model):
             raise llm.ModelError(str(exc)) from None
 
     def execute(self, prompt, stream, response, conversation):
-        from rnnchat.errors import RnnchatError
+        from rnnchat.core.errors import RnnchatError
         from rnnchat.session.framing import Framing
 
         params = self._params(prompt.options)
@@ -102,7 +102,7 @@ def _engine(name: str):
 
 
 def _states_dir():
-    from rnnchat.paths import data_dir
+    from rnnchat.core.paths import data_dir
 
     return data_dir() / "llm-states"
 
@@ -115,10 +115,10 @@ def _restore(engine, model: str, past: str):
     """(logits, state, text still to read): the saved state of ``past`` if there is one."""
     if past:
         path = _states_dir() / f"{_key(model, past)}.safetensors"
-        from rnnchat.errors import RnnchatError
+        from rnnchat.core.errors import RnnchatError
 
         try:
-            from rnnchat.safe_files import read_regular
+            from rnnchat.core.safe_files import read_regular
             from rnnchat.engine.states import same_shapes, state_from_bytes
 
             state, logits = state_from_bytes(read_regular(path, 64 << 20), engine.device)
@@ -130,7 +130,7 @@ def _restore(engine, model: str, past: str):
 
 
 def _save(model: str, text: str, logits, state) -> None:
-    from rnnchat.atomic import atomic_path
+    from rnnchat.core.atomic import atomic_path
     from rnnchat.engine.states import state_to_bytes
 
     folder = _states_dir()

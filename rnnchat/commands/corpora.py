@@ -6,7 +6,7 @@ import json
 
 import click
 
-from rnnchat.safe_text import json_safe, printable
+from rnnchat.core.safe_text import json_safe, printable
 
 
 def _size(n) -> str:
@@ -25,7 +25,7 @@ def corpora(ctx, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from rnnchat.corpora import corpus_rows
+    from rnnchat.store.corpora import corpus_rows
 
     rows = corpus_rows()
     if as_json:
@@ -43,7 +43,7 @@ def corpora(ctx, as_json):
 @click.option("--force", is_flag=True, help="Download again even if the file is already there.")
 def get(name, url, force):
     """Download catalog corpus NAME into the data directory and check its sha256."""
-    from rnnchat.corpora import get_corpus
+    from rnnchat.store.corpora import get_corpus
 
     path, fetched = get_corpus(name, url=url, force=force)
     if fetched:
@@ -58,7 +58,7 @@ def get(name, url, force):
 @click.option("--replace", is_flag=True, help="Replace a corpus already registered under this name.")
 def add(path, name, replace):
     """Register the local UTF-8 text PATH as a named corpus (the file is not copied)."""
-    from rnnchat.corpora import add_corpus
+    from rnnchat.store.corpora import add_corpus
 
     name, where, sha = add_corpus(path, name=name, replace=replace)
     click.echo(f"added {name}: {where} (sha256 {sha[:12]}…); train with `rnnchat train {name}`")

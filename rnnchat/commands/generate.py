@@ -7,8 +7,8 @@ import time
 
 import click
 
-from rnnchat.params import MAX_CHARS_LIMIT, SamplingParams
-from rnnchat.units import Escaped, FiniteFloat
+from rnnchat.core.params import MAX_CHARS_LIMIT, SamplingParams
+from rnnchat.core.units import Escaped, FiniteFloat
 
 DEFAULTS = SamplingParams()  # the one set of defaults (the chat's and the settings' too)
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from rnnchat.checkpoint_meta import read_header
-from rnnchat.errors import RnnchatError
+from rnnchat.store.checkpoint_meta import read_header
+from rnnchat.core.errors import RnnchatError
 from rnnchat.plugins.manager import get_host
 from rnnchat.plugins.resolve import resolve_model
-from rnnchat.safe_text import json_safe, printable
+from rnnchat.core.safe_text import json_safe, printable
 from rnnchat.session.models import model_rows  # noqa: F401 - `rnnchat models` lists them
 
 
@@ -45,7 +45,7 @@ def inspect_checkpoint(path_or_name: str, as_json: bool) -> None:
 def removable_model(name: str) -> Path:
     """The file of the model ``name`` if the user made it (a file in the user data folder's models);
     a built-in or plugin model, or an unknown name, is a one-line error."""
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     host = get_host()
     path = Path(host.checkpoints[name].path) if name in host.checkpoints else None

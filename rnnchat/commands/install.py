@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 PROTECTED = {"rnnchat"}  # canonical names (PEP 503) that `rnnchat uninstall` never removes
 

@@ -1,6 +1,6 @@
 """``rnnchat models get NAME|URL``: download a checkpoint, verify it, register it (torch-free).
 
-A catalog model (``rnnchat/catalog.json``'s ``models``: name, url, sha256, size) or any URL with
+A catalog model (``rnnchat/store/catalog.json``'s ``models``: name, url, sha256, size) or any URL with
 ``--sha256``. The file is written to ``<data dir>/models/NAME.safetensors.part``; an interrupted
 transfer is resumed from there with an HTTP Range request by the next ``get``. Only a file with
 the expected size and sha256 that reads as a valid checkpoint (``checkpoint_meta``) is renamed
@@ -14,7 +14,7 @@ import re
 
 import click
 
-from rnnchat.errors import CheckpointError, RnnchatError, first_line
+from rnnchat.core.errors import CheckpointError, RnnchatError, first_line
 
 # hashlib, json, importlib.resources, urllib and the plugin specs (pluggy) are imported where
 # used: this module is imported by every ``rnnchat`` command line (to register ``models get``).
@@ -30,7 +30,7 @@ def catalog_models() -> dict[str, dict]:
 
     from rnnchat.plugins.specs import NAME_RE
 
-    data = json.loads(resources.files("rnnchat").joinpath("catalog.json").read_text(encoding="utf-8"))
+    data = json.loads(resources.files("rnnchat.store").joinpath("catalog.json").read_text(encoding="utf-8"))
     out = {}
     for e in data.get("models") or []:
         if (isinstance(e, dict) and isinstance(e.get("name"), str) and NAME_RE.match(e["name"])
@@ -44,7 +44,7 @@ def catalog_models() -> dict[str, dict]:
 def _sha256_file(path) -> str:
     import hashlib
 
-    from rnnchat.safe_files import open_regular
+    from rnnchat.core.safe_files import open_regular
 
     h = hashlib.sha256()
     with open_regular(path, "checkpoint") as (fh, _):
@@ -90,9 +90,9 @@ def resolve_source(source: str, sha256: str | None, name: str | None) -> tuple[s
 @click.option("--name", help="Register it under this name (default: the catalog name or the URL's file name).")
 def get(source, sha256, name):
     """Download a model (a catalog NAME, or a URL with --sha256), verify it and register it."""
-    from rnnchat.checkpoint_meta import describe
-    from rnnchat.download import fetch
-    from rnnchat.paths import models_dir
+    from rnnchat.store.checkpoint_meta import describe
+    from rnnchat.store.download import fetch
+    from rnnchat.core.paths import models_dir
     from rnnchat.plugins.specs import NAME_RE
 
     if name is not None and not NAME_RE.match(name):

@@ -14,9 +14,9 @@ import os
 import stat
 from pathlib import Path
 
-from rnnchat.atomic import write_bytes
+from rnnchat.core.atomic import write_bytes
 from rnnchat.engine.probe_stats import scale_for
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:60em}
 pre{font-family:monospace;font-size:14px;line-height:1.5;white-space:pre-wrap;word-break:break-all}

@@ -32,9 +32,9 @@ def runs(ctx, as_json):
     removes it."""
     if ctx.invoked_subcommand is not None:
         return
-    from rnnchat import paths
-    from rnnchat.runs import list_runs
-    from rnnchat.safe_text import json_safe, printable
+    from rnnchat.core import paths
+    from rnnchat.training.runs import list_runs
+    from rnnchat.core.safe_text import json_safe, printable
 
     rows = list_runs()
     if as_json:
@@ -60,10 +60,10 @@ def runs(ctx, as_json):
               help="How many of the latest samples to print.")
 def show(name, last):
     """Draw a run's loss curve and print its latest samples (escaped)."""
-    from rnnchat.curves import loss_plot
-    from rnnchat.run_metrics import read_points, read_samples
-    from rnnchat.runs import escape, run_folder, run_info
-    from rnnchat.safe_text import printable
+    from rnnchat.training.curves import loss_plot
+    from rnnchat.training.run_metrics import read_points, read_samples
+    from rnnchat.training.runs import escape, run_folder, run_info
+    from rnnchat.core.safe_text import printable
 
     folder = run_folder(name)
     info = run_info(folder)
@@ -85,7 +85,7 @@ def show(name, last):
 def rm(name, yes):
     """Remove a run's folder (its resume state, metrics and samples). A running run is refused.
     The model it saved stays: `rnnchat models rm NAME` removes that."""
-    from rnnchat.runs import lock_holder, remove_run, run_folder, RunError
+    from rnnchat.training.runs import lock_holder, remove_run, run_folder, RunError
 
     folder = run_folder(name)
     holder = lock_holder(folder)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from rnnchat.errors import RnnchatError
-from rnnchat.safe_text import printable
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.safe_text import printable
 
 
 @click.command()

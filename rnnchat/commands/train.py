@@ -8,10 +8,10 @@ import time
 
 import click
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 from rnnchat.plugins.specs import NAME_RE
-from rnnchat.presets import PRESETS
-from rnnchat.units import Duration, Escaped, FiniteFloat
+from rnnchat.training.presets import PRESETS
+from rnnchat.core.units import Duration, Escaped, FiniteFloat
 
 
 
@@ -122,12 +122,12 @@ def train(corpus, preset, **opts):
 
 def _about(hint: str | None, description: str | None, resume: bool) -> dict:
     """--hint and --description, checked as a checkpoint's fields are (one line each)."""
-    from rnnchat.checkpoint_fields import display_problem
+    from rnnchat.store.checkpoint_fields import display_problem
 
     about = {k: v for k, v in (("hint", hint), ("description", description)) if v is not None}
     if about and resume:
         raise RnnchatError("--hint and --description go with a new run; a resumed run keeps its own "
-                           "(set them on the saved model with rnnchat.checkpoint_edit.set_meta)")
+                           "(set them on the saved model with rnnchat.store.checkpoint_edit.set_meta)")
     for key, value in about.items():
         why = display_problem(key, value)
         if why:

@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 # The engine names settings in neutral words (rnnchat.engine.train_config.NEUTRAL_NAMES); the CLI's
 # messages name its options.

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from rnnchat import paths
+from rnnchat.core import paths
 from rnnchat.commands.train_checks import FLAGS, check_existing, check_out, check_writable_folder
-from rnnchat.errors import PeerFailure, RnnchatError, first_line
-from rnnchat.process_exit import end_without_teardown
+from rnnchat.core.errors import PeerFailure, RnnchatError, first_line
+from rnnchat.core.process_exit import end_without_teardown
 
 
 def _run_dir(name, out, run_dir, resume, check: bool = True) -> Path:
@@ -108,13 +108,13 @@ def _shared_state(path: Path, dev):
 def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_fraction, eval_every, seed,
              precision, max_vocab, storage, out, name, run_dir, resume, overwrite):
     """Everything checked, nothing changed: the settings, the corpus, the output, an existing run."""
-    from rnnchat.corpora import resolve_named
+    from rnnchat.store.corpora import resolve_named
     from rnnchat.engine import distributed as dist
     from rnnchat.engine.data import load_corpus
     from rnnchat.engine.precision import auto_precision
     from rnnchat.engine.run_dir import RunBusy, busy
     from rnnchat.engine.train import FINAL_STATE, TrainConfig, config_from_dict
-    from rnnchat.vocab import Vocab
+    from rnnchat.core.vocab import Vocab
 
     folder = _run_dir(name, out, run_dir, resume, check=dist.rank() == 0)
     if dist.rank() == 0 and (who := busy(folder)):
@@ -171,12 +171,12 @@ def _prepare(corpus, model_opts, chat, explicit, dev, *, steps, budget, val_frac
 
 
 def _train(setup: dict, dev, quiet: bool, stop_after, started) -> None:
-    from rnnchat.atomic import clean_stale
+    from rnnchat.core.atomic import clean_stale
     from rnnchat.engine import distributed as dist
     from rnnchat.engine.run_dir import RunLock
     from rnnchat.engine.train import Trainer
     from rnnchat.engine.train_loop import Stop
-    from rnnchat.train_report import Reporter
+    from rnnchat.training.train_report import Reporter
 
     cfg, folder, out = setup["cfg"], setup["folder"], setup["out"]
     resumed = setup["state"] is not None
@@ -231,7 +231,7 @@ def _train(setup: dict, dev, quiet: bool, stop_after, started) -> None:
     for note in ([] if reporter else trainer.phase_notes) + ([trainer.image_error] if trainer.image_error else []):
         _say(f"note: {note}")
     if dist.rank() == 0 and final is not None:
-        from rnnchat.checkpoint_meta import read_header
+        from rnnchat.store.checkpoint_meta import read_header
 
         loss = read_header(final).meta.get("val_loss")
         loss = f"{loss:.4f}" if isinstance(loss, (int, float)) else "unknown"

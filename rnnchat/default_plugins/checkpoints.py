@@ -14,7 +14,7 @@ def register_checkpoints(register):
     if bundled.exists():
         register(CheckpointSpec("shakespeare", bundled,
                                 "2-layer LSTM trained on Tiny Shakespeare (bundled)"))
-    from rnnchat.paths import models_dir
+    from rnnchat.core.paths import models_dir
 
     folder = models_dir()
     if folder.is_dir():

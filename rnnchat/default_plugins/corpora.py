@@ -5,7 +5,7 @@ from rnnchat.plugins import hookimpl
 
 @hookimpl
 def register_corpora(register):
-    from rnnchat.corpora import catalog_specs
+    from rnnchat.store.corpora import catalog_specs
 
     for spec in catalog_specs():
         register(spec)

@@ -16,7 +16,7 @@ row's result does not depend on the other rows (fp32: OpenBLAS splits a product
 by output blocks; bf16/int8: :mod:`quant`), nor on the thread count.
 
 Built-in cells only (LSTM, GRU, tanh/relu RNN, exact classes); anything else
-raises :class:`~rnnchat.errors.SettingError`.
+raises :class:`~rnnchat.core.errors.SettingError`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
 from rnnchat.engine.quant import F32, Linear, padded
-from rnnchat.errors import SettingError
+from rnnchat.core.errors import SettingError
 
 HALF = F32(0.5)
 

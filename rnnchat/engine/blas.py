@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 
-from rnnchat import env
+from rnnchat.core import env
 
 DEFAULT_THREADS = 1
 _PREFIXES = ("scipy_openblas_", "openblas_")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 
 BATCH, STEPS, INPUT, HIDDEN = 2, 3, 5, 4
 

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 
 
 class FusedCell(nn.Module):

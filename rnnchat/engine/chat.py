@@ -17,9 +17,9 @@ from rnnchat.engine.alts import AltGeneration
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.sampling import Sampler
 from rnnchat.engine.worker import EngineWorker
-from rnnchat.read_chunks import chunks
-from rnnchat.errors import ModelNotFound
-from rnnchat.params import LiveParams
+from rnnchat.core.read_chunks import chunks
+from rnnchat.core.errors import ModelNotFound
+from rnnchat.core.params import LiveParams
 
 
 @dataclass(frozen=True, slots=True)

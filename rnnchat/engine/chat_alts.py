@@ -16,8 +16,8 @@ from rnnchat.engine import states
 from rnnchat.engine.alts import AltEnd, AltGeneration, AltToken
 from rnnchat.engine.chat import RecordingSampler, Snapshot
 from rnnchat.engine.multi import BatchedStreams
-from rnnchat.errors import SettingError
-from rnnchat.params import LiveParams
+from rnnchat.core.errors import SettingError
+from rnnchat.core.params import LiveParams
 
 
 class ProbSampler(RecordingSampler):

@@ -10,13 +10,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from rnnchat.atomic import atomic_path, clean_stale
-from rnnchat.checkpoint_fields import DIST_NAME
-from rnnchat.checkpoint_meta import FORMAT_VERSION, read_checkpoint
-from rnnchat.errors import CheckpointError, PluginError, RnnchatError, first_line
+from rnnchat.core.atomic import atomic_path, clean_stale
+from rnnchat.store.checkpoint_fields import DIST_NAME
+from rnnchat.store.checkpoint_meta import FORMAT_VERSION, read_checkpoint
+from rnnchat.core.errors import CheckpointError, PluginError, RnnchatError, first_line
 from rnnchat.engine.model import CharRNN, ModelConfig
 from rnnchat.plugins.manager import get_host
-from rnnchat.vocab import Vocab
+from rnnchat.core.vocab import Vocab
 
 def serialize(tensors: dict, metadata: dict) -> bytes:
     """Serialize in memory: the only file written is our own temp file (safetensors' own

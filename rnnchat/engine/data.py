@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnchat.corpora import MAX_CORPUS_BYTES, read_text  # noqa: F401  (re-exported)
-from rnnchat.errors import CorpusError
-from rnnchat.vocab import Vocab
+from rnnchat.store.corpora import MAX_CORPUS_BYTES, read_text  # noqa: F401  (re-exported)
+from rnnchat.core.errors import CorpusError
+from rnnchat.core.vocab import Vocab
 
 
 @dataclass

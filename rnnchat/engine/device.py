@@ -6,8 +6,8 @@ import os
 
 import torch
 
-from rnnchat import env
-from rnnchat.errors import DeviceError
+from rnnchat.core import env
+from rnnchat.core.errors import DeviceError
 
 
 def pick_device(requested: str | None = None) -> torch.device:

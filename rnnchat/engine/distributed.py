@@ -9,8 +9,8 @@ import torch
 import torch.distributed as td
 from torch.nn.parallel import DistributedDataParallel
 
-from rnnchat import env
-from rnnchat.errors import RnnchatError, first_line
+from rnnchat.core import env
+from rnnchat.core.errors import RnnchatError, first_line
 
 
 def launched() -> bool:

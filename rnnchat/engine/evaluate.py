@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rnnchat.vocab import Vocab
+from rnnchat.core.vocab import Vocab
 
 CHUNK = 256  # characters of each stream per call: small, so that a stop is answered within a chunk
 MAX_LOGITS = 1 << 23  # logits per chunk (32 MB in fp32): a 10,000-character vocabulary stays small

@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 import torch
 
-from rnnchat import env
+from rnnchat.core import env
 from rnnchat.engine import fast_cpu
 
 CHECK_TOLERANCE = 1e-4

@@ -31,7 +31,7 @@ import torch
 
 from rnnchat.engine.model import state_map
 from rnnchat.engine.sampling import REPETITION_WINDOW, TOP_P_SLACK
-from rnnchat.errors import SamplingError
+from rnnchat.core.errors import SamplingError
 
 KNOBS = 8  # u, temperature, top_k, top_p, repetition penalty, min_p, presence, frequency
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnchat.checkpoint_meta import read_header
+from rnnchat.store.checkpoint_meta import read_header
 from rnnchat.engine.data import Corpus
-from rnnchat.errors import CheckpointError, RnnchatError
-from rnnchat.vocab import Vocab
+from rnnchat.core.errors import CheckpointError, RnnchatError
+from rnnchat.core.vocab import Vocab
 
 SHAPE_OPTIONS = ("cell", "layers", "hidden", "embedding")
 NOISE = 0.01  # new rows: mean of the old rows + NOISE x their per-column standard deviation x N(0, 1)

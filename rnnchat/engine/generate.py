@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from rnnchat.engine.checkpoint import Loaded
-from rnnchat.env import prompt_precision as env_prompt_precision
+from rnnchat.core.env import prompt_precision as env_prompt_precision
 from rnnchat.engine.fast import build_fast
 from rnnchat.engine.prompt import CHUNK, TextRead, read_ids, text_pieces
 from rnnchat.engine.sampling import Sampler
-from rnnchat.errors import SettingError
-from rnnchat.params import LiveParams, SamplingParams, current
-from rnnchat.vocab import Encoded
+from rnnchat.core.errors import SettingError
+from rnnchat.core.params import LiveParams, SamplingParams, current
+from rnnchat.core.vocab import Encoded
 
 BF16_MIN_PROMPT = 128  # shorter prompts read in fp32 whatever the setting: they are fast anyway
 PROMPT_PRECISIONS = ("auto", "fp32", "bf16")

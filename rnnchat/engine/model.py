@@ -9,7 +9,7 @@ from torch import nn
 
 from rnnchat.engine.cell_probe import check_built_layers
 from rnnchat.engine.states import state_map  # noqa: F401 - where the engine's modules import it from
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 
 
 @dataclass

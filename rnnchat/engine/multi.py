@@ -27,7 +27,7 @@ import torch
 from rnnchat.engine.batched import BatchedModel
 from rnnchat.engine.generate import _longest_partial
 from rnnchat.engine.sampling import Sampler
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 
 SEED_LIMIT = 2**63
 
@@ -186,7 +186,7 @@ def alternatives(engine, logits, state, params: SamplingParams, k: int, weights:
     """``k`` continuations of (``logits``, ``state``), each with the state after its text so that
     picking one continues exactly. ``prompt_ids`` fill each sampler's repetition window."""
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 256:
-        from rnnchat.errors import SettingError
+        from rnnchat.core.errors import SettingError
 
         raise SettingError(f"the number of samples must be a whole number in [1, 256], not {k!r}")
     streams = BatchedStreams(engine, weights)

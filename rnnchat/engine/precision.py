@@ -27,7 +27,7 @@ import functools
 
 import torch
 
-from rnnchat.errors import SettingError
+from rnnchat.core.errors import SettingError
 
 
 def cpu_bf16_native() -> bool:
@@ -58,7 +58,7 @@ def cpu_bf16_problem(kinds: tuple[str, ...] = BUILTIN_KINDS) -> str | None:
 @functools.cache
 def _probe(kind: str) -> str | None:
     from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
-    from rnnchat.errors import first_line
+    from rnnchat.core.errors import first_line
 
     cls = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell}[kind]
     try:

@@ -26,7 +26,7 @@ import torch
 
 from rnnchat.engine.states import clone_state
 from rnnchat.engine.probe_cells import DESCRIPTIONS, reader_for
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 CHUNK = 1024  # characters per chunk: bounded memory whatever the text's length
 Key = tuple[int, str]  # (layer from 1, quantity name)

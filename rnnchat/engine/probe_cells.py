@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 
 KINDS = ("state", "gate", "value")  # gate: values in [0, 1], counted for saturation
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")

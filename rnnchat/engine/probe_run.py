@@ -11,8 +11,8 @@ import numpy as np
 from rnnchat.engine.probe import Probe
 from rnnchat.engine.probe_stats import LEFT, RIGHT, Correlations, Saturation, Unit
 from rnnchat.engine.probe_text import select_text
-from rnnchat.errors import RnnchatError
-from rnnchat.probe_features import all_features, is_cjk
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.probe_features import all_features, is_cjk
 
 HTML_CHARS = 10_000  # characters shown on the --html page (the start of the text read)
 UNIT_RE = re.compile(r"^(\d{1,6}):([a-z][a-z0-9_]{0,15}):(\d{1,9})$")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rnnchat.corpora import read_text, resolve_named
+from rnnchat.store.corpora import read_text, resolve_named
 from rnnchat.engine.data import encode_ids
-from rnnchat.errors import CorpusError
+from rnnchat.core.errors import CorpusError
 from rnnchat.plugins.specs import NAME_RE
 
 

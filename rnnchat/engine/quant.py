@@ -35,7 +35,7 @@ import math
 import numpy as np
 import torch
 
-from rnnchat.errors import SettingError
+from rnnchat.core.errors import SettingError
 
 FORMATS = ("fp32", "bf16", "int8")
 SETTINGS = ("auto",) + FORMATS

@@ -23,9 +23,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as serialize
 
-from rnnchat.atomic import TMP_SUFFIX, atomic_path
-from rnnchat.errors import RnnchatError, first_line
-from rnnchat.safe_files import open_regular, read_regular
+from rnnchat.core.atomic import TMP_SUFFIX, atomic_path
+from rnnchat.core.errors import RnnchatError, first_line
+from rnnchat.core.safe_files import open_regular, read_regular
 
 MAX_STATE_BYTES = 32 << 30  # a state is read whole into memory; a larger file is refused
 

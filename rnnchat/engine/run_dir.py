@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 FINAL_STATE = "state.safetensors"
 PREVIOUS_STATE = "state.prev.safetensors"
@@ -104,7 +104,7 @@ def busy(folder: Path) -> str | None:
 
 def old_run_files(folder: Path) -> list[Path]:
     """The files a previous run left in ``folder`` (what ``--overwrite`` replaces)."""
-    from rnnchat.run_metrics import METRICS, SAMPLES
+    from rnnchat.training.run_metrics import METRICS, SAMPLES
 
     names = (FINAL_STATE, PREVIOUS_STATE, BEST, METRICS, SAMPLES, CURVE)
     return [Path(folder) / n for n in names if (Path(folder) / n).exists()]

@@ -26,8 +26,8 @@ import random
 
 import numpy as np
 
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
 
 REPETITION_WINDOW = 64
 PENDING_LIMIT = 4096

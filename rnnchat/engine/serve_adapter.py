@@ -22,8 +22,8 @@ from typing import Callable
 
 from rnnchat.engine.multi import BatchedStreams, stream_seeds
 from rnnchat.engine.sampling import Sampler
-from rnnchat.errors import RnnchatError, first_line
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import RnnchatError, first_line
+from rnnchat.core.params import SamplingParams
 
 
 class Busy(RnnchatError):

@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 _KEY = re.compile(r"^s\.(\d+)(?:\.(\d+))?$")
 

@@ -33,7 +33,7 @@ from rnnchat.engine.train_config import (ConfigError, CorpusSizeError, TrainConf
                                          config_from_dict)
 from rnnchat.engine.train_hooks import weights_sha256  # noqa: F401  (re-exported)
 from rnnchat.engine.train_loop import TrainLoop
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from rnnchat.errors import CorpusError, RnnchatError
+from rnnchat.core.errors import CorpusError, RnnchatError
 
 # How a setting is named in an engine message; the CLI renders the same messages with its flags.
 NEUTRAL_NAMES = {

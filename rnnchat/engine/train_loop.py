@@ -22,8 +22,8 @@ from rnnchat.engine.checkpoint import build_meta, save_checkpoint
 from rnnchat.engine.evaluate import Aborted, evaluate, evaluate_sum, layout, sample_text
 from rnnchat.engine.resume import save_state
 from rnnchat.engine.run_dir import BEST, CURVE, FINAL_STATE, PREVIOUS_STATE, old_run_files, remove_files
-from rnnchat.errors import RnnchatError
-from rnnchat.run_metrics import RunLog, make_point, read_points
+from rnnchat.core.errors import RnnchatError
+from rnnchat.training.run_metrics import RunLog, make_point, read_points
 
 POINT_EVERY_S = 1.0  # a metrics line at most this often (and at every evaluation)
 IMAGE_EVERY_S = 10.0  # curve.png is redrawn at an evaluation at most this often, and always at the end
@@ -223,7 +223,7 @@ class TrainLoop:
             self._write_image()
 
     def _render_image(self, points) -> None:
-        from rnnchat.curves import plot_image_bytes
+        from rnnchat.training.curves import plot_image_bytes
 
         try:
             self._image_bytes = plot_image_bytes(points)
@@ -233,7 +233,7 @@ class TrainLoop:
     def _write_image(self) -> None:
         data, self._image_bytes = self._image_bytes, None
         if data:
-            from rnnchat.atomic import write_bytes
+            from rnnchat.core.atomic import write_bytes
 
             try:
                 write_bytes(self.run_dir / CURVE, data)
@@ -369,7 +369,7 @@ class TrainLoop:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    from rnnchat.atomic import atomic_path
+    from rnnchat.core.atomic import atomic_path
 
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)

@@ -18,7 +18,7 @@ import queue
 import threading
 from concurrent.futures import CancelledError, Future
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 _STOP = object()
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pluggy
 
-from rnnchat import env
-from rnnchat.errors import PluginError, SettingError
+from rnnchat.core import env
+from rnnchat.core.errors import PluginError, SettingError
 from rnnchat.plugins import hookspecs
 from rnnchat.plugins.guard import describe, run_plugin_code
 from rnnchat.plugins.specs import CellSpec, CheckpointSpec, CorpusSpec

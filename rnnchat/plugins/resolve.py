@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnchat.errors import ModelNotFound
-from rnnchat.safe_text import printable
+from rnnchat.core.errors import ModelNotFound
+from rnnchat.core.safe_text import printable
 
 DEFAULT_MODEL = "shakespeare"  # opened when no model is named (else the first one registered)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
 
 MAX_N = 16
 MAX_STOPS = 4
 MAX_PROMPT_CHARS = 100_000
-DEFAULTS = SamplingParams()  # rnnchat's one set of defaults (rnnchat/params.py)
+DEFAULTS = SamplingParams()  # rnnchat's one set of defaults (rnnchat/core/params.py)
 DEFAULT_MAX_TOKENS = {"completion": 16, "chat": DEFAULTS.max_chars}  # OpenAI's completions default; chat: rnnchat's
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ROLES = ("system", "user", "assistant")

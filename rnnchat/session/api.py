@@ -11,7 +11,7 @@ Threads: a reply may be iterated from any thread (the engine produces it on its 
 
 Sampling values cross by one rule: :class:`SamplingParams` is immutable; the app makes a new
 one and hands it over whole with ``set_params``; the engine reads the session's current
-values once per character, so the next character follows (see ``rnnchat/params.py``).
+values once per character, so the next character follows (see ``rnnchat/core/params.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 from rnnchat.session.alternatives import AltChunk
 from rnnchat.session.framing import Framing
 from rnnchat.session.history import Conversation, HistoryStore

@@ -3,7 +3,7 @@
 Torch-free: the session talks to a :class:`~rnnchat.session.engine_api.ChatEngine` (by default
 the torch one, opened by :meth:`ChatSession.load`) and holds its states as opaque handles. A
 turn feeds only its new text (framed by the checkpoint's chat template); the reply streams
-one character at a time, reading the session's :class:`~rnnchat.params.LiveParams` once per
+one character at a time, reading the session's :class:`~rnnchat.core.params.LiveParams` once per
 character. Each turn keeps the state it started from, so regenerate, rewind and reset are
 exact and instant.
 
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnnchat.checkpoint_fields import text_field
-from rnnchat.errors import RnnchatError
-from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.store.checkpoint_fields import text_field
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.params import LiveParams, SamplingParams
 from rnnchat.session import state_files
 from rnnchat.session.alternatives import K_DEFAULT, Alternatives
 from rnnchat.session.engine_api import ChatEngine, EngineOpener, StateHandle, open_torch_engine

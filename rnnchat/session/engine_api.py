@@ -14,8 +14,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Iterator, Protocol
 
-from rnnchat.params import LiveParams
-from rnnchat.vocab import Encoded
+from rnnchat.core.params import LiveParams
+from rnnchat.core.vocab import Encoded
 
 
 class StateHandle(Protocol):
@@ -94,7 +94,7 @@ class ChatEngine(Protocol):
     def read(self, state: Any, ids: list[int], logits: Any = None,
              watch: Callable[[int, int], bool] | None = None) -> StateHandle: ...
     # waits for the engine thread; reads in chunks, asking ``watch(done, total)`` before the first and
-    # after each (rnnchat/read_chunks.py): False stops the read with ReadCancelled
+    # after each (rnnchat/core/read_chunks.py): False stops the read with ReadCancelled
 
     def feed(self, ids: list[int], state: Any) -> tuple[Any, Any]: ...  # on the engine thread only
 

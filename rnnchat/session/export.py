@@ -10,9 +10,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rnnchat import paths
-from rnnchat.atomic import write_bytes
-from rnnchat.errors import RnnchatError
+from rnnchat.core import paths
+from rnnchat.core.atomic import write_bytes
+from rnnchat.core.errors import RnnchatError
 from rnnchat.session.types import SessionError, SessionInfo, Turn
 
 REASONS = {"cancelled": "stopped", "length": "cut at the length limit"}

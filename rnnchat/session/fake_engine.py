@@ -33,13 +33,13 @@ import numpy as np
 from rnnchat.engine.alts import AltEnd, AltGeneration, AltToken
 from rnnchat.engine.pipe import Generation
 from rnnchat.engine.worker import EngineWorker
-from rnnchat.errors import RnnchatError
-from rnnchat.params import LiveParams
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.params import LiveParams
 from rnnchat.plugins.resolve import not_found
-from rnnchat.read_chunks import Watch, chunks
-from rnnchat.st_bytes import build, split, tensor_bytes
+from rnnchat.core.read_chunks import Watch, chunks
+from rnnchat.store.st_bytes import build, split, tensor_bytes
 from rnnchat.session.types import SessionError
-from rnnchat.vocab import Encoded
+from rnnchat.core.vocab import Encoded
 
 DEFAULT_REPLIES = ("ROMEO:\nBut soft, what light through yonder window breaks?",
                    "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",

@@ -16,8 +16,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnchat import paths
-from rnnchat.safe_files import refuse_special
+from rnnchat.core import paths
+from rnnchat.core.safe_files import refuse_special
 from rnnchat.session.types import SessionError, Snapshot, Turn
 
 SCHEMA_VERSION = 1

@@ -38,7 +38,7 @@ def parse_target(arg: str) -> Target:
     if word.lower() == "auto":
         rest = rest.strip()
         if rest and "=" in rest:
-            from rnnchat.probe_features import parse_user_feature
+            from rnnchat.core.probe_features import parse_user_feature
 
             try:
                 parse_user_feature(rest)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rnnchat.errors import RnnchatError
-from rnnchat.safe_text import printable
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.safe_text import printable
 from rnnchat.session.inspect_target import Target
 from rnnchat.session.types import SessionError
 
@@ -148,7 +148,7 @@ def _check_unit(target: Target, quantities) -> tuple[int, str, int]:
 
 
 def _feature(text: str, name: str | None) -> tuple[str, np.ndarray]:
-    from rnnchat.probe_features import all_features, is_cjk
+    from rnnchat.core.probe_features import all_features, is_cjk
 
     if name is None:
         name = "verse_position" if is_cjk(text) else "line_position"

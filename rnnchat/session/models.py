@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rnnchat.checkpoint_meta import describe
-from rnnchat.errors import RnnchatError, first_line
+from rnnchat.store.checkpoint_meta import describe
+from rnnchat.core.errors import RnnchatError, first_line
 from rnnchat.plugins.manager import get_host
 
 

@@ -7,9 +7,9 @@ them off. Torch-free."""
 
 from __future__ import annotations
 
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
-from rnnchat.safe_text import printable
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
+from rnnchat.core.safe_text import printable
 
 PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
                  "frequency_penalty")

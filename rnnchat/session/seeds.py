@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 from rnnchat.session.types import Turn
 
 

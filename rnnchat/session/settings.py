@@ -11,12 +11,12 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-from rnnchat import paths
-from rnnchat.atomic import write_bytes
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
-from rnnchat.safe_files import NotRegularFile, read_regular
-from rnnchat.safe_text import printable
+from rnnchat.core import paths
+from rnnchat.core.atomic import write_bytes
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
+from rnnchat.core.safe_files import NotRegularFile, read_regular
+from rnnchat.core.safe_text import printable
 from rnnchat.session.presets import MAX_PRESETS, check_name, valid_preset
 
 MAX_SETTINGS_BYTES = 1 << 20  # a real settings file is a few hundred bytes

@@ -4,7 +4,7 @@ A state file is ``<data dir>/states/NAME.safetensors``: the recurrent state's te
 engine's own safetensors bytes, unchanged) and one metadata entry, ``rnnchat_state``, holding
 JSON: the model it belongs to (name, cell, layers, hidden, vocabulary size, parameters, shape
 signature), the text it came from (the priming text and every character of the transcript
-after it) and when it was saved. Written atomically (``rnnchat/atomic.py``).
+after it) and when it was saved. Written atomically (``rnnchat/core/atomic.py``).
 
 Loading trusts nothing: a regular file only, bounded in size, a well-formed safetensors header
 (offsets inside the file, ``st_bytes.split``), every metadata field checked by type and range,
@@ -21,13 +21,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnchat import paths
-from rnnchat.atomic import write_bytes
-from rnnchat.errors import RnnchatError
-from rnnchat.safe_files import read_regular
-from rnnchat.safe_text import printable
+from rnnchat.core import paths
+from rnnchat.core.atomic import write_bytes
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.safe_files import read_regular
+from rnnchat.core.safe_text import printable
 from rnnchat.session.types import SessionError, SessionInfo
-from rnnchat.st_bytes import split, with_metadata
+from rnnchat.store.st_bytes import split, with_metadata
 
 KEY = "rnnchat_state"
 FORMAT = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 
 class SessionError(RnnchatError):

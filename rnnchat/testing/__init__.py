@@ -75,4 +75,4 @@ if pytest is not None:
         manager._HOST = None
 else:  # pragma: no cover
     isolated_rnnchat = None
-from rnnchat.testing_probe import check_probe  # noqa: E402,F401  (the probe contract: rnnchat/testing_probe.py)
+from rnnchat.testing.probe import check_probe  # noqa: E402,F401  (the probe contract: rnnchat/testing/probe.py)

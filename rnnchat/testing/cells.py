@@ -213,7 +213,7 @@ def check_cell_save_load(case: CellCase) -> None:
             return
         from rnnchat.engine.checkpoint import build_meta, load_checkpoint, save_checkpoint
         from rnnchat.engine.model import CharRNN, ModelConfig
-        from rnnchat.vocab import Vocab
+        from rnnchat.core.vocab import Vocab
 
         vocab = Vocab(list("abcdefg\n"))
         torch.manual_seed(case.seed)

@@ -30,7 +30,7 @@ class CheckpointCase:
 
 def _checkpoint_case(model) -> CheckpointCase:
     from rnnchat.engine.checkpoint import load_checkpoint
-    from rnnchat.errors import ModelNotFound, RnnchatError
+    from rnnchat.core.errors import ModelNotFound, RnnchatError
     from rnnchat.plugins.resolve import resolve_model
 
     try:
@@ -116,7 +116,7 @@ def check_checkpoint_device_move(case: CheckpointCase, devices: Iterable | None 
 def check_checkpoint_same_seed(case: CheckpointCase) -> None:
     """The chat framing of a short text, then sampling with one seed, gives the same reply twice."""
     from rnnchat.engine.generate import Engine
-    from rnnchat.params import SamplingParams
+    from rnnchat.core.params import SamplingParams
 
     engine = Engine(case.loaded, "cpu")
     chat = case.loaded.meta.get("chat") or {"template": "{text}", "stop": ["\n\n"]}

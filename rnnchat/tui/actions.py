@@ -18,7 +18,7 @@ from typing import Callable
 from textual.binding import Binding
 from textual.keys import Keys
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 from rnnchat.tui import alts
 from rnnchat.tui import handlers as h
 from rnnchat.tui import state_command

@@ -16,8 +16,8 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header
 
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
 from rnnchat.session.api import ChatAPI, SessionFactory, default_session_factory
 from rnnchat.session.settings import Settings
 from rnnchat.session.types import Turn

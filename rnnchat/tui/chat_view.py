@@ -18,8 +18,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from rnnchat.errors import ReadCancelled
-from rnnchat.safe_text import printable
+from rnnchat.core.errors import ReadCancelled
+from rnnchat.core.safe_text import printable
 from rnnchat.session.api import ChatAPI, ReplyHandle
 from rnnchat.session.types import SessionError, Turn
 from rnnchat.tui.messages import ReplyChunk, ReplyDone, ReplyFailed, one_line

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rnnchat.errors import SamplingError
-from rnnchat.params import check_temperature
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import check_temperature
 from rnnchat.session.types import SessionError
 from rnnchat.tui.notices import tip
 from rnnchat.tui.widgets.panel import TEMP_STEP
@@ -109,8 +109,8 @@ MAX_PRIME_BYTES = 1 << 20
 def prime(app: "RnnchatApp", arg: str | None = None) -> None:
     """/prime TEXT or /prime @FILE (a regular file, at most 1 MiB of UTF-8): a new conversation
     from the state after reading it."""
-    from rnnchat.errors import RnnchatError
-    from rnnchat.safe_files import read_regular
+    from rnnchat.core.errors import RnnchatError
+    from rnnchat.core.safe_files import read_regular
 
     if not arg:
         app.notify("give a text or a file: /prime TEXT or /prime @FILE", severity="error")

@@ -10,7 +10,7 @@ from rich.color import Color, blend_rgb
 from rich.style import Style
 from rich.text import Text
 
-from rnnchat.safe_text import printable
+from rnnchat.core.safe_text import printable
 from rnnchat.tui.widgets.transcript import USER_DISPLAY_LIMIT
 
 if TYPE_CHECKING:

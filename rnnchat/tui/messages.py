@@ -58,8 +58,8 @@ class ConversationFailed(Message):
 
 def one_line(exc: BaseException) -> str:
     """A user-facing line for an exception: our own errors as they are, others with their type."""
-    from rnnchat.errors import RnnchatError
-    from rnnchat.safe_text import printable
+    from rnnchat.core.errors import RnnchatError
+    from rnnchat.core.safe_text import printable
     from rnnchat.plugins.manager import plugin_prefix
 
     text = printable(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
@@ -69,7 +69,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def error_kind(exc: BaseException) -> str:
-    from rnnchat.errors import CheckpointError, DeviceError, ModelNotFound, PluginError
+    from rnnchat.core.errors import CheckpointError, DeviceError, ModelNotFound, PluginError
 
     for cls, kind in ((ModelNotFound, "not-found"), (CheckpointError, "broken"), (DeviceError, "device"),
                       (PluginError, "plugin")):

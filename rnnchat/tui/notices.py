@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from rnnchat.safe_text import printable
+from rnnchat.core.safe_text import printable
 from rnnchat.session.framing import Framing
 from rnnchat.tui.widgets import Notice
 from rnnchat.session.types import SessionInfo

@@ -1,6 +1,6 @@
 """A long read after Enter (a 30,000-character paste): its progress, and Esc to cancel it.
 
-The session reads a sent turn in chunks (``rnnchat/read_chunks.py``) and tells the reply how
+The session reads a sent turn in chunks (``rnnchat/core/read_chunks.py``) and tells the reply how
 far it got; the reply's worker posts :class:`ReadProgress` from the engine's thread, and once
 one chunk was read with more left, the transcript shows "reading 12,288 / 30,007 · Esc
 cancels" until the read ends (a message read in one chunk shows nothing). Esc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rnnchat.process_exit import exit_now
+from rnnchat.core.process_exit import exit_now
 from rnnchat.session.settings import Settings
 from rnnchat.tui.app import RnnchatApp
 

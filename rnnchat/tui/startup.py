@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from rnnchat import env
+from rnnchat.core import env
 
 EVENTS = ("first-frame", "ready")
 _IMPORTED = time.time()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from rnnchat.safe_text import printable
+from rnnchat.core.safe_text import printable
 from rnnchat.session.types import SessionError
 from rnnchat.tui.notices import tip
 

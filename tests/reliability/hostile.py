@@ -60,7 +60,7 @@ def rewrite_meta(src: Path, dst: Path, change=None, tensors_change=None, raw_met
     """Copy checkpoint ``src`` to ``dst`` with its rnnchat metadata edited by ``change(meta)``."""
     from safetensors.torch import load_file, save_file
 
-    from rnnchat.checkpoint_meta import read_header
+    from rnnchat.store.checkpoint_meta import read_header
 
     meta = json.loads(json.dumps(read_header(src).meta))
     if change is not None:

@@ -12,8 +12,8 @@ import time
 import pytest
 from safetensors import SafetensorError
 
-from rnnchat.atomic import TMP_SUFFIX, atomic_path, clean_stale, write_bytes
-from rnnchat.errors import CheckpointError, RnnchatError
+from rnnchat.core.atomic import TMP_SUFFIX, atomic_path, clean_stale, write_bytes
+from rnnchat.core.errors import CheckpointError, RnnchatError
 from tests.reliability.hostile import guarded_fifo
 
 
@@ -62,7 +62,7 @@ def test_save_checkpoint_to_a_fifo_is_one_line(make_checkpoint, tmp_path):
 
 
 def test_check_output_path(tmp_path):
-    from rnnchat.atomic import WriteError, check_output_path
+    from rnnchat.core.atomic import WriteError, check_output_path
 
     ok = check_output_path(tmp_path / "new" / "deeper" / "model.safetensors")
     assert ok.name == "model.safetensors" and not (tmp_path / "new").exists()  # checks, creates nothing
@@ -85,7 +85,7 @@ def test_check_output_path_read_only_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
-    from rnnchat.atomic import WriteError, check_output_path
+    from rnnchat.core.atomic import WriteError, check_output_path
 
     try:
         with pytest.raises(WriteError, match="ermission"):

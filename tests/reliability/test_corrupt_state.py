@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from rnnchat import paths
+from rnnchat.core import paths
 from rnnchat.session.history import Conversation, HistoryStore
 from rnnchat.session.settings import Settings
 from rnnchat.session.types import Turn

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rnnchat.engine.checkpoint import load_checkpoint, save_checkpoint
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 
 pytestmark = pytest.mark.slow  # multi-process: run by .ci/run with -m slow (python -m pytest -m slow)
 

@@ -5,7 +5,7 @@ import resource
 import pytest
 
 from rnnchat.engine.data import MAX_CORPUS_BYTES, load_corpus
-from rnnchat.errors import CorpusError
+from rnnchat.core.errors import CorpusError
 from tests.conftest import run_cli
 
 

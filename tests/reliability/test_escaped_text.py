@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 from tests.conftest import run_cli
 from tests.reliability.hostile import ESC_TEXTS, has_raw_escapes, rewrite_meta
 
@@ -14,7 +14,7 @@ HOSTILE = "".join(ESC_TEXTS)
 
 
 def test_printable_escapes_every_control_character_and_keeps_ordinary_text():
-    from rnnchat.safe_text import json_safe, markup_safe, printable
+    from rnnchat.core.safe_text import json_safe, markup_safe, printable
 
     for code in list(range(0x20)) + list(range(0x7F, 0xA0)) + [0x202E, 0x202D, 0x2066, 0x2069, 0x200F, 0x2028,
                                                                  0x061C, 0xFEFF]:
@@ -115,7 +115,7 @@ def test_error_lines_quoting_a_file_name_are_escaped(tmp_path):
 
 
 def test_app_error_lines_and_panels_are_escaped():
-    from rnnchat.errors import RnnchatError
+    from rnnchat.core.errors import RnnchatError
     from rnnchat.tui.messages import one_line
 
     assert not has_raw_escapes(one_line(RnnchatError(HOSTILE)))
@@ -123,7 +123,7 @@ def test_app_error_lines_and_panels_are_escaped():
 
 
 def test_settings_with_control_characters_in_names_fall_back(rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
     from rnnchat.session.settings import Settings
 
     paths.config_dir().mkdir(parents=True)

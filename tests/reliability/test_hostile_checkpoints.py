@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
-from rnnchat.checkpoint_meta import read_header
+from rnnchat.store.checkpoint_meta import read_header
 from rnnchat.engine.checkpoint import load_checkpoint
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 from tests.conftest import run_cli
 from tests.reliability.hostile import rewrite_meta
 
@@ -118,7 +118,7 @@ def test_checkpoint_is_validated_and_loaded_from_the_same_bytes(make_checkpoint,
     still the file that was validated (before the fix, the tensors were read again by name)."""
     import torch
 
-    from rnnchat import checkpoint_meta
+    from rnnchat.store import checkpoint_meta
 
     good = make_checkpoint()
     other = rewrite_meta(good, tmp_path / "other.safetensors",

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from rnnchat.errors import PluginError
+from rnnchat.core.errors import PluginError
 from rnnchat.plugins import guard
 from rnnchat.plugins.manager import PluginHost
 from tests import fakeplugins as fp

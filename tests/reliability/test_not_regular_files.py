@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from rnnchat.errors import CheckpointError, CorpusError, RnnchatError
+from rnnchat.core.errors import CheckpointError, CorpusError, RnnchatError
 from tests.conftest import run_cli
 from tests.reliability.hostile import guarded_fifo
 
@@ -25,7 +25,7 @@ def one_line_error(r):
 
 @pytest.mark.parametrize("link", [False, True], ids=["fifo", "symlink-to-fifo"])
 def test_checkpoint_that_is_a_fifo_is_refused_unopened(tmp_path, link):
-    from rnnchat.checkpoint_meta import read_header
+    from rnnchat.store.checkpoint_meta import read_header
     from rnnchat.engine.checkpoint import load_checkpoint
 
     with guarded_fifo(tmp_path / "pipe.safetensors") as fifo:
@@ -85,7 +85,7 @@ def test_a_fifo_in_the_models_folder_is_listed_as_broken(make_checkpoint, rnncha
 
 @pytest.mark.parametrize("kind", ["fifo", "/dev/null", "folder"])  # /dev/zero: in a subprocess below
 def test_corpus_that_is_not_a_regular_file(tmp_path, kind):
-    from rnnchat.corpora import read_text
+    from rnnchat.store.corpora import read_text
 
     if kind == "fifo":
         with guarded_fifo(tmp_path / "corpus.txt") as fifo:
@@ -105,7 +105,7 @@ def _limit_memory():
 def test_reading_dev_zero_as_a_corpus_stops_at_once():
     """Before the fix the 1 GiB limit trusted st_size (0 for a device) and read /dev/zero until memory ran
     out (5 GB in 20 s): here a 1 GiB address-space limit turns that into a MemoryError."""
-    code = ("from rnnchat.corpora import read_text\nfrom rnnchat.errors import CorpusError\n"
+    code = ("from rnnchat.store.corpora import read_text\nfrom rnnchat.core.errors import CorpusError\n"
             "try:\n    read_text('/dev/zero')\nexcept CorpusError as e:\n    print('refused:', e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        preexec_fn=_limit_memory)
@@ -119,7 +119,7 @@ def test_train_dev_zero_is_one_line():
 
 
 def test_bounded_reader_stops_at_its_limit_whatever_st_size_says(tmp_path):
-    from rnnchat.safe_files import FileTooLarge, read_regular
+    from rnnchat.core.safe_files import FileTooLarge, read_regular
 
     path = tmp_path / "grows.txt"
     path.write_bytes(b"x" * 5000)
@@ -129,7 +129,7 @@ def test_bounded_reader_stops_at_its_limit_whatever_st_size_says(tmp_path):
 
 
 def test_settings_file_that_is_a_fifo_gives_the_defaults(rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
     from rnnchat.session.settings import Settings
 
     paths.config_dir().mkdir(parents=True)
@@ -143,7 +143,7 @@ def test_settings_file_that_is_a_fifo_gives_the_defaults(rnnchat_home):
 
 
 def test_history_that_is_a_fifo_is_one_error(rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
     from rnnchat.session.history import HistoryStore
     from rnnchat.session.types import SessionError
 
@@ -155,7 +155,7 @@ def test_history_that_is_a_fifo_is_one_error(rnnchat_home):
 
 
 def test_corpus_registry_that_is_a_fifo_is_one_error(rnnchat_home):
-    from rnnchat import corpora
+    from rnnchat.store import corpora
 
     corpora.registry_path().parent.mkdir(parents=True)
     with guarded_fifo(corpora.registry_path()) as fifo:

@@ -6,7 +6,7 @@ import pytest
 
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 from tests.conftest import run_cli
 
 NASTY = [
@@ -115,7 +115,7 @@ def test_a_malformed_stop_escape_is_one_line(make_checkpoint, stop):
 
 
 def test_stop_escapes_are_characters_and_a_doubled_backslash_is_one():
-    from rnnchat.units import unescape
+    from rnnchat.core.units import unescape
 
     assert unescape("\\n\\n") == "\n\n" and unescape("C:\\\\Users\\\\") == "C:\\Users\\"
     assert unescape("\u8bd7\\t\\x41") == "\u8bd7\tA" and unescape("no escapes") == "no escapes"

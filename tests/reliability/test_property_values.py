@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from rnnchat.commands.generate import generate
 from rnnchat.commands.train import train
 from rnnchat.engine.sampling import Sampler
-from rnnchat.errors import SamplingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
 
 anything = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20),
                      st.text(max_size=5), st.none(), st.booleans())

@@ -104,7 +104,7 @@ def test_ctrl_q_during_model_loading_exits_at_once(tiny, app_env):
 
 
 def test_ctrl_q_while_a_reply_streams_exits_at_once(tiny, app_env, rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     # a long reply (the stop sequence is unlikely from this untrained model), so ctrl+q lands during it
     paths.settings_file().parent.mkdir(parents=True, exist_ok=True)

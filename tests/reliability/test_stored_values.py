@@ -6,11 +6,11 @@ import sqlite3
 
 import pytest
 
-from rnnchat.errors import CorpusError
+from rnnchat.core.errors import CorpusError
 
 
 def test_a_registered_corpus_entry_of_the_wrong_shape_is_left_out(rnnchat_home, tiny_corpus):
-    from rnnchat import corpora
+    from rnnchat.store import corpora
 
     corpora.registry_path().parent.mkdir(parents=True)
     good = {"path": str(tiny_corpus), "sha256": "0" * 64, "size": 10, "chars": 10}

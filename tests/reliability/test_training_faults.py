@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from rnnchat import paths
+from rnnchat.core import paths
 from tests.conftest import TINY_TEXT, run_cli
 from tests.train.helpers import assert_same_tensors, state_tensors
 from tests.train.test_distributed import TINY, torchrun

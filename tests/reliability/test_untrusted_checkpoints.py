@@ -8,7 +8,7 @@ import pytest
 from safetensors.torch import save_file
 
 from rnnchat.engine.checkpoint import load_checkpoint
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 from tests.conftest import run_cli
 
 

@@ -22,7 +22,7 @@ def save_tiny(path: Path) -> Path:
 
     from rnnchat.engine.checkpoint import build_meta, save_checkpoint
     from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
-    from rnnchat.vocab import Vocab
+    from rnnchat.core.vocab import Vocab
 
     torch.manual_seed(0)
     v = Vocab(sorted(set(TINY_TEXT.read_text(encoding="utf-8"))))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnchat.engine.sampling import Sampler
-from rnnchat.params import SamplingParams
-from rnnchat.vocab import UNK
+from rnnchat.core.params import SamplingParams
+from rnnchat.core.vocab import UNK
 
 
 def test_sampler_never_draws_the_banned_id():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnchat.checkpoint_fields import text_field
+from rnnchat.store.checkpoint_fields import text_field
 from rnnchat.session import ChatSession
 from rnnchat.session.fake_engine import FakeEngine
 from rnnchat.session.framing import Framing
@@ -44,9 +44,9 @@ def test_description_is_one_paragraph_and_bounded():
     ({"hint": "two\nlines"}, "'hint' must be one line"), ({"hint": "x" * 81}, "'hint' must be a string of at most 80"),
     ({"hint": 7}, "'hint' must be a string"), ({"description": "x" * 501}, "'description' must be a string of at most 500")])
 def test_a_checkpoint_with_a_bad_hint_or_description_is_refused(make_checkpoint, tmp_path, change, why):
-    from rnnchat.checkpoint_meta import read_header
-    from rnnchat.errors import CheckpointError
-    from rnnchat.checkpoint_edit import set_meta
+    from rnnchat.store.checkpoint_meta import read_header
+    from rnnchat.core.errors import CheckpointError
+    from rnnchat.store.checkpoint_edit import set_meta
 
     path = make_checkpoint()
     with pytest.raises(CheckpointError, match=why):

@@ -54,7 +54,7 @@ def test_a_given_unit_shows_the_probes_activations(talked):
 
 
 def test_auto_picks_the_unit_with_the_largest_r_for_the_line_position(talked):
-    from rnnchat.probe_features import builtin_features
+    from rnnchat.core.probe_features import builtin_features
 
     text, acts = probe_of(talked)
     line = next(f.values for f in builtin_features(text) if f.name == "line_position")
@@ -105,12 +105,12 @@ def test_auto_is_the_unit_rnnchat_probe_ranks_first_on_the_held_out_text(tmp_pat
 
     import torch
 
-    from rnnchat.corpora import add_corpus
+    from rnnchat.store.corpora import add_corpus
     from rnnchat.engine.checkpoint import build_meta, save_checkpoint
     from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
     from rnnchat.engine.probe_run import run_probe
     from rnnchat.session import ChatSession
-    from rnnchat.vocab import Vocab
+    from rnnchat.core.vocab import Vocab
 
     add_corpus(tiny_corpus, name="tinytext")
     torch.manual_seed(0)

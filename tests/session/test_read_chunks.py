@@ -1,12 +1,12 @@
 """A sent turn is read in chunks with progress and a cancel check between them, by both engines
-(rnnchat/read_chunks.py): the state is that of one read, and a cancel undoes the exchange."""
+(rnnchat/core/read_chunks.py): the state is that of one read, and a cancel undoes the exchange."""
 
 from __future__ import annotations
 
 import pytest
 
-from rnnchat.errors import ReadCancelled
-from rnnchat.read_chunks import chunks
+from rnnchat.core.errors import ReadCancelled
+from rnnchat.core.read_chunks import chunks
 
 
 def test_chunks_report_progress_and_stop_when_told():

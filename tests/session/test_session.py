@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnchat.errors import ModelNotFound
+from rnnchat.core.errors import ModelNotFound
 from rnnchat.session import ChatSession, SessionBusy, SessionError
 from rnnchat.engine.states import StateError, state_from_bytes, state_to_bytes
 

@@ -12,7 +12,7 @@ import pytest
 from rnnchat.session import ChatSession, SessionError
 from rnnchat.session import state_files
 from rnnchat.session.fake_engine import FakeEngine
-from rnnchat.st_bytes import split, with_metadata
+from rnnchat.store.st_bytes import split, with_metadata
 
 PRIME = "BOB:\nGood morrow, cousin.\n\n"
 

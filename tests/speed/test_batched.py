@@ -12,7 +12,7 @@ import torch
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.multi import BatchedStreams, alternatives
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 
 from tests.conftest import run_cli
 from tests.speed.test_fast_path import PROMPT, flat, run

@@ -8,9 +8,9 @@ import pytest
 import rnnchat.engine.blas_choice as bc
 from rnnchat.engine.blas import blas_threads, set_blas_threads
 from rnnchat.engine.checkpoint import load_checkpoint
-from rnnchat.env import MAX_THREADS
+from rnnchat.core.env import MAX_THREADS
 from rnnchat.engine.generate import Engine
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 
 from tests.speed.test_fast_path import PROMPT
 

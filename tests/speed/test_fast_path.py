@@ -13,7 +13,7 @@ from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.fast import build_fast
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.model import CharRNN, ModelConfig
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 from rnnchat.plugins import CellSpec
 from rnnchat.plugins.manager import get_host
 from tests.conftest import needs_cpu_bf16
@@ -189,7 +189,7 @@ def test_auto_prompt_precision_is_bf16_only_for_lstm_on_a_cpu_with_native_bf16(
 
 def test_explicit_bf16_where_the_cpu_cannot_run_it_is_one_line_and_auto_is_fp32(make_checkpoint, monkeypatch):
     import rnnchat.engine.precision as precision
-    from rnnchat.errors import SettingError
+    from rnnchat.core.errors import SettingError
 
     problem = "lstm: could not create a primitive descriptor for the LSTM forward propagation primitive"
     monkeypatch.setattr(precision, "cpu_bf16_problem", lambda kinds=precision.BUILTIN_KINDS: problem)

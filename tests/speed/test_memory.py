@@ -10,7 +10,7 @@ import torch
 
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 
 
 def live_tensors() -> int:

@@ -9,7 +9,7 @@ import torch
 from rnnchat.engine import prompt
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
-from rnnchat.params import SamplingParams
+from rnnchat.core.params import SamplingParams
 from tests.conftest import TINY_TEXT, needs_cpu_bf16
 
 TEXT = TINY_TEXT.read_text(encoding="utf-8")

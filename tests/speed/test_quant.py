@@ -14,8 +14,8 @@ from rnnchat.engine.blas import set_blas_threads
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.quant import Linear, bf16_scales, resolve
-from rnnchat.errors import SettingError
-from rnnchat.params import SamplingParams
+from rnnchat.core.errors import SettingError
+from rnnchat.core.params import SamplingParams
 
 from tests.conftest import run_cli
 from tests.speed.test_fast_path import CELLS, PROMPT, run

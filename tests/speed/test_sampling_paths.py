@@ -13,7 +13,7 @@ from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.fast_cuda import DeviceSampledModel, device_sample, knob_values
 from rnnchat.engine.generate import Engine
 from rnnchat.engine.sampling import Sampler
-from rnnchat.params import LiveParams, SamplingParams
+from rnnchat.core.params import LiveParams, SamplingParams
 
 KNOBS = [dict(temperature=0), dict(temperature=1.0), dict(temperature=0.6), dict(temperature=2.0, top_k=4),
          dict(temperature=1.0, top_p=0.5), dict(temperature=0.9, top_k=10, top_p=0.9),

@@ -29,7 +29,7 @@ def main() -> None:
     opts = ap.parse_args(argv[:cut])
 
     from rnnchat.engine import train_hooks
-    from rnnchat.errors import RnnchatError
+    from rnnchat.core.errors import RnnchatError
 
     class Hooks(train_hooks.TrainHooks):
         def before_step(self, trainer, step):

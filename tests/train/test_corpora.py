@@ -21,7 +21,7 @@ TINY_SHA = hashlib.sha256(TINY_BYTES).hexdigest()
 
 
 def test_the_readme_table_agrees_with_the_shipped_catalog():
-    from rnnchat.corpora import catalog_entries
+    from rnnchat.store.corpora import catalog_entries
 
     readme = (ROOT / "corpora" / "README.md").read_text(encoding="utf-8")
     rows = {}
@@ -37,7 +37,7 @@ def test_the_readme_table_agrees_with_the_shipped_catalog():
 
 
 def test_every_catalog_entry_is_complete():
-    from rnnchat.corpora import catalog_entries
+    from rnnchat.store.corpora import catalog_entries
     from rnnchat.plugins.specs import NAME_RE
 
     for e in catalog_entries():
@@ -86,7 +86,7 @@ def server(monkeypatch):
 @pytest.fixture
 def test_catalog(monkeypatch):
     """The shipped catalog plus an entry for tiny.txt, so a download can succeed offline."""
-    import rnnchat.corpora as corpora
+    import rnnchat.store.corpora as corpora
 
     shipped = corpora.catalog_entries()
     extra = {"name": "tiny-test", "description": "the tests' tiny text", "url": "https://example.org/tiny.txt",
@@ -100,7 +100,7 @@ def cli(capsys, *args):
     without the interpreter's teardown (os._exit): here it must return to pytest instead."""
     from unittest import mock
 
-    from rnnchat import process_exit
+    from rnnchat.core import process_exit
 
     code = 0
     try:
@@ -184,7 +184,7 @@ def test_add_registers_a_file_and_train_takes_it_by_name(tmp_path, rnnchat_home,
     r = run_cli("train", "my-text", "--hidden", "8", "--embedding", "4", "--layers", "1", "--seq-len", "32",
                 "--batch-size", "4", "--steps", "3", "--name", "m", "-q", env={"RNNCHAT_THREADS": "1"})
     assert r.returncode == 0, r.stderr
-    from rnnchat.checkpoint_meta import read_header
+    from rnnchat.store.checkpoint_meta import read_header
 
     meta = read_header(rnnchat_home / "data" / "models" / "m.safetensors").meta
     assert meta["corpus"] == {"name": "my-text", "sha256": TINY_SHA}

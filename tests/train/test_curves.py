@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from rnnchat.curves import loss_plot, save_plot_image
-from rnnchat.run_metrics import RunLog, make_point, read_points, read_samples
+from rnnchat.training.curves import loss_plot, save_plot_image
+from rnnchat.training.run_metrics import RunLog, make_point, read_points, read_samples
 
 
 def points():
@@ -69,7 +69,7 @@ def test_the_training_display_draws_the_curve_and_names_the_phase(tmp_path, one_
 
     from rich.console import Console
 
-    from rnnchat.train_report import Reporter
+    from rnnchat.training.train_report import Reporter
     from tests.conftest import TINY_TEXT
     from tests.train.helpers import make_trainer
 

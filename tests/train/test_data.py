@@ -12,7 +12,7 @@ TEXT = "ALICE:\n春眠不覺曉，處處聞啼鳥。\nnaïve café — 🙂 x\n\
 @pytest.mark.parametrize("cap", [None, 6])
 def test_encode_ids_matches_the_vocabulary(cap):
     from rnnchat.engine.data import encode_ids
-    from rnnchat.vocab import Vocab
+    from rnnchat.core.vocab import Vocab
 
     vocab = Vocab.from_text(TEXT, cap)
     assert encode_ids(TEXT, vocab).tolist() == vocab.encode(TEXT).ids
@@ -20,7 +20,7 @@ def test_encode_ids_matches_the_vocabulary(cap):
 
 def test_encode_ids_drops_unknown_characters_without_unk():
     from rnnchat.engine.data import encode_ids
-    from rnnchat.vocab import Vocab
+    from rnnchat.core.vocab import Vocab
 
     vocab = Vocab(list("ALICE:\n"))
     assert encode_ids(TEXT, vocab).tolist() == vocab.encode(TEXT).ids

@@ -58,8 +58,8 @@ def test_old_rows_kept_exactly_and_new_characters_appended(base):
 
 
 def test_cli_fine_tune_keeps_template_and_resumes(base, capsys):
-    from rnnchat import paths
-    from rnnchat.checkpoint_meta import read_header
+    from rnnchat.core import paths
+    from rnnchat.store.checkpoint_meta import read_header
 
     code, _, err = cli(capsys, "train", str(TINY_TEXT), "--init-from", str(base), "--name", "ft", "--steps", "4",
                        "--stop-after", "2", *TINY)
@@ -77,8 +77,8 @@ def test_cli_fine_tune_keeps_template_and_resumes(base, capsys):
 
 
 def test_a_given_template_wins(base, capsys):
-    from rnnchat import paths
-    from rnnchat.checkpoint_meta import read_header
+    from rnnchat.core import paths
+    from rnnchat.store.checkpoint_meta import read_header
 
     code, _, err = cli(capsys, "train", str(TINY_TEXT), "--init-from", str(base), "--name", "ft2", "--steps", "1",
                        "--chat-template", "U: {text}\\n", *TINY)

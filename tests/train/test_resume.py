@@ -63,7 +63,7 @@ def test_cli_stop_after_then_resume_equals_uninterrupted(tmp_path, tiny_corpus):
     r = run_cli("train", "--resume", "part", "-q", env=ONE_THREAD)
     assert r.returncode == 0, r.stderr
     assert "saved" in r.stdout
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     assert_same_tensors(state_tensors(paths.runs_dir() / "full")[1], state_tensors(paths.runs_dir() / "part")[1])
 

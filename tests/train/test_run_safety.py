@@ -76,7 +76,7 @@ def test_a_failed_start_keeps_the_state_and_the_best_model(rnnchat_home, tmp_pat
 
 
 def test_a_finished_run_or_model_needs_overwrite_and_then_starts_clean(rnnchat_home):
-    from rnnchat.run_metrics import read_points, read_samples
+    from rnnchat.training.run_metrics import read_points, read_samples
 
     run = rnnchat_home / "data" / "runs" / "fin"
     args = (str(TINY_TEXT), *TINY, "--steps", "6", "--eval-every", "3", "--name", "fin", "-q")

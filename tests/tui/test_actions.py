@@ -84,8 +84,8 @@ async def test_remapped_keys_work_and_show_in_the_help(harness):
 def test_the_keys_table_and_the_sampling_values_round_trip_through_the_settings_file(rnnchat_home):
     import json
 
-    from rnnchat import paths
-    from rnnchat.params import SamplingParams
+    from rnnchat.core import paths
+    from rnnchat.core.params import SamplingParams
 
     Settings(sampling=SamplingParams(temperature=0.3), keys={"regenerate": "ctrl+g"}).save()
     saved = json.loads(paths.settings_file().read_text())

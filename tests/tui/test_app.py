@@ -8,7 +8,7 @@ import re
 
 from tui_helpers import idle, ready, send, wait_for
 
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 from rnnchat.tui.widgets import Notice, TemperatureControl, TurnView
 
 
@@ -429,7 +429,7 @@ async def test_history_reopens_a_conversation(harness):
 
 
 async def test_settings_persist_between_runs(harness, rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
     from rnnchat.session import Settings
 
     h = harness()

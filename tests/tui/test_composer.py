@@ -235,7 +235,7 @@ async def test_presets_and_repetition_penalty(harness):
 def test_presets_round_trip_through_the_settings_file(rnnchat_home):
     import json
 
-    from rnnchat import paths
+    from rnnchat.core import paths
     from rnnchat.session.settings import Settings
 
     s = Settings(presets={"mine": {"temperature": 0.5, "top_k": 3, "top_p": 0.9, "repetition_penalty": 1.0}})

@@ -12,11 +12,12 @@ from pathlib import Path
 import rnnchat
 
 PACKAGE = Path(rnnchat.__file__).parent
-FLOORS = {"cli": 6, "commands": 5, "tui": 4, "serve": 4, "session": 3, "engine": 2}  # higher imports lower
+# higher imports lower; core, store and training (torch-free helpers) sit below the engine
+FLOORS = {"cli": 6, "commands": 5, "tui": 4, "serve": 4, "session": 3, "engine": 2, "training": 1, "store": 1,
+          "core": 0}
 TORCH_ALLOWED = ("rnnchat.engine", "rnnchat.testing")  # these packages and the modules in them
-# the plugin authors' kit outside rnnchat/testing/ (re-exported by rnnchat.testing as check_probe);
-# it moves under rnnchat/testing/ with the other loose modules at the package root
-KIT_MODULES = {"rnnchat.testing_probe"}
+KIT_MODULES: set[str] = set()  # torch-using modules outside those packages: none
+ROOT_MODULES = {"__init__.py", "__main__.py", "cli.py"}  # the rest lives in the layer folders
 MAX_LINES, MAX_APP_LINES = 400, 300
 
 
@@ -53,7 +54,7 @@ def test_torch_is_imported_only_by_the_engine():
 
 def test_the_torch_rule_is_a_package_rule_not_a_name_prefix():
     assert torch_allowed("rnnchat.engine") and torch_allowed("rnnchat.engine.model")
-    assert torch_allowed("rnnchat.testing.cells") and torch_allowed("rnnchat.testing_probe")
+    assert torch_allowed("rnnchat.testing.cells") and torch_allowed("rnnchat.testing.probe")
     assert not torch_allowed("rnnchat.engine_helpers") and not torch_allowed("rnnchat.testing_other")
     assert not torch_allowed("rnnchat.session.chat") and not torch_allowed("rnnchat.tui.app")
 
@@ -94,3 +95,15 @@ def test_tui_and_session_import_and_chat_without_torch():
             "sys.exit(1 if bad else 0)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_package_root_holds_only_the_entry_points():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ROOT_MODULES)
+    assert loose == [], "put new modules in the layer folder they belong to (core, store, training, ...)"
+
+
+def test_the_foundations_import_no_layer_above_them():
+    bad = [f"{m}:{line} imports {name}" for m, name, line in imports()
+           if m.split(".")[1:2] in (["core"], ["store"], ["training"]) and name.startswith("rnnchat.")
+           and name.split(".")[1] in ("engine", "session", "tui", "serve", "commands", "cli")]
+    assert bad == []

@@ -12,7 +12,7 @@ async def test_chat_with_a_tiny_real_model(make_checkpoint):
     from rnnchat.tui.app import RnnchatApp
 
     path = make_checkpoint("gru", chat=CHAT)
-    from rnnchat.params import SamplingParams
+    from rnnchat.core.params import SamplingParams
 
     settings = Settings(sampling=SamplingParams(max_chars=80, seed=3))
     app = RnnchatApp(str(path), settings=settings)

@@ -74,7 +74,7 @@ async def test_presets_set_the_new_values_and_old_presets_turn_them_off(harness)
 
 
 def test_the_settings_file_keeps_the_new_values(rnnchat_home):
-    from rnnchat import paths
+    from rnnchat.core import paths
     from rnnchat.session.settings import Settings
 
     s = Settings()

@@ -8,7 +8,7 @@ import json
 
 from tui_helpers import ready, send, wait_for
 
-from rnnchat import paths
+from rnnchat.core import paths
 from rnnchat.session import Settings
 
 

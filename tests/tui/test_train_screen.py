@@ -26,7 +26,7 @@ def procs():
 
 def sleeper(app, registry, name, procs):
     """A stand-in training process (it only sleeps) registered as the app's run ``name``."""
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     run = registry.start(app, [sys.executable, "-c", "import time; time.sleep(60)"], name, paths.runs_dir() / name)
     procs.append(run.process)
@@ -59,7 +59,7 @@ def test_the_form_builds_the_command_or_one_line():
 
 async def test_start_a_real_run_close_the_screen_it_goes_on_and_the_model_arrives(harness, tiny_corpus, procs,
                                                                                  monkeypatch):
-    from rnnchat import paths
+    from rnnchat.core import paths
 
     monkeypatch.setenv("RNNCHAT_THREADS", "1")
     h = harness()
@@ -94,7 +94,7 @@ async def test_start_a_real_run_close_the_screen_it_goes_on_and_the_model_arrive
 
 
 async def test_the_curve_follows_metrics_and_samples_are_escaped(harness, procs):
-    from rnnchat.run_metrics import RunLog, make_point
+    from rnnchat.training.run_metrics import RunLog, make_point
 
     async with app_with_a_run(harness, procs, "watched") as (app, pilot, run):
         await pilot.press("f6")

@@ -20,7 +20,7 @@ def env(tmp_path_factory):
 
     from rnnchat.engine.checkpoint import build_meta, save_checkpoint
     from rnnchat.engine.model import CharRNN, ModelConfig, registered_cell
-    from rnnchat.vocab import Vocab
+    from rnnchat.core.vocab import Vocab
 
     root = tmp_path_factory.mktemp("llm")
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from rnnchat.safe_text import printable
+from rnnchat.core.safe_text import printable
 from rnnchat.tui.screens.fetched import FetchedScreen
 from rnnchat.tui.widgets.panel import fmt_params
 

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from rnnchat.safe_text import printable
+from rnnchat.core.safe_text import printable
 from rnnchat.tui.screens.fetched import FetchedScreen
 
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from rnnchat.errors import SamplingError
+from rnnchat.core.errors import SamplingError
 
 # the SamplingParams fields shown, in order (each is also the id of its action in tui/actions.py),
 # with the range as the screen says it (SamplingParams.validate is the rule)

@@ -50,7 +50,7 @@ class StartedRun:
         return self.code is None
 
     def last_log_line(self) -> str:
-        from rnnchat.runs import escape, read_tail
+        from rnnchat.training.runs import escape, read_tail
 
         lines = [line for line in read_tail(self.folder / LOG, 16_384).decode("utf-8", "replace").splitlines()
                  if line.strip()]
@@ -137,7 +137,7 @@ def _reload_models() -> None:
 def build_command(corpus: str, size: str, budget: str, name: str, extra: str) -> list[str]:
     """The ``rnnchat train`` command line for the form's values; ValueError with one line if one is bad."""
     from rnnchat.plugins.specs import NAME_RE
-    from rnnchat.units import parse_duration
+    from rnnchat.core.units import parse_duration
 
     corpus, size, budget, name = corpus.strip(), size.strip() or "default", budget.strip(), name.strip()
     if not corpus:
@@ -227,8 +227,8 @@ class TrainScreen(Screen):
     # ---- starting and stopping -------------------------------------------------------------
     @on(Button.Pressed, "#train-start")
     def action_start(self) -> None:
-        from rnnchat import paths
-        from rnnchat.runs import lock_holder, state_header
+        from rnnchat.core import paths
+        from rnnchat.training.runs import lock_holder, state_header
 
         value = {k: self.query_one(f"#train-{k}", Input).value for k in ("corpus", "size", "budget", "name", "extra")}
         try:
@@ -273,8 +273,8 @@ class TrainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False)
     def _poll(self, run: StartedRun, width: int, height: int) -> None:
-        from rnnchat.curves import loss_plot
-        from rnnchat.run_metrics import read_points, read_samples
+        from rnnchat.training.curves import loss_plot
+        from rnnchat.training.run_metrics import read_points, read_samples
 
         points = read_points(run.folder)
         plot = loss_plot(points, width, height) if points else ""
@@ -290,7 +290,7 @@ class TrainScreen(Screen):
         self.post_message(Polled(run.name, plot, read_samples(run.folder, 2), summary))
 
     def on_polled(self, message: Polled) -> None:
-        from rnnchat.runs import escape
+        from rnnchat.training.runs import escape
 
         self.query_one("#train-summary", Static).update(Text(message.summary, style="bold"))
         self.query_one("#train-curve", Static).update(Text(message.plot or "(no metrics yet)"))

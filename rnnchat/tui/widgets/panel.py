@@ -13,8 +13,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from rnnchat.params import SamplingParams
-from rnnchat.safe_text import printable
+from rnnchat.core.params import SamplingParams
+from rnnchat.core.safe_text import printable
 from rnnchat.tui.confidence import legend
 
 if TYPE_CHECKING:

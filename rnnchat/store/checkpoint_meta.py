@@ -21,9 +21,9 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnchat.checkpoint_fields import FORMAT_VERSION, REQUIRED, check_shapes, parse_meta, text_field
-from rnnchat.errors import CheckpointError
-from rnnchat.safe_files import FileTooLarge, NotRegularFile, open_regular, read_bounded
+from rnnchat.store.checkpoint_fields import FORMAT_VERSION, REQUIRED, check_shapes, parse_meta, text_field
+from rnnchat.core.errors import CheckpointError
+from rnnchat.core.safe_files import FileTooLarge, NotRegularFile, open_regular, read_bounded
 
 MAX_HEADER = 16 * 1024 * 1024  # a real header is a few KB; a larger one is refused unread
 MAX_CHECKPOINT = 8 << 30  # bytes: a larger file is refused (it is read into memory whole)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import platformdirs
 
-from rnnchat import env
-from rnnchat.errors import SettingError
+from rnnchat.core import env
+from rnnchat.core.errors import SettingError
 
 
 def _usable(path: Path, what: str, writable: bool = True) -> Path:

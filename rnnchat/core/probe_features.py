@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,31}$")
 MAX_USER_FEATURES = 32

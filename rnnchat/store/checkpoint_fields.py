@@ -12,7 +12,7 @@ import json
 import math
 import re
 
-from rnnchat.errors import CheckpointError
+from rnnchat.core.errors import CheckpointError
 
 FORMAT_VERSION = 1
 MAX_LAYERS = 256
@@ -165,7 +165,7 @@ def check_shapes(path, meta: dict, shapes: dict[str, tuple[int, ...]]) -> None:
 # ---- texts shown in the chat, the model picker and ``rnnchat models``: ``hint`` (one line: what
 # to type, e.g. the Tang model's "a poem title, e.g. 春望") and ``description`` (a paragraph).
 # ``parse_meta`` refuses a checkpoint whose field breaks these rules (``display_problem``);
-# callers show them through ``rnnchat.safe_text`` (printable / markup_safe), never raw.
+# callers show them through ``rnnchat.core.safe_text`` (printable / markup_safe), never raw.
 DISPLAY_LIMITS = {"hint": 80, "description": 500}
 LINE_BREAKS = "\r\n\x85\u2028\u2029\x0b\x0c"
 

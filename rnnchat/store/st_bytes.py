@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import struct
 
-from rnnchat.checkpoint_meta import MAX_HEADER, TensorInfo, check_tensors
-from rnnchat.errors import CheckpointError
+from rnnchat.store.checkpoint_meta import MAX_HEADER, TensorInfo, check_tensors
+from rnnchat.core.errors import CheckpointError
 
 
 def split(data: bytes, where: str = "file") -> tuple[dict, dict[str, TensorInfo], bytes]:

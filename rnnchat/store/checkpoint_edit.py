@@ -1,7 +1,7 @@
 """Change a checkpoint's metadata in place, header only (torch-free): the tensor bytes stay
 byte-identical. Used to give a checkpoint its ``hint`` and ``description`` after training:
 
-    python -c "from rnnchat.checkpoint_edit import set_meta; set_meta('m.safetensors', {'hint': 'a title'})"
+    python -c "from rnnchat.store.checkpoint_edit import set_meta; set_meta('m.safetensors', {'hint': 'a title'})"
 
 The file is validated before (``read_checkpoint``) and the new metadata after (``parse_meta``),
 then written atomically: a refused change leaves the file as it was.
@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 
-from rnnchat.atomic import write_bytes
-from rnnchat.checkpoint_fields import parse_meta
-from rnnchat.checkpoint_meta import read_checkpoint
-from rnnchat.errors import CheckpointError
-from rnnchat.st_bytes import split, with_metadata
+from rnnchat.core.atomic import write_bytes
+from rnnchat.store.checkpoint_fields import parse_meta
+from rnnchat.store.checkpoint_meta import read_checkpoint
+from rnnchat.core.errors import CheckpointError
+from rnnchat.store.st_bytes import split, with_metadata
 
 
 def set_meta(path: str | os.PathLike, changes: dict) -> dict:

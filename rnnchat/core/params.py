@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-from rnnchat.errors import SamplingError
+from rnnchat.core.errors import SamplingError
 
 MAX_CHARS_LIMIT = 1_000_000
 

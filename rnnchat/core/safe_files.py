@@ -16,7 +16,7 @@ import os
 import stat
 from pathlib import Path
 
-from rnnchat.errors import RnnchatError
+from rnnchat.core.errors import RnnchatError
 
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder", stat.S_IFLNK: "a symbolic link"}

@@ -15,8 +15,8 @@ import os
 import re
 from pathlib import Path
 
-from rnnchat.errors import RnnchatError
-from rnnchat.safe_files import open_regular, refuse_special
+from rnnchat.core.errors import RnnchatError
+from rnnchat.core.safe_files import open_regular, refuse_special
 
 TIMEOUT = 30.0  # seconds without data before a download gives up
 BLOCK = 1 << 16

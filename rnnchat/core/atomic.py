@@ -25,8 +25,8 @@ import stat
 import time
 from pathlib import Path
 
-from rnnchat.errors import RnnchatError, first_line
-from rnnchat.safe_files import kind_of
+from rnnchat.core.errors import RnnchatError, first_line
+from rnnchat.core.safe_files import kind_of
 
 TMP_SUFFIX = ".rnnchat-tmp"
 _PID = re.compile(r"\.(\d+)\.[0-9a-f]{8}" + re.escape(TMP_SUFFIX) + "$")

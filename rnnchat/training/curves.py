@@ -1,6 +1,6 @@
 """Loss curves of a run: text for the terminal (plotext) and a PNG image (matplotlib, Agg). Torch-free.
 
-``points`` are metrics lines as :mod:`rnnchat.run_metrics` reads them: dicts with ``step`` and
+``points`` are metrics lines as :mod:`rnnchat.training.run_metrics` reads them: dicts with ``step`` and
 ``train_loss`` and/or ``val_loss`` (None where a line has no such value).
 """
 
@@ -59,7 +59,7 @@ def _title(train, val) -> str:
 
 def save_plot_image(points: list[dict], path: str | os.PathLike) -> Path:
     """Draw the curves into a PNG at ``path``, written atomically (a temp file renamed over it)."""
-    from rnnchat.atomic import write_bytes
+    from rnnchat.core.atomic import write_bytes
 
     path = Path(path)
     write_bytes(path, plot_image_bytes(points))

@@ -1,6 +1,6 @@
 """Named corpora: the project's catalog, downloaded and user-added texts (torch-free).
 
-* The catalog is ``rnnchat/catalog.json`` (documented in ``corpora/README.md``);
+* The catalog is ``rnnchat/store/catalog.json`` (documented in ``corpora/README.md``);
   it reaches the plugin host through the built-in plugin, beside any corpora
   third-party plugins register.
 * ``rnnchat corpora get NAME`` downloads a catalog corpus into
@@ -21,12 +21,14 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from rnnchat import env, paths
-from rnnchat.atomic import atomic_path, write_bytes
-from rnnchat.errors import CorpusError, first_line
+from rnnchat.core import env
+
+from rnnchat.core import paths
+from rnnchat.core.atomic import atomic_path, write_bytes
+from rnnchat.core.errors import CorpusError, first_line
 from rnnchat.plugins.specs import NAME_RE, CorpusSpec
-from rnnchat.safe_files import FileTooLarge, NotRegularFile, open_regular, read_bounded, read_regular
-from rnnchat.vocab import normalize
+from rnnchat.core.safe_files import FileTooLarge, NotRegularFile, open_regular, read_bounded, read_regular
+from rnnchat.core.vocab import normalize
 
 MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: larger texts are refused, never swapped through
 
@@ -78,8 +80,8 @@ def decode_text(data: bytes, path: str | Path) -> str:
 # ---- the catalog ------------------------------------------------------------
 
 def catalog_entries() -> list[dict]:
-    """The entries of ``rnnchat/catalog.json``, as written there."""
-    text = resources.files("rnnchat").joinpath("catalog.json").read_text(encoding="utf-8")
+    """The entries of ``rnnchat/store/catalog.json``, as written there."""
+    text = resources.files("rnnchat.store").joinpath("catalog.json").read_text(encoding="utf-8")
     return json.loads(text)["corpora"]
 
 
@@ -280,7 +282,7 @@ def _sha256_file(path: Path) -> str:
 
 
 def _fetch(url: str, target: Path, sha256: str | None, limit: int, name: str, progress) -> None:
-    from rnnchat.download import fetch
+    from rnnchat.store.download import fetch
 
     with atomic_path(target) as tmp:
         fetch(url, Path(tmp), sha256=sha256, size=None, limit=limit, where=f"could not download {name!r} from {url}",

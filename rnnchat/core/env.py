@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from rnnchat.errors import SettingError
+from rnnchat.core.errors import SettingError
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")

@@ -94,7 +94,7 @@ class RunLog:
                 continue
             keep = [line for line in lines if (v := check(_loads(line))) is not None and v["step"] <= step]
             if len(keep) != len(lines):
-                from rnnchat.atomic import write_bytes
+                from rnnchat.core.atomic import write_bytes
 
                 write_bytes(path, "".join(line + "\n" for line in keep).encode("utf-8"))
 

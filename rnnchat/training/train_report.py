@@ -95,7 +95,7 @@ class Reporter:
         now = time.perf_counter()
         if not self.show_curve or (now - self._last_curve < CURVE_EVERY_S and self.progress.plot is not None):
             return
-        from rnnchat.curves import loss_plot
+        from rnnchat.training.curves import loss_plot
 
         self._last_curve = now
         width = max(40, min(self.console.width, 120))

@@ -2,7 +2,7 @@
 
 A run folder (``<data dir>/runs/NAME``) holds the trainer's files: ``state.safetensors`` (resume
 state; its JSON header says the step, the elapsed time, the best validation loss, the plan),
-``metrics.jsonl`` and ``samples.jsonl`` (read and checked by :mod:`rnnchat.run_metrics`) and ``lock``
+``metrics.jsonl`` and ``samples.jsonl`` (read and checked by :mod:`rnnchat.training.run_metrics`) and ``lock``
 (an ``fcntl.flock`` held by the training process).
 
 Every file here is untrusted: only regular files are read (``safe_files``: no FIFOs or devices), sizes
@@ -22,12 +22,12 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnchat import paths
-from rnnchat.errors import RnnchatError
+from rnnchat.core import paths
+from rnnchat.core.errors import RnnchatError
 from rnnchat.plugins.specs import NAME_RE
-from rnnchat.run_metrics import read_points
-from rnnchat.safe_files import open_regular
-from rnnchat.safe_text import printable
+from rnnchat.training.run_metrics import read_points
+from rnnchat.core.safe_files import open_regular
+from rnnchat.core.safe_text import printable
 
 STATE = "state.safetensors"
 LOCK = "lock"

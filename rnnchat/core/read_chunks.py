@@ -3,14 +3,14 @@
 Both engines read a user's turn through :func:`chunks`: it yields the pieces to feed, and
 before the first and after each one asks ``watch(done, total)`` whether to go on, so the app
 can show "reading 12,288 / 30,005 · Esc cancels" and Esc stops the read at the next chunk
-boundary (:class:`~rnnchat.errors.ReadCancelled`; the caller keeps nothing of it).
+boundary (:class:`~rnnchat.core.errors.ReadCancelled`; the caller keeps nothing of it).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterator, Sequence
 
-from rnnchat.errors import ReadCancelled
+from rnnchat.core.errors import ReadCancelled
 
 Watch = Callable[[int, int], bool]  # (ids read, ids in all) -> go on?
 
