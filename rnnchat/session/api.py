@@ -102,7 +102,7 @@ class ChatAPI(Protocol):
 
     def reset(self) -> None: ...
 
-    def prime(self, text: str) -> None: ...  # a new conversation from the state after ``text``
+    def prime(self, text: str, watch=None) -> None: ...  # a new conversation from the state after ``text``
 
     def save_state(self, name: str) -> Path: ...  # the state now and its text, as a file (state_files.py)
 

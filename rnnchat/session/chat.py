@@ -15,6 +15,7 @@ them in a worker); iterating a :class:`Reply` may happen in any thread; ``stop``
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,7 @@ class ChatSession:
         self.primer = ""  # read before the first turn (the stop sequence): the start state
         self._current: StateHandle | None = None
         self._reply: Reply | Alternatives | None = None
+        self._priming: threading.Event | None = None  # set while a priming text is read: stop() sets it
         self._ahead: ReadAhead | Idle = Idle()
         self._closed = False
 
@@ -70,7 +72,7 @@ class ChatSession:
 
     @property
     def busy(self) -> bool:
-        return self._reply is not None
+        return self._reply is not None or self._priming is not None
 
     @property
     def closed(self) -> bool:
@@ -113,6 +115,8 @@ class ChatSession:
             raise SessionError("the model is not loaded yet")
         if self._reply is not None:
             raise SessionBusy("a reply is still streaming; stop it first (Esc)")
+        if self._priming is not None:
+            raise SessionBusy("a priming text is being read; wait, or stop it (Esc)")
 
     def close(self) -> None:
         """Let the engine's thread end (after what it is doing). Call it when the session is
@@ -249,9 +253,11 @@ class ChatSession:
 
     def stop(self) -> None:
         """Stop the reply in flight (any thread); what it produced is kept, marked as stopped."""
-        reply = self._reply
+        reply, priming = self._reply, self._priming
         if reply is not None:
             reply.cancel()
+        if priming is not None:
+            priming.set()
 
     def _ended(self, reply: Reply, end: StateHandle) -> None:
         """The reply finished (Reply calls this): the conversation moves on to its end state."""
@@ -299,14 +305,21 @@ class ChatSession:
         self._ahead.clear()
         self.conversation_id = None
 
-    def prime(self, text: str) -> None:
-        """Start a new conversation from the state after reading ``text`` (from zeros), read once;
-        ``/reset`` then returns to it. Waits for the engine: call it in a worker for long texts."""
+    def prime(self, text: str, watch=None) -> None:
+        """A new conversation from the state after reading ``text`` (from zeros; ``/reset`` returns
+        to it). Waits for the engine (call it in a worker); ``watch(done, total)`` sees the progress;
+        :meth:`stop` cancels the read (ReadCancelled: the conversation stays as it was)."""
         self._ready()
         enc = self.engine.encode(text)
         if not enc.ids:
             raise SessionError("the model knows none of the characters of that text")
-        self._start_from(self.engine.read(self.engine.initial().state, enc.ids), self.engine.decode(enc.ids))
+        self._priming = cancel = threading.Event()
+        try:
+            go_on = lambda done, total: not cancel.is_set() and (watch is None or watch(done, total) is not False)  # noqa: E731
+            state = self.engine.read(self.engine.initial().state, enc.ids, watch=go_on)
+        finally:
+            self._priming = None
+        self._start_from(state, self.engine.decode(enc.ids))
 
     def _start_from(self, state: StateHandle, text: str) -> None:
         self._initial, self.primer = state, text

@@ -21,7 +21,7 @@ from textual.keys import Keys
 from rnnchat.core.errors import RnnchatError
 from rnnchat.tui import alts
 from rnnchat.tui import handlers as h
-from rnnchat.tui import state_command
+from rnnchat.tui import priming, state_command
 from rnnchat.tui.settings_handler import show_settings
 from rnnchat.tui.inspecting import inspect, parse_inspect
 
@@ -126,7 +126,7 @@ ACTIONS: tuple[Action, ...] = (
            palette_help="Write alternatives side by side from the same state and keep the one you pick",
            command="alts", args="[K]", parse=alts.parse_count, aliases=("alternatives",),
            command_help="K alternatives (2-8, default 3) for the last reply side by side; 1..K keeps one"),
-    Action("prime", h.prime, command="prime", args="TEXT|@FILE", parse=optional_text,
+    Action("prime", priming.prime, command="prime", args="TEXT|@FILE", parse=optional_text,
            command_help="start a new conversation from the state after reading TEXT (or a file)"),
     Action("state", state_command.state, command="state", args="save NAME|load NAME|list", parse=state_command.parse,
            aliases=("states",), command_help="keep the conversation's state as NAME, start again from one, or list them"),

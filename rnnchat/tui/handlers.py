@@ -103,42 +103,6 @@ def reset(app: "RnnchatApp") -> None:
     app.chat.when_idle(now)
 
 
-MAX_PRIME_BYTES = 1 << 20
-
-
-def prime(app: "RnnchatApp", arg: str | None = None) -> None:
-    """/prime TEXT or /prime @FILE (a regular file, at most 1 MiB of UTF-8): a new conversation
-    from the state after reading it."""
-    from rnnchat.core.errors import RnnchatError
-    from rnnchat.core.safe_files import read_regular
-
-    if not arg:
-        app.notify("give a text or a file: /prime TEXT or /prime @FILE", severity="error")
-        return
-    text = arg
-    if arg.startswith("@"):
-        try:
-            text = read_regular(arg[1:], MAX_PRIME_BYTES, "priming text").decode("utf-8")
-        except (OSError, RnnchatError, UnicodeDecodeError) as exc:
-            app.notify(f"/prime: {str(exc)[:200]}", severity="error", markup=False)
-            return
-
-    def now() -> None:
-        if app.session is None or not app.session.loaded:
-            app.notify("No model is open yet", severity="warning")
-            return
-        try:
-            app.session.prime(text)
-        except SessionError as exc:
-            app.notify(str(exc), severity="error", markup=False)
-            return
-        app.chat.transcript.clear()
-        app.chat.transcript.add_notice(tip(f"New conversation from the state after {len(text):,} characters "
-                                           "of priming text (/reset comes back here)."))
-
-    app.chat.when_idle(now)
-
-
 def rewind(app: "RnnchatApp", n: int | None = None) -> None:
     app.chat.when_idle(lambda: _rewind(app, n))
 

@@ -83,3 +83,43 @@ async def test_a_short_message_shows_no_progress(harness):
         await pilot.press("enter")
         await wait_for(pilot, lambda: idle(app) and len(h.session.turns) == 2, "the reply")
         assert "reading" not in kinds and reading_notice(app) is None
+
+
+def priming_notice(app) -> str | None:
+    found = [n for n in app.chat.transcript.query(Notice) if n.kind == "priming"]
+    return str(found[0].render()) if found else None
+
+
+async def test_a_long_prime_runs_off_the_screen_thread_and_esc_cancels_it(harness, tmp_path):
+    h = harness()
+    app = h.app()
+    text = (SPEECH * 400)[:20_000]
+    f = tmp_path / "prime.txt"
+    f.write_text(text, encoding="utf-8")
+    permits = threading.Semaphore(0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        engine, session = h.engine, h.session
+        before = session.current_state
+        held: list[int] = []
+        engine.feed_hook = lambda ids: held.append(len(ids)) or permits.acquire(timeout=30)
+        try:
+            app.input.text = f"/prime @{f}"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: held == [4096], "the prime holding its first chunk")
+            assert session.busy, "a prime in progress makes the session busy (a send waits)"
+            permits.release()
+            await wait_for(pilot, lambda: priming_notice(app) == "priming 4,096 / 20,000 · Esc cancels",
+                           "the prime's progress")
+            await pilot.press("escape")
+            permits.release()
+            await wait_for(pilot, lambda: priming_notice(app) is None and not session.busy, "the cancel")
+        finally:
+            engine.feed_hook = None
+            permits.release(100)
+        assert session.current_state is before and session.primer != text
+        assert any("Priming cancelled" in m for _, m in h.notes)
+        app.input.text = f"/prime @{f}"  # uncancelled, it starts the conversation from the text
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not session.busy and session.primer == text, "the prime")
+        assert session.current_state.state == text and session.turns == []
