@@ -13,7 +13,7 @@ from rnnchat.engine.batched import BatchedModel, Weights
 from rnnchat.engine.blas import set_blas_threads
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
-from rnnchat.engine.quant import Linear, bf16_scales, resolve
+from rnnchat.engine.quant import Linear, bf16_scales, resolve, vnni_kernel
 from rnnchat.errors import SettingError
 from rnnchat.params import SamplingParams
 
@@ -115,3 +115,42 @@ def test_cli_weights_option(make_checkpoint):
     assert a.returncode == 0 and "int8 weights" in a.stderr
     engine = Engine(load_checkpoint(path), "cpu", weights="int8")
     assert a.stdout == run(engine, SamplingParams(seed=4, max_chars=60))[0]
+
+
+needs_vnni = pytest.mark.skipif(not vnni_kernel(), reason="no fbgemm VNNI int8 kernel on this CPU/torch")
+
+
+@needs_vnni
+def test_vnni_kernel_is_exact_integer_products_and_row_independent():
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((72, 40)).astype(np.float32) * 0.2
+    lin = Linear(w, "int8", bounded=True)
+    assert lin.kernel == "vnni" and Linear(w, "int8").kernel == "bf16-input"
+    x = np.zeros((5, lin.cols), np.float32)
+    x[:, :40] = rng.uniform(-1, 1, (5, 40))
+    x[0, :3] = (1.0, -1.0, 0.0)  # the ends of the range are represented
+    add = rng.standard_normal(72).astype(np.float32)
+    out = np.empty((5, 72), np.float32)
+    lin(x, add, out)
+    xq = np.clip(np.rint(x * 127) + 128, 0, 255) - 128  # 8-bit input, zero point 128, scale 1/127
+    exact = (xq.astype(np.float64) / 127) @ lin.dequantised().astype(np.float64).T + add
+    np.testing.assert_allclose(out, exact, rtol=1e-5, atol=1e-5)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for r in range(5):  # one row alone gives the row's result in the batch, bit for bit
+                one = np.empty((1, 72), np.float32)
+                lin(np.ascontiguousarray(x[r:r + 1]), add, one)
+                assert np.array_equal(one[0], out[r])
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_vnni
+@pytest.mark.parametrize("cell,options", CELLS)
+def test_int8_weights_take_the_vnni_kernel_where_inputs_are_bounded(make_checkpoint, cell, options):
+    model = load_checkpoint(make_checkpoint(cell, cell_options=options)).model
+    w = Weights(model, "int8")
+    kernels = {lin.kernel for layer in w.layers for lin in layer.linears} | {w.head.kernel}
+    assert kernels == ({"bf16-input"} if options.get("nonlinearity") == "relu" else {"vnni"})
