@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
-from rnnchat.engine.quant import F32, Linear, padded
+from rnnchat.engine.quant import F32, SMALL, Linear, padded
 from rnnchat.errors import SettingError
 
 HALF = F32(0.5)
@@ -186,7 +186,9 @@ class Weights:
             self.layers.append(_Layer(cell, fmt, emb if i == 0 else None, below is not None and not below.relu))
         self.like = model.layers[0].weight_hh
         self.hidden = model.head.in_features
-        self.head = Linear(_np(model.head.weight), fmt, bounded=not self.layers[-1].relu)
+        head = _np(model.head.weight)
+        # a small head (a character vocabulary: 65 x 512 is 133 KB) stays fp32 in every format
+        self.head = Linear(head, fmt if head.nbytes > SMALL else "fp32", bounded=not self.layers[-1].relu)
         self.head_bias = _np(model.head.bias)
         self.vocab_size = model.head.out_features
 

@@ -62,6 +62,8 @@ AUTO_MAX_COST = 0.002  # nats/char: the most a format may cost to be chosen by `
 COST_KEY = "weights_cost"
 BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
 F32 = np.float32
+SMALL = 256 * 1024  # fp32 bytes: a matrix this small costs less read in fp32 by OpenBLAS than
+# the fixed cost of a torch kernel call (measured ~10-15 us for fbgemm and oneDNN, 2-5 us for np.dot)
 X_SCALE, X_ZERO = 1.0 / 127, 128  # the vnni kernel's fixed input quantisation: [-128/127, 1] in 255 steps
 
 
@@ -140,7 +142,7 @@ class Linear:
         full[:, :d] = w
         if fmt == "fp32":
             self.w = full
-            if onednn_kernel():
+            if onednn_kernel() and n * self.cols * 4 > SMALL:
                 self.kernel = "openblas+onednn"  # one row: OpenBLAS; several: oneDNN
                 self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full), None)
                 self._op = torch.ops.mkldnn._linear_pointwise.default  # an overload: no lookup per call
@@ -157,7 +159,10 @@ class Linear:
             if bounded and vnni_kernel():
                 self.kernel = "vnni"
                 self.packed = _fbgemm_pack(self.w, scales)
-                self._op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32.default
+                op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32.default
+                # the C++ operator itself: the overload's Python wrapper checks every call for
+                # FakeScriptObjects (tracing only), which cost more than a small product here
+                self._op = getattr(op, "_op", op)
         self.nbytes = n * self.cols * BYTES[fmt] + (n * 2 if fmt == "int8" else 0)
 
     def dequantised(self) -> np.ndarray:
