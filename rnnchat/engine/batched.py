@@ -11,9 +11,10 @@ and streams text on top of it.
 The layout follows :mod:`rnnchat.engine.fast_cpu`: LSTM gates reordered
 (i, f, o, g) and the sigmoid rows halved so every gate goes through one
 ``tanh``; the first layer's input product is a table over the vocabulary
-(fp32, bias included); later layers multiply ``[x | h]`` by one matrix. A
-row's result does not depend on the other rows (fp32: OpenBLAS splits a product
-by output blocks; bf16/int8: :mod:`quant`), nor on the thread count.
+(fp32, bias included); later layers multiply ``[x | h]`` by one matrix; each
+layer's ``h`` lives inside its product input. A row's result does not depend on
+the thread count, and on int8 weights not on the other rows either
+(:mod:`quant`).
 
 Built-in cells only (LSTM, GRU, tanh/relu RNN, exact classes); anything else
 raises :class:`~rnnchat.errors.SettingError`.

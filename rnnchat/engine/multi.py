@@ -9,9 +9,12 @@ ends (its length, a stop sequence, or :meth:`cancel`) leaves the batch with its
 final logits and state kept, so it can continue exactly.
 
 Each stream samples exactly as a single :class:`~rnnchat.engine.generate.Stream`
-does (same sampler, one uniform number per character, same stop handling); a
+does (same sampler, one uniform number per character, same stop handling; the
+plain samplers of a step are run as one vectorised pass,
+:mod:`rnnchat.engine.batch_sampling`, with the same choices). On int8 weights a
 row's numbers do not depend on the other rows, so a greedy stream writes what
-it writes alone on the same weights (tests/speed/test_batched.py).
+it writes alone; on fp32/bf16 they may differ in the last bits (oneDNN), and the
+tests check the texts are equal (tests/speed/test_batched.py).
 
 :class:`WeightsRunner` is the single-stream runner the engine uses for bf16 and
 int8 weights (:mod:`rnnchat.engine.quant`).

@@ -2,7 +2,8 @@
 
 A character at batch 1 reads every weight once, so its cost is the bytes of the
 weights (docs/performance.md). Smaller formats read fewer bytes, and change
-the text a little; the products are always accumulated in fp32:
+the text a little; the products are accumulated in fp32 (int8 on VNNI: exactly,
+in int32). ``benchmarks/kernels.py`` compares the candidate kernels:
 
 ====== ====================================================================
 fp32   the weights as trained. One stream: OpenBLAS through NumPy
@@ -35,8 +36,9 @@ No kernel's result depends on the thread count (``tests/speed`` and
 from one row of the input alone with a fixed scale, so a row's result does not
 depend on how many rows (streams) are computed together either (the ``vnni``
 sums are exact integers, whose order cannot matter); oneDNN's fp32 and bf16
-products may differ in the last bits with the number of rows. The biases and
-the first layer's table over the vocabulary stay fp32.
+products may differ in the last bits with the number of rows. The biases, the
+first layer's table over the vocabulary and a head of at most :data:`SMALL`
+bytes in fp32 stay fp32 (:mod:`rnnchat.engine.batched`).
 
 ``auto`` is fp32 unless the checkpoint's metadata records a measured loss cost
 below :data:`AUTO_MAX_COST` nats/char for a smaller format (``weights_cost``:
