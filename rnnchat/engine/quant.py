@@ -10,11 +10,11 @@ fp32   the weights as trained. One stream: OpenBLAS through NumPy
        (``np.dot``, as the single-stream NumPy path); several: oneDNN's fp32
        matrix product on weights reordered once into its blocked layout
        (``mkldnn::_linear_pointwise``; OpenBLAS re-packed the whole matrix on
-       every call and ran 1.6-2.3x slower at 4-8 streams).
+       every call and ran 1.6-2.5x slower at 4-8 streams).
 bf16   bf16 weights reordered once for oneDNN (the same op): the input rounded
        to bf16, fp32 accumulation (AVX512-BF16 where the CPU has it), a bf16
        result widened to fp32 before the bias is added. (torch's plain bf16
-       ``linear`` reordered the weights on every call: 2x slower.)
+       ``linear`` reordered the weights on every call: 1.6-2x slower.)
 int8   int8 weights, one scale per output row (``max |w| / 127``, rounded
        up to a bf16 value so that it is exact in either kernel). Two kernels:
 
