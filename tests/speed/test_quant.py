@@ -155,3 +155,25 @@ def test_int8_weights_take_the_vnni_kernel_where_inputs_are_bounded(make_checkpo
     kernels = {lin.kernel for layer in w.layers for lin in layer.linears}
     assert kernels == ({"bf16-input"} if options.get("nonlinearity") == "relu" else {"vnni"})
     assert w.head.fmt == "fp32"  # a small head costs less read in fp32 than a kernel call
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16", "int8"])
+def test_batched_logits_are_the_same_bits_on_1_and_2_threads(make_checkpoint, fmt):
+    # hidden 128: the second layer's matrix (512 x 256, 512 KB in fp32) is past quant.SMALL, so
+    # several rows take oneDNN's product (fp32, bf16) or fbgemm's (int8), not OpenBLAS's
+    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    weights = Weights(model, fmt)
+    assert weights.layers[1].lin.kernel in ("openblas+onednn", "onednn", "vnni", "bf16-input")
+    state = random_state(model, torch.Generator().manual_seed(2))
+    runs = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            bm = BatchedModel(weights)
+            for _ in range(3):
+                bm.add(state)
+            runs.append(np.stack([bm.step(np.array([i, i + 1, 7])).copy() for i in range(12)]))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(runs[0], runs[1])
