@@ -4,7 +4,7 @@ A batched step costs one matrix product per layer; sampling each stream with its
 :class:`~rnnchat.engine.sampling.Sampler` call costs a dozen NumPy calls per stream, which at
 K = 8 cost as much as the products. :func:`sample_rows` makes the same choices with O(1) NumPy
 calls for all the rows whose sampler is a plain :class:`Sampler` (any temperature, a banned
-id, no top-k/top-p, no repetition penalty in effect): every row still draws its own uniform
+id, no filter or penalty in effect, see :data:`OFF`): every row still draws its own uniform
 number from its own sampler's generator, and the arithmetic is the single sampler's, element for
 element, in float32 (``exp`` of the same values, the same sequential cumulative sum, the same
 ``u x total`` target), so a row's choice equals what its sampler alone would choose
@@ -14,14 +14,26 @@ element, in float32 (``exp`` of the same values, the same sequential cumulative 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
+from operator import attrgetter
 
 import numpy as np
 
 from rnnchat.engine.sampling import _BANNED, Sampler
 from rnnchat.errors import SamplingError
+from rnnchat.params import SamplingParams
 
 F32 = np.float32
 _PLAIN_CALL = Sampler.__call__
+# Every SamplingParams field is either handled here or a knob whose "off" value is listed: a row
+# with a knob on is sampled by its own sampler. A field added later that is in neither set turns
+# the vectorised pass off (every row samples itself: slower, never different) until it is listed.
+HANDLED = {"temperature", "seed", "max_chars", "stop", "repetition_penalty"}  # the penalty: while off or idle
+OFF = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+_NAMES = {f.name for f in fields(SamplingParams)}
+VECTORISED = _NAMES <= HANDLED | set(OFF)
+_KNOBS = tuple(k for k in OFF if k in _NAMES)
+_knobs, _OFF_VALUES = attrgetter(*_KNOBS), tuple(OFF[k] for k in _KNOBS)
 
 
 def sample_rows(logits: np.ndarray, samplers: list) -> np.ndarray:
@@ -29,14 +41,14 @@ def sample_rows(logits: np.ndarray, samplers: list) -> np.ndarray:
     ``samplers[r](logits[r])`` would choose it (and its ``accept`` called once)."""
     k = len(samplers)
     ids = np.empty(k, np.int64)
-    if k == 1 or len(set(map(id, samplers))) < k:  # a sampler shared by rows draws in row order
+    if k == 1 or not VECTORISED or len(set(map(id, samplers))) < k:  # (shared: it draws in row order)
         for r, s in enumerate(samplers):
             ids[r] = s(logits[r])[0]
         return ids
     rows, us, inv, banned, cold = [], [], [], [], []
     for r, s in enumerate(samplers):
         p = s.params
-        if (type(s).__call__ is not _PLAIN_CALL or p.top_k or p.top_p < 1.0
+        if (type(s).__call__ is not _PLAIN_CALL or _knobs(p) != _OFF_VALUES
                 or (p.repetition_penalty != 1.0 and s.recent)):
             ids[r] = s(logits[r])[0]  # this row's own sampler (its draw is its own: order is free)
             continue

@@ -66,3 +66,11 @@ def test_invalid_logits_are_one_clear_error():
     logits[1, 3] = np.nan
     with pytest.raises(SamplingError, match="NaN or infinite"):
         sample_rows(logits, [Sampler(SamplingParams(), 1), Sampler(SamplingParams(), 2)])
+
+
+def test_every_sampling_knob_is_known_to_the_vectorised_pass():
+    # a new SamplingParams field must be listed in batch_sampling (handled, or a knob with its off
+    # value) before rows are vectorised again: until then every row samples itself
+    from rnnchat.engine import batch_sampling
+
+    assert batch_sampling.VECTORISED, "list the new SamplingParams field in batch_sampling.HANDLED or OFF"
