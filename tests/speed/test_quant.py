@@ -170,10 +170,33 @@ def test_batched_logits_are_the_same_bits_on_1_and_2_threads(make_checkpoint, fm
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
+            set_blas_threads(threads)
             bm = BatchedModel(weights)
-            for _ in range(3):
+            for _ in range(16):  # (OpenBLAS's small matrix-matrix product differed at 16 rows)
                 bm.add(state)
-            runs.append(np.stack([bm.step(np.array([i, i + 1, 7])).copy() for i in range(12)]))
+            runs.append(np.stack([bm.step((np.arange(16) + i) % 20).copy() for i in range(8)]))
     finally:
         torch.set_num_threads(before)
+        set_blas_threads(1)
     assert np.array_equal(runs[0], runs[1])
+
+
+def test_a_small_fp32_product_is_the_same_bits_for_any_rows_and_threads():
+    # the bundled model's head (65 x 512 + bias, padded to 528): OpenBLAS's matrix-matrix product
+    # over 32 rows summed differently on 1 and 2 threads; one matrix-vector product per row does not
+    rng = np.random.default_rng(3)
+    lin = Linear(rng.standard_normal((65, 520)).astype(np.float32), "fp32")
+    assert lin.kernel == "openblas"
+    x = np.zeros((32, lin.cols), np.float32)
+    x[:, :520] = rng.uniform(-1, 1, (32, 520))
+    add = rng.standard_normal(65).astype(np.float32)
+    outs = []
+    try:
+        for threads in (1, 2):
+            set_blas_threads(threads)
+            outs.append(lin(x, add, np.empty((32, 65), np.float32)).copy())
+            one = lin(np.ascontiguousarray(x[5:6]), add, np.empty((1, 65), np.float32))
+            assert np.array_equal(one[0], outs[-1][5])
+    finally:
+        set_blas_threads(1)
+    assert np.array_equal(outs[0], outs[1])
