@@ -11,9 +11,10 @@ and streams text on top of it.
 The layout follows :mod:`rnnchat.engine.fast_cpu`: LSTM gates reordered
 (i, f, o, g) and the sigmoid rows halved so every gate goes through one
 ``tanh``; the first layer's input product is a table over the vocabulary
-(fp32, bias included); later layers multiply ``[x | h]`` by one matrix. A
-row's result does not depend on the other rows (fp32: OpenBLAS splits a product
-by output blocks; bf16/int8: :mod:`quant`), nor on the thread count.
+(fp32, bias included); later layers multiply ``[x | h]`` by one matrix; each
+layer's ``h`` lives inside its product input. A row's result does not depend on
+the thread count, and on int8 weights not on the other rows either
+(:mod:`quant`).
 
 Built-in cells only (LSTM, GRU, tanh/relu RNN, exact classes); anything else
 raises :class:`~rnnchat.core.errors.SettingError`.
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
-from rnnchat.engine.quant import F32, Linear, padded
+from rnnchat.engine.quant import F32, SMALL, Linear, padded
 from rnnchat.core.errors import SettingError
 
 HALF = F32(0.5)
@@ -38,7 +39,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class _Layer:
     """One layer's weights; ``step(inp, st)`` advances the rows of ``st`` (a dict of arrays)."""
 
-    def __init__(self, cell, fmt: str, emb: np.ndarray | None) -> None:
+    def __init__(self, cell, fmt: str, emb: np.ndarray | None, input_bounded: bool = False) -> None:
         kind = {LSTMCell: "lstm", GRUCell: "gru", RNNCell: "rnn"}.get(type(cell))
         if kind is None:
             raise SettingError(f"batched and bf16/int8 generation need a built-in cell, not {type(cell).__name__}")
@@ -58,20 +59,22 @@ class _Layer:
         b_ih, b_hh = b_ih * scale, b_hh * scale
         self.first = emb is not None
         self.table = None
+        # a product's input is in [-1, 1] (h of this layer and the layer below) unless a relu made it
+        bounded = not self.relu and (self.first or input_bounded)
         if kind == "gru":  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): two products
             self.bias_h = b_hh
-            self.lin_h = Linear(w_hh, fmt)
+            self.lin_h = Linear(w_hh, fmt, bounded=not self.relu)
             if self.first:
                 self.table = np.ascontiguousarray(emb @ w_ih.T + b_ih)
             else:
-                self.lin_i, self.bias_i = Linear(w_ih, fmt), b_ih
+                self.lin_i, self.bias_i = Linear(w_ih, fmt, bounded=input_bounded), b_ih
         else:  # one product over [x | h] (the first layer: over h, plus a table row)
             bias = b_ih + b_hh
             if self.first:
                 self.table = np.ascontiguousarray(emb @ w_ih.T + bias)
-                self.lin = Linear(w_hh, fmt)
+                self.lin = Linear(w_hh, fmt, bounded=bounded)
             else:
-                self.lin, self.bias = Linear(np.concatenate([w_ih, w_hh], 1), fmt), bias
+                self.lin, self.bias = Linear(np.concatenate([w_ih, w_hh], 1), fmt, bounded=bounded), bias
         self.linears = [getattr(self, n) for n in ("lin", "lin_h", "lin_i") if hasattr(self, n)]
 
     # ---- states: a dict of [K, ...] arrays --------------------------------------------
@@ -91,33 +94,41 @@ class _Layer:
         return (t(st["h"]), t(st["c"])) if self.kind == "lstm" else t(st["h"])
 
     def buffers(self, st: dict, k: int) -> None:
-        """Scratch for ``k`` rows: the product inputs ``[x | h | 0...]`` and the pre-activations."""
-        G = self.H * (4 if self.kind == "lstm" else 3 if self.kind == "gru" else 1)
+        """Scratch for ``k`` rows: the product inputs ``[x | h | 0...]`` and the pre-activations.
+        ``h`` becomes a view into its product input, so a step writes it where it is read next."""
+        H = self.H
+        G = H * (4 if self.kind == "lstm" else 3 if self.kind == "gru" else 1)
         if self.kind == "gru":
-            st["vh"] = np.zeros((k, self.lin_h.cols), F32)
-            st["gh"] = np.empty((k, G), F32)
-            st["gi"] = np.empty((k, G), F32)
+            st["vh"] = v = np.zeros((k, self.lin_h.cols), F32)
+            off = 0
+            st["gh"] = gh = np.empty((k, G), F32)
+            st["gi"] = gi = np.empty((k, G), F32)
             if not self.first:
                 st["vi"] = np.zeros((k, self.lin_i.cols), F32)
+            st["views"] = (gh[:, :2 * H], gi[:, :2 * H], gh[:, :H], gh[:, H:2 * H], gh[:, 2 * H:], gi[:, 2 * H:])
         else:
-            st["v"] = np.zeros((k, self.lin.cols), F32)
-            st["g"] = np.empty((k, G), F32)
+            st["v"] = v = np.zeros((k, self.lin.cols), F32)
+            off = 0 if self.first else self.I
+            st["g"] = g = np.empty((k, G), F32)
+            st["x"] = v[:, :off]
+            if self.kind == "lstm":  # views made once: slicing in the step costs as much as a small ufunc
+                st["views"] = (g[:, :3 * H], g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:])
+        v[:, off:off + H] = st["h"]
+        st["h"] = v[:, off:off + H]
         if self.kind != "rnn":
-            st["tmp"] = np.empty((k, self.H), F32)
+            st["tmp"] = np.empty((k, H), F32)
 
     # ---- one step -------------------------------------------------------------------
     def step(self, inp: np.ndarray, st: dict) -> np.ndarray:
-        """``inp``: ids ``[K]`` (first layer) or the layer below's ``h`` ``[K, I]``. Returns ``h``."""
-        H, I = self.H, self.I
+        """``inp``: ids ``[K]`` (first layer) or the layer below's ``h`` ``[K, I]``. Returns ``h``
+        (a view into this layer's buffers, valid until its next step)."""
         if self.kind == "gru":
             return self._gru(inp, st)
         v, g, h = st["v"], st["g"], st["h"]
         if self.first:
-            v[:, :H] = h
             self.lin(v, self.table[inp], g)
         else:
-            v[:, :I] = inp
-            v[:, I:I + H] = h
+            st["x"][...] = inp
             self.lin(v, self.bias, g)
         if self.kind == "rnn":
             if self.relu:
@@ -126,38 +137,37 @@ class _Layer:
                 np.tanh(g, out=h)
             return h
         c, tmp = st["c"], st["tmp"]
+        sig, i, f, o, gg = st["views"]
+        mul, add = np.multiply, np.add
         np.tanh(g, out=g)
-        sig = g[:, :3 * H]
-        np.multiply(sig, HALF, out=sig)
-        np.add(sig, HALF, out=sig)
-        np.multiply(c, g[:, H:2 * H], out=c)           # f * c
-        np.multiply(g[:, :H], g[:, 3 * H:], out=tmp)   # i * g
-        np.add(c, tmp, out=c)
+        mul(sig, HALF, out=sig)
+        add(sig, HALF, out=sig)
+        mul(c, f, out=c)           # f * c
+        mul(i, gg, out=tmp)        # i * g
+        add(c, tmp, out=c)
         np.tanh(c, out=tmp)
-        np.multiply(g[:, 2 * H:3 * H], tmp, out=h)     # h = o * tanh(c)
+        mul(o, tmp, out=h)         # h = o * tanh(c)
         return h
 
     def _gru(self, inp, st: dict) -> np.ndarray:
-        H = self.H
         h, vh, gh, gi, tmp = st["h"], st["vh"], st["gh"], st["gi"], st["tmp"]
+        rz, rz_i, r, z, hn, n_i = st["views"]
         if self.first:
             np.take(self.table, inp, axis=0, out=gi)
         else:
             vi = st["vi"]
             vi[:, :self.I] = inp
             self.lin_i(vi, self.bias_i, gi)
-        vh[:, :H] = h
         self.lin_h(vh, self.bias_h, gh)
-        rz = gh[:, :2 * H]
-        np.add(rz, gi[:, :2 * H], out=rz)
+        np.add(rz, rz_i, out=rz)
         np.tanh(rz, out=rz)
         np.multiply(rz, HALF, out=rz)
         np.add(rz, HALF, out=rz)
-        np.multiply(gh[:, :H], gh[:, 2 * H:], out=tmp)  # r * (W_hn h + b_hn)
-        np.add(tmp, gi[:, 2 * H:], out=tmp)
+        np.multiply(r, hn, out=tmp)                      # r * (W_hn h + b_hn)
+        np.add(tmp, n_i, out=tmp)
         np.tanh(tmp, out=tmp)                            # n
         np.subtract(h, tmp, out=h)
-        np.multiply(h, gh[:, H:2 * H], out=h)
+        np.multiply(h, z, out=h)
         np.add(h, tmp, out=h)                            # h' = n + z (h - n)
         return h
 
@@ -171,10 +181,15 @@ class Weights:
             raise SettingError("batched generation needs a CharRNN model")
         self.fmt = fmt
         emb = _np(model.embedding.weight)
-        self.layers = [_Layer(cell, fmt, emb if i == 0 else None) for i, cell in enumerate(model.layers)]
+        self.layers = []
+        for i, cell in enumerate(model.layers):
+            below = self.layers[-1] if self.layers else None
+            self.layers.append(_Layer(cell, fmt, emb if i == 0 else None, below is not None and not below.relu))
         self.like = model.layers[0].weight_hh
         self.hidden = model.head.in_features
-        self.head = Linear(_np(model.head.weight), fmt)
+        head = _np(model.head.weight)
+        # a small head (a character vocabulary: 65 x 512 is 133 KB) stays fp32 in every format
+        self.head = Linear(head, fmt if head.nbytes > SMALL else "fp32", bounded=not self.layers[-1].relu)
         self.head_bias = _np(model.head.bias)
         self.vocab_size = model.head.out_features
 

@@ -9,9 +9,12 @@ ends (its length, a stop sequence, or :meth:`cancel`) leaves the batch with its
 final logits and state kept, so it can continue exactly.
 
 Each stream samples exactly as a single :class:`~rnnchat.engine.generate.Stream`
-does (same sampler, one uniform number per character, same stop handling); a
+does (same sampler, one uniform number per character, same stop handling; the
+plain samplers of a step are run as one vectorised pass,
+:mod:`rnnchat.engine.batch_sampling`, with the same choices). On int8 weights a
 row's numbers do not depend on the other rows, so a greedy stream writes what
-it writes alone on the same weights (tests/speed/test_batched.py).
+it writes alone; on fp32/bf16 they may differ in the last bits (oneDNN), and the
+tests check the texts are equal (tests/speed/test_batched.py).
 
 :class:`WeightsRunner` is the single-stream runner the engine uses for bf16 and
 int8 weights (:mod:`rnnchat.engine.quant`).
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rnnchat.engine.batch_sampling import sample_rows
 from rnnchat.engine.batched import BatchedModel
 from rnnchat.engine.generate import _longest_partial
 from rnnchat.engine.sampling import Sampler
@@ -62,6 +66,7 @@ class BatchedStreams:
         self.model = BatchedModel(engine.packed_weights(weights or engine.weights))
         self.rows: list[_Stream] = []     # active streams, in row order
         self.streams: dict[int, _Stream] = {}
+        self.mat: np.ndarray | None = None  # the rows' logits [K, V] after a step; None: gather from rows
         self._next = 0
 
     @property
@@ -75,6 +80,7 @@ class BatchedStreams:
         s = _Stream(self._next, params, sampler or Sampler(params), _vector(logits), like=logits)
         self._next += 1
         self.model.add(state)
+        self._logits_to_rows()
         self.rows.append(s)
         self.streams[s.sid] = s
         return s.sid
@@ -98,8 +104,16 @@ class BatchedStreams:
         if s.final is None:
             self._leave(s, "cancelled")
 
+    def _logits_to_rows(self) -> None:
+        """Copy the last step's logits into each row's own vector (before the rows change)."""
+        if self.mat is not None:
+            for s, row in zip(self.rows, self.mat):
+                s.logits = row.copy()
+            self.mat = None
+
     def _leave(self, s: _Stream, reason: str) -> None:
         row = self.rows.index(s)
+        self._logits_to_rows()
         state = self.model.export(row)
         logits = torch.from_numpy(s.logits.copy())
         if isinstance(s.like, torch.Tensor):
@@ -121,16 +135,19 @@ class BatchedStreams:
         rows = self.rows
         if not rows:
             return {}
-        ids = np.empty(len(rows), np.int64)
-        for r, s in enumerate(rows):
-            ids[r], _ = s.sampler(s.logits)
-        logits = self.model.step(ids)
+        ids = sample_rows(self._logits(), [s.sampler for s in rows])
+        self.mat = self.model.step(ids)
+        chars = self.chars
         out: dict[int, str] = {}
         ended = []
-        for r, s in enumerate(rows):
-            s.logits = logits[r]
+        for s, i in zip(rows, ids.tolist()):
             s.generated += 1
-            out[s.sid], reason = self._release(s, self.chars[ids[r]])
+            if s.params.stop:
+                out[s.sid], reason = self._release(s, chars[i])
+            else:
+                out[s.sid] = c = chars[i]
+                s.text.append(c)
+                reason = None
             if reason is None and s.generated >= s.params.max_chars:
                 out[s.sid] += s.held
                 s.text.append(s.held)
@@ -138,9 +155,14 @@ class BatchedStreams:
             if reason:
                 ended.append((s, reason))
         for s, reason in ended:
-            s.logits = s.logits.copy()
             self._leave(s, reason)
         return out
+
+    def _logits(self) -> np.ndarray:
+        """The rows' next-character logits as one ``[K, V]`` array (rows in ``self.rows`` order)."""
+        if self.mat is None:
+            self.mat = np.stack([s.logits for s in self.rows])
+        return self.mat
 
     def _release(self, s: _Stream, char: str) -> tuple[str, str | None]:
         stops = s.params.stop

@@ -2,23 +2,43 @@
 
 A character at batch 1 reads every weight once, so its cost is the bytes of the
 weights (docs/performance.md). Smaller formats read fewer bytes, and change
-the text a little; the products are always accumulated in fp32:
+the text a little; the products are accumulated in fp32 (int8 on VNNI: exactly,
+in int32). ``benchmarks/kernels.py`` compares the candidate kernels:
 
 ====== ====================================================================
-fp32   OpenBLAS through NumPy (``np.dot``: a matrix-vector product for one
-       stream, ``W @ x^T`` for several), the weights as trained.
-bf16   bf16 weights; torch's bf16 ``linear`` (oneDNN) with the input rounded
-       to bf16 and a bf16 result, widened to fp32 before the bias is added.
+fp32   the weights as trained. One stream: OpenBLAS through NumPy
+       (``np.dot``, as the single-stream NumPy path); several: oneDNN's fp32
+       matrix product on weights reordered once into its blocked layout
+       (``mkldnn::_linear_pointwise``; OpenBLAS re-packed the whole matrix on
+       every call and ran 1.6-2.5x slower at 4-8 streams).
+bf16   bf16 weights reordered once for oneDNN (the same op): the input rounded
+       to bf16, fp32 accumulation (AVX512-BF16 where the CPU has it), a bf16
+       result widened to fp32 before the bias is added. (torch's plain bf16
+       ``linear`` reordered the weights on every call: 1.6-2x slower.)
 int8   int8 weights, one scale per output row (``max |w| / 127``, rounded
-       up to a bf16 value so that it is exact in the kernel);
-       ``torch._weight_int8pack_mm`` with the input rounded to bf16, each
-       weight widened to fp32 and multiplied in fp32, a bf16 result.
+       up to a bf16 value so that it is exact in either kernel). Two kernels:
+
+       ``vnni`` (where the input is known to lie in [-1, 1], i.e. every
+       product of the built-in cells except a relu RNN's, on a CPU with VNNI):
+       fbgemm's int8 GEMM (``quantized::linear_with_input_q_dq_qweight_dq_
+       output_fp32``): the input quantised to 8 bits with the fixed scale
+       1/127 (zero point 128), integer products summed exactly in int32
+       (VNNI), then scaled to fp32 -- one call per product, the input
+       converted inside it.
+
+       ``bf16-input`` (elsewhere): ``torch._weight_int8pack_mm`` with the
+       input rounded to bf16, each weight widened to fp32 and multiplied in
+       fp32, a bf16 result.
 ====== ====================================================================
 
-Both torch kernels compute every output from one row in a fixed order, split
-between threads by output rows: a result depends neither on the thread count
-nor on how many rows (streams) are computed together (``tests/speed`` checks
-both). The biases and the first layer's table over the vocabulary stay fp32.
+No kernel's result depends on the thread count (``tests/speed`` and
+``benchmarks/kernels.py`` check it). The int8 kernels also compute each output
+from one row of the input alone with a fixed scale, so a row's result does not
+depend on how many rows (streams) are computed together either (the ``vnni``
+sums are exact integers, whose order cannot matter); oneDNN's fp32 and bf16
+products may differ in the last bits with the number of rows. The biases, the
+first layer's table over the vocabulary and a head of at most :data:`SMALL`
+bytes in fp32 stay fp32 (:mod:`rnnchat.engine.batched`).
 
 ``auto`` is fp32 unless the checkpoint's metadata records a measured loss cost
 below :data:`AUTO_MAX_COST` nats/char for a smaller format (``weights_cost``:
@@ -31,6 +51,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -43,6 +64,22 @@ AUTO_MAX_COST = 0.002  # nats/char: the most a format may cost to be chosen by `
 COST_KEY = "weights_cost"
 BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
 F32 = np.float32
+SMALL = 256 * 1024  # fp32 bytes: a matrix this small costs less read in fp32 by OpenBLAS than
+# the fixed cost of a torch kernel call (measured ~10-15 us for fbgemm and oneDNN, 2-5 us for np.dot)
+X_SCALE, X_ZERO = 1.0 / 127, 128  # the vnni kernel's fixed input quantisation: [-128/127, 1] in 255 steps
+
+
+def onednn_kernel() -> bool:
+    """Whether oneDNN's matrix product on pre-reordered weights is available (torch's CPU builds)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def vnni_kernel() -> bool:
+    """Whether the int8 ``vnni`` kernel runs here: fbgemm's quantised linear op and a CPU whose
+    int8 dot products sum without saturating (VNNI; fbgemm's AVX2 path saturates 16-bit pairs)."""
+    ops = getattr(torch.ops, "quantized", None)
+    return (hasattr(ops, "linear_with_input_q_dq_qweight_dq_output_fp32")
+            and "fbgemm" in torch.backends.quantized.supported_engines and torch.cpu._is_vnni_supported())
 
 
 def recorded_costs(meta) -> dict[str, float]:
@@ -92,25 +129,42 @@ def bf16_scales(w: np.ndarray) -> np.ndarray:
 
 class Linear:
     """``out[K, N] = x[K, cols] @ W^T + add`` for a weight matrix ``W[N, D]`` in one format
-    (``cols`` = D padded to 16; the padding columns of ``x`` must be zero)."""
+    (``cols`` = D padded to 16; the padding columns of ``x`` must be zero). ``bounded``: every
+    input value lies in [-1, 1] (outputs of tanh, sigmoid x tanh, convex mixes of them), which
+    lets int8 weights use the ``vnni`` kernel. ``kernel`` names the kernel in use."""
 
-    def __init__(self, w: np.ndarray, fmt: str) -> None:
+    def __init__(self, w: np.ndarray, fmt: str, bounded: bool = False) -> None:
         if fmt not in FORMATS:
             raise SettingError(f"weights must be one of {', '.join(FORMATS)}, not {fmt!r}")
         self.fmt = fmt
+        self.kernel = {"fp32": "openblas", "bf16": "onednn"}.get(fmt, "bf16-input")
         n, d = w.shape
         self.rows, self.cols = n, padded(d)
         full = np.zeros((n, self.cols), F32)
         full[:, :d] = w
         if fmt == "fp32":
             self.w = full
+            if onednn_kernel() and n * self.cols * 4 > SMALL:
+                self.kernel = "openblas+onednn"  # one row: OpenBLAS; several: oneDNN
+                self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full), None)
+                self._op = torch.ops.mkldnn._linear_pointwise.default  # an overload: no lookup per call
         elif fmt == "bf16":
-            self.w = torch.from_numpy(full).to(torch.bfloat16)
+            if not onednn_kernel():
+                raise SettingError("bf16 weights need torch with oneDNN (mkldnn)")
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full).to(torch.bfloat16), None)
+            self._op = torch.ops.mkldnn._linear_pointwise.default
         else:
             scales = bf16_scales(full)
             q = np.clip(np.rint(full / scales[:, None]), -127, 127).astype(np.int8)
             self.w = torch.from_numpy(q)
             self.scales = torch.from_numpy(scales).to(torch.bfloat16)
+            if bounded and vnni_kernel():
+                self.kernel = "vnni"
+                self.packed = _fbgemm_pack(self.w, scales)
+                op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32.default
+                # the C++ operator itself: the overload's Python wrapper checks every call for
+                # FakeScriptObjects (tracing only), which cost more than a small product here
+                self._op = getattr(op, "_op", op)
         self.nbytes = n * self.cols * BYTES[fmt] + (n * 2 if fmt == "int8" else 0)
 
     def dequantised(self) -> np.ndarray:
@@ -118,7 +172,7 @@ class Linear:
         if self.fmt == "fp32":
             return self.w.copy()
         if self.fmt == "bf16":
-            return self.w.float().numpy()
+            return self.packed.to_dense().float().numpy()
         return self.w.float().numpy() * self.scales.float().numpy()[:, None]
 
     def __call__(self, x: np.ndarray, add, out: np.ndarray) -> np.ndarray:
@@ -128,14 +182,36 @@ class Linear:
             if x.shape[0] == 1:
                 np.dot(self.w, x[0], out=out[0])
                 np.add(out, add, out=out)
-            else:  # W @ x^T: measured 1.1-1.9x faster here than x @ W^T (OpenBLAS, small K)
-                np.add(np.dot(self.w, x.T).T, add, out=out)
+            elif self.kernel == "openblas":  # a small matrix: one matrix-vector product per row
+                # (OpenBLAS's matrix-matrix product summed differently on 1 and 2 threads at 16 rows)
+                w = self.w
+                for r in range(x.shape[0]):
+                    np.dot(w, x[r], out=out[r])
+                np.add(out, add, out=out)
+            else:
+                y = self._op(torch.from_numpy(x), self.packed, None, "none", [], "")
+                np.add(y.numpy(), add, out=out)
+            return out
+        if self.kernel == "vnni":
+            y = self._op(torch.from_numpy(x), X_SCALE, X_ZERO, self.packed)
+            np.add(y.numpy(), add, out=out)
             return out
         xb = torch.from_numpy(x).to(torch.bfloat16)
         if self.fmt == "bf16":
-            y = torch.nn.functional.linear(xb, self.w)
+            y = self._op(xb, self.packed, None, "none", [], "")
         else:
             y = torch._weight_int8pack_mm(xb, self.w, self.scales)
         add_t = torch.from_numpy(add) if isinstance(add, np.ndarray) else add
         torch.add(y, add_t, out=torch.from_numpy(out))
         return out
+
+
+def _fbgemm_pack(q: torch.Tensor, scales: np.ndarray):
+    """fbgemm's packed form of int8 rows ``q`` with per-row ``scales`` (the very same integers:
+    the quantised tensor is made from them, not re-rounded)."""
+    n = q.shape[0]
+    with warnings.catch_warnings():  # torch 2.13 marks quantised tensor creation as deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        qt = torch._make_per_channel_quantized_tensor(
+            q, torch.from_numpy(scales.astype(np.float64)), torch.zeros(n, dtype=torch.long), 0)
+        return torch.ops.quantized.linear_prepack(qt, None)

@@ -13,7 +13,7 @@ from rnnchat.engine.batched import BatchedModel, Weights
 from rnnchat.engine.blas import set_blas_threads
 from rnnchat.engine.checkpoint import load_checkpoint
 from rnnchat.engine.generate import Engine
-from rnnchat.engine.quant import Linear, bf16_scales, resolve
+from rnnchat.engine.quant import Linear, bf16_scales, resolve, vnni_kernel
 from rnnchat.core.errors import SettingError
 from rnnchat.core.params import SamplingParams
 
@@ -115,3 +115,88 @@ def test_cli_weights_option(make_checkpoint):
     assert a.returncode == 0 and "int8 weights" in a.stderr
     engine = Engine(load_checkpoint(path), "cpu", weights="int8")
     assert a.stdout == run(engine, SamplingParams(seed=4, max_chars=60))[0]
+
+
+needs_vnni = pytest.mark.skipif(not vnni_kernel(), reason="no fbgemm VNNI int8 kernel on this CPU/torch")
+
+
+@needs_vnni
+def test_vnni_kernel_is_exact_integer_products_and_row_independent():
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((72, 40)).astype(np.float32) * 0.2
+    lin = Linear(w, "int8", bounded=True)
+    assert lin.kernel == "vnni" and Linear(w, "int8").kernel == "bf16-input"
+    x = np.zeros((5, lin.cols), np.float32)
+    x[:, :40] = rng.uniform(-1, 1, (5, 40))
+    x[0, :3] = (1.0, -1.0, 0.0)  # the ends of the range are represented
+    add = rng.standard_normal(72).astype(np.float32)
+    out = np.empty((5, 72), np.float32)
+    lin(x, add, out)
+    xq = np.clip(np.rint(x * 127) + 128, 0, 255) - 128  # 8-bit input, zero point 128, scale 1/127
+    exact = (xq.astype(np.float64) / 127) @ lin.dequantised().astype(np.float64).T + add
+    np.testing.assert_allclose(out, exact, rtol=1e-5, atol=1e-5)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for r in range(5):  # one row alone gives the row's result in the batch, bit for bit
+                one = np.empty((1, 72), np.float32)
+                lin(np.ascontiguousarray(x[r:r + 1]), add, one)
+                assert np.array_equal(one[0], out[r])
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_vnni
+@pytest.mark.parametrize("cell,options", CELLS)
+def test_int8_weights_take_the_vnni_kernel_where_inputs_are_bounded(make_checkpoint, cell, options):
+    model = load_checkpoint(make_checkpoint(cell, cell_options=options)).model
+    w = Weights(model, "int8")
+    kernels = {lin.kernel for layer in w.layers for lin in layer.linears}
+    assert kernels == ({"bf16-input"} if options.get("nonlinearity") == "relu" else {"vnni"})
+    assert w.head.fmt == "fp32"  # a small head costs less read in fp32 than a kernel call
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16", "int8"])
+def test_batched_logits_are_the_same_bits_on_1_and_2_threads(make_checkpoint, fmt):
+    # hidden 128: the second layer's matrix (512 x 256, 512 KB in fp32) is past quant.SMALL, so
+    # several rows take oneDNN's product (fp32, bf16) or fbgemm's (int8), not OpenBLAS's
+    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    weights = Weights(model, fmt)
+    assert weights.layers[1].lin.kernel in ("openblas+onednn", "onednn", "vnni", "bf16-input")
+    state = random_state(model, torch.Generator().manual_seed(2))
+    runs = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            set_blas_threads(threads)
+            bm = BatchedModel(weights)
+            for _ in range(16):  # (OpenBLAS's small matrix-matrix product differed at 16 rows)
+                bm.add(state)
+            runs.append(np.stack([bm.step((np.arange(16) + i) % 20).copy() for i in range(8)]))
+    finally:
+        torch.set_num_threads(before)
+        set_blas_threads(1)
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_a_small_fp32_product_is_the_same_bits_for_any_rows_and_threads():
+    # the bundled model's head (65 x 512 + bias, padded to 528): OpenBLAS's matrix-matrix product
+    # over 32 rows summed differently on 1 and 2 threads; one matrix-vector product per row does not
+    rng = np.random.default_rng(3)
+    lin = Linear(rng.standard_normal((65, 520)).astype(np.float32), "fp32")
+    assert lin.kernel == "openblas"
+    x = np.zeros((32, lin.cols), np.float32)
+    x[:, :520] = rng.uniform(-1, 1, (32, 520))
+    add = rng.standard_normal(65).astype(np.float32)
+    outs = []
+    try:
+        for threads in (1, 2):
+            set_blas_threads(threads)
+            outs.append(lin(x, add, np.empty((32, 65), np.float32)).copy())
+            one = lin(np.ascontiguousarray(x[5:6]), add, np.empty((1, 65), np.float32))
+            assert np.array_equal(one[0], outs[-1][5])
+    finally:
+        set_blas_threads(1)
+    assert np.array_equal(outs[0], outs[1])

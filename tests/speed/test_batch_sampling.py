@@ -1,0 +1,76 @@
+"""Sampling K rows at once chooses exactly what each row's own sampler would choose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnchat.engine.batch_sampling import sample_rows
+from rnnchat.engine.sampling import Sampler
+from rnnchat.core.errors import SamplingError
+from rnnchat.core.params import SamplingParams
+
+KNOBS = [dict(temperature=0.8), dict(temperature=1.0), dict(temperature=0), dict(temperature=1.7),
+         dict(temperature=0.3), dict(temperature=1.0, top_k=4), dict(temperature=0.9, top_p=0.7),
+         dict(temperature=1.2, repetition_penalty=1.3)]
+
+
+class Recording(Sampler):
+    """A sampler subclass that records its choices by overriding ``accept`` (stays vectorised)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.seen: list[int] = []
+
+    def accept(self, i: int) -> None:
+        super().accept(i)
+        self.seen.append(i)
+
+
+def make(kind, knobs, seed, banned=None):
+    return kind(SamplingParams(**knobs), seed, banned=banned)
+
+
+@pytest.mark.parametrize("vocab", [5, 65, 97])
+def test_rows_choose_what_their_own_sampler_chooses(vocab):
+    rng = np.random.default_rng(vocab)
+    rows = len(KNOBS) * 2
+    batched = [make(Recording if j % 3 == 0 else Sampler, KNOBS[j % len(KNOBS)], 100 + j,
+                    banned=(j % vocab) if j % 4 == 1 else None) for j in range(rows)]
+    alone = [make(Recording if j % 3 == 0 else Sampler, KNOBS[j % len(KNOBS)], 100 + j,
+                  banned=(j % vocab) if j % 4 == 1 else None) for j in range(rows)]
+    for step in range(300):
+        # scales from peaked to flat, and exact ties (greedy must pick the first)
+        logits = (rng.standard_normal((rows, vocab)) * (0.1 + step % 7)).astype(np.float32)
+        logits[:, vocab // 2] = logits[:, 0] = logits.max(1) + (step % 2)
+        keep = logits.copy()
+        got = sample_rows(logits, batched)
+        assert np.array_equal(logits, keep)  # the caller's logits are not modified
+        want = [s(logits[r].copy())[0] for r, s in enumerate(alone)]
+        assert got.tolist() == want, step
+    for a, b in zip(batched, alone):
+        assert a.recent == b.recent and a.rng.random() == b.rng.random()
+        if isinstance(a, Recording):
+            assert a.seen == b.seen and len(a.seen) == 300
+
+
+def test_a_sampler_shared_by_rows_draws_in_row_order():
+    shared = Sampler(SamplingParams(temperature=1.0), 5)
+    ref = Sampler(SamplingParams(temperature=1.0), 5)
+    logits = np.random.default_rng(0).standard_normal((3, 20)).astype(np.float32)
+    assert sample_rows(logits, [shared] * 3).tolist() == [ref(row)[0] for row in logits]
+
+
+def test_invalid_logits_are_one_clear_error():
+    logits = np.zeros((2, 10), np.float32)
+    logits[1, 3] = np.nan
+    with pytest.raises(SamplingError, match="NaN or infinite"):
+        sample_rows(logits, [Sampler(SamplingParams(), 1), Sampler(SamplingParams(), 2)])
+
+
+def test_every_sampling_knob_is_known_to_the_vectorised_pass():
+    # a new SamplingParams field must be listed in batch_sampling (handled, or a knob with its off
+    # value) before rows are vectorised again: until then every row samples itself
+    from rnnchat.engine import batch_sampling
+
+    assert batch_sampling.VECTORISED, "list the new SamplingParams field in batch_sampling.HANDLED or OFF"
