@@ -29,7 +29,7 @@ def welcome(info: SessionInfo, framing: Framing) -> Text:
     if info.description:
         t.append(printable(info.description) + "\n", style="dim")
     if framing.has_speakers:
-        t.append("It answers as a speaker of a play; each reply is labelled with the name it chose.\n", style="dim")
+        t.append("Each reply is labelled with the speaker the model chose.\n", style="dim")
     t.append("Turn the temperature while it writes: ctrl+↑/ctrl+↓, the control on the right, or /temp 0.7. "
              "ctrl+o colours each character by the model's confidence. F1 or /help for the rest.", style="dim")
     return t
