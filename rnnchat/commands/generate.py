@@ -7,32 +7,31 @@ import time
 
 import click
 
-from rnnchat.core.params import MAX_CHARS_LIMIT, SamplingParams
+from rnnchat.core import defaults as DEFAULTS  # the one set of defaults (SamplingParams' too)
+from rnnchat.core.defaults import MAX_CHARS_LIMIT
 from rnnchat.core.units import Escaped, FiniteFloat
-
-DEFAULTS = SamplingParams()  # the one set of defaults (the chat's and the settings' too)
 
 
 @click.command()
 @click.argument("prompt", required=False)
 @click.option("--model", "-m", help="Model name (see `rnnchat models`) or checkpoint path.")
-@click.option("--temperature", "-t", type=FiniteFloat(0, 100), default=DEFAULTS.temperature, show_default=True,
+@click.option("--temperature", "-t", type=FiniteFloat(0, 100), default=DEFAULTS.TEMPERATURE, show_default=True,
               help="0 is greedy.")
-@click.option("--top-k", type=click.IntRange(min=0), default=DEFAULTS.top_k, show_default=True, help="0: off.")
-@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=DEFAULTS.top_p, show_default=True,
+@click.option("--top-k", type=click.IntRange(min=0), default=DEFAULTS.TOP_K, show_default=True, help="0: off.")
+@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=DEFAULTS.TOP_P, show_default=True,
               help="1: off.")
 @click.option("--repetition-penalty", type=FiniteFloat(0, 100, min_open=True),
-              default=DEFAULTS.repetition_penalty, show_default=True,
+              default=DEFAULTS.REPETITION_PENALTY, show_default=True,
               help="Over the last 64 characters, the prompt's included (1: off).")
-@click.option("--min-p", type=FiniteFloat(0, 1, max_open=True), default=DEFAULTS.min_p, show_default=True,
+@click.option("--min-p", type=FiniteFloat(0, 1, max_open=True), default=DEFAULTS.MIN_P, show_default=True,
               help="Keep only characters at least this fraction as likely as the likeliest (0: off).")
-@click.option("--presence-penalty", type=FiniteFloat(-2, 2), default=DEFAULTS.presence_penalty, show_default=True,
+@click.option("--presence-penalty", type=FiniteFloat(-2, 2), default=DEFAULTS.PRESENCE_PENALTY, show_default=True,
               help="Subtracted from the logit of every character already written (0: off).")
-@click.option("--frequency-penalty", type=FiniteFloat(-2, 2), default=DEFAULTS.frequency_penalty,
+@click.option("--frequency-penalty", type=FiniteFloat(-2, 2), default=DEFAULTS.FREQUENCY_PENALTY,
               show_default=True,
               help="Times how often a character was already written, subtracted from its logit (0: off).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Makes the output reproducible.")
-@click.option("--max-chars", "-n", type=click.IntRange(1, MAX_CHARS_LIMIT), default=DEFAULTS.max_chars,
+@click.option("--max-chars", "-n", type=click.IntRange(1, MAX_CHARS_LIMIT), default=DEFAULTS.MAX_CHARS,
               show_default=True)
 @click.option("--stop", type=Escaped(), multiple=True,
               help="Stop when this text appears (repeatable). Backslash escapes (\\n, \\t, \\xHH, \\uHHHH) are "
@@ -58,6 +57,8 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, min_p
 
     The prompt is read in chunks of 4,096 characters, the state carried from one to the next,
     so a prompt of any length (a file piped in) takes memory for one chunk only."""
+    from rnnchat.core.params import SamplingParams
+
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty, min_p=min_p,
                             presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,

@@ -19,7 +19,6 @@ import contextlib
 import errno as errno_codes
 import os
 import re
-import secrets
 import shutil
 import stat
 import time
@@ -68,7 +67,7 @@ def atomic_path(target: str | os.PathLike):
     _refuse_special(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                      0o666)  # the umask applies: a saved model is an ordinary file
         os.close(fd)
@@ -153,7 +152,7 @@ def check_output_path(path: str | os.PathLike, need_bytes: int = 0) -> Path:
                          "Not a directory")
     if existing == folder:
         try:
-            probe = folder / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+            probe = folder / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}"
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             os.unlink(probe)
         except OSError as exc:

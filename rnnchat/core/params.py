@@ -12,22 +12,22 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+from rnnchat.core import defaults as D
+from rnnchat.core.defaults import MAX_CHARS_LIMIT  # noqa: F401 (re-exported)
 from rnnchat.core.errors import SamplingError
-
-MAX_CHARS_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    temperature: float = 0.8
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0  # 1.0: off
-    repetition_penalty: float = 1.0  # 1.0: off
-    min_p: float = 0.0  # 0: off; keeps characters with p >= min_p * p_max
-    presence_penalty: float = 0.0  # 0: off; OpenAI's: minus this for each character already in the reply
-    frequency_penalty: float = 0.0  # 0: off; OpenAI's: minus this times its count in the reply
+    temperature: float = D.TEMPERATURE
+    top_k: int = D.TOP_K  # 0: off
+    top_p: float = D.TOP_P  # 1.0: off
+    repetition_penalty: float = D.REPETITION_PENALTY  # 1.0: off
+    min_p: float = D.MIN_P  # 0: off; keeps characters with p >= min_p * p_max
+    presence_penalty: float = D.PRESENCE_PENALTY  # 0: off; OpenAI's: minus this for each character already in the reply
+    frequency_penalty: float = D.FREQUENCY_PENALTY  # 0: off; OpenAI's: minus this times its count in the reply
     seed: int | None = None
-    max_chars: int = 1000
+    max_chars: int = D.MAX_CHARS
     stop: tuple[str, ...] = field(default_factory=tuple)
 
     def validate(self) -> "SamplingParams":

@@ -14,9 +14,9 @@ import re
 import unicodedata
 
 # C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+_UNSAFE = ("[\x00-\x1f\x7f-\x9f\u061c\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
 
-_UNSAFE_IN_JSON = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+_UNSAFE_IN_JSON = ("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
 
 
 def _escape(match: re.Match) -> str:
@@ -27,7 +27,7 @@ def _escape(match: re.Match) -> str:
 def printable(value, limit: int | None = None) -> str:
     """``str(value)`` with control, escape and bidi characters shown escaped (one line, never raw)."""
     text = value if isinstance(value, str) else str(value)
-    text = _UNSAFE.sub(_escape, text)
+    text = re.sub(_UNSAFE, _escape, text)  # compiled on first use (re caches it)
     text = "".join(c if c == "\u200d" or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
                    else f"\\u{ord(c):04x}" for c in text) if not text.isprintable() else text
     if limit is not None and len(text) > limit:
@@ -46,4 +46,4 @@ def json_safe(text: str) -> str:
     """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with unsafe characters as ``\\uXXXX``
     escapes: still valid JSON that loads to the same values, never raw control codes. (JSON already
     escapes C0 characters inside strings; the newlines and spaces left are the layout's own.)"""
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return re.sub(_UNSAFE_IN_JSON, lambda m: f"\\u{ord(m.group()):04x}", text)

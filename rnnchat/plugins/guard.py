@@ -22,10 +22,11 @@ _started: list[tuple[str, threading.Thread]] = []  # non-daemon threads started 
 
 def run_plugin_code(plugin: str, doing: str, fn, *args):
     """``fn(*args)``, plugin code that ``doing`` describes (e.g. "importing")."""
-    done = threading.Event()
-    watchdog = threading.Thread(target=_watch, args=(done, plugin, doing), daemon=True,
-                                name=f"rnnchat-plugin-watchdog-{plugin}"[:60])
-    watchdog.start()
+    entry = [plugin, doing, time.monotonic(), SLOW_NOTICE_S]  # the next notice after entry[3] seconds
+    with _cond:
+        _running[id(entry)] = entry
+        _start_watchdog()
+        _cond.notify()
     before = set(threading.enumerate())
     try:
         return fn(*args)
@@ -33,7 +34,8 @@ def run_plugin_code(plugin: str, doing: str, fn, *args):
         _say(f"interrupted while {doing} plugin {_shown(plugin)}")
         raise
     finally:
-        done.set()
+        with _cond:
+            _running.pop(id(entry), None)
         _started.extend((plugin, t) for t in threading.enumerate() if t not in before and not t.daemon)
 
 
@@ -51,13 +53,31 @@ def threads_left() -> bool:
     return bool(left)
 
 
-def _watch(done: threading.Event, plugin: str, doing: str) -> None:
-    waited, mark = 0.0, SLOW_NOTICE_S
-    while not done.wait(mark - waited):
-        waited = mark
-        _say(f"still {doing} plugin {_shown(plugin)} ({mark:g} s)... "
-             "Ctrl-C stops; RNNCHAT_LOAD_PLUGINS= starts without third-party plugins")
-        mark *= 2
+_cond = threading.Condition()
+_running: dict[int, list] = {}  # plugin code running now: [plugin, doing, started, next notice after]
+_watchdog: list[threading.Thread] = []  # one watchdog for all plugin code (a thread per call cost start-up time)
+
+
+def _start_watchdog() -> None:  # with _cond held
+    if not _watchdog:
+        _watchdog.append(threading.Thread(target=_watch, daemon=True, name="rnnchat-plugin-watchdog"))
+        _watchdog[0].start()
+
+
+def _watch() -> None:
+    with _cond:
+        while True:
+            if not _running:
+                _cond.wait()
+                continue
+            now = time.monotonic()
+            for entry in list(_running.values()):
+                plugin, doing, started, after = entry
+                if now - started >= after:
+                    _say(f"still {doing} plugin {_shown(plugin)} ({after:g} s)... "
+                         "Ctrl-C stops; RNNCHAT_LOAD_PLUGINS= starts without third-party plugins")
+                    entry[3] = after * 2
+            _cond.wait(max(0.01, min(e[2] + e[3] for e in _running.values()) - now))
 
 
 def _say(text: str) -> None:
