@@ -27,7 +27,7 @@ from rnnchat.tui.commands import ChatCommands
 from rnnchat.tui.loading import start_loading, start_opening
 from rnnchat.tui.messages import ConversationFailed, ConversationOpened, LoadFailed, ModelLoaded
 from rnnchat.tui.notices import load_failure, welcome
-from rnnchat.tui.screens.train import TrainingRuns
+from rnnchat.tui.training_runs import TrainingRuns
 from rnnchat.tui.settings_keeper import SettingsKeeper
 from rnnchat.tui.startup import Startup, exit_after
 from rnnchat.tui.widgets import Composer, Notice, SidePanel, TemperatureControl, Transcript
@@ -49,7 +49,7 @@ class RnnchatApp(App[int]):
         self.kept = SettingsKeeper(self, settings, settings_warning, persist_settings)  # tui/settings_keeper.py
         self.params: SamplingParams = self.settings.sampling  # immutable: replaced whole (set_params)
         self.keys, self.key_notices = actions.apply_keys(self, self.settings.keys)
-        self.training = TrainingRuns()  # the training runs this app started (tui/screens/train.py)
+        self.training = TrainingRuns()  # the training runs this app started (tui/training_runs.py)
         self.session_factory = session_factory or default_session_factory
         self.session: ChatAPI | None = None
         self.startup = Startup()
