@@ -92,6 +92,7 @@ def test_streams_join_and_leave_between_steps(make_checkpoint):
     assert [texts[s] for s in ids] == alone
 
 
+@pytest.mark.slow  # three real CLI processes (6 s): run by .ci/run's second call
 def test_cli_samples_format_and_json(make_checkpoint):
     path = str(make_checkpoint("lstm"))
     args = ("generate", PROMPT, "-m", path, "--seed", "2", "-n", "40", "--samples", "3")

@@ -116,7 +116,7 @@ def test_the_probe_runs_inside_a_real_stream_without_changing_its_text(make_chec
         assert set(probed.fast.threads.timings) == set(probed.fast.threads.options)
 
 
-@pytest.mark.parametrize("value", ["two", "0", "-3"])
+@pytest.mark.parametrize("value", ["two", pytest.param("0", marks=pytest.mark.slow), pytest.param("-3", marks=pytest.mark.slow)])
 def test_a_bad_thread_setting_is_one_line_in_the_cli(make_checkpoint, value):
     from tests.conftest import run_cli
 

@@ -19,6 +19,7 @@ def live_tensors() -> int:
     return sum(1 for o in gc.get_objects() if type(o) is torch.Tensor or type(o) is torch.nn.Parameter)
 
 
+@pytest.mark.slow  # 20 turns of 500 characters, twice (9 s): run by .ci/run's second call
 @pytest.mark.parametrize("fast", [True, False])
 def test_many_turns_keep_memory_flat(make_checkpoint, fast):
     engine = Engine(load_checkpoint(make_checkpoint("lstm")), "cpu", fast=fast)

@@ -57,6 +57,7 @@ def test_the_form_builds_the_command_or_one_line():
             build_command(*args)
 
 
+@pytest.mark.slow  # a real training process (7 s): run by .ci/run's second call
 async def test_start_a_real_run_close_the_screen_it_goes_on_and_the_model_arrives(harness, tiny_corpus, procs,
                                                                                  monkeypatch):
     from rnnchat.core import paths
