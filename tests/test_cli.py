@@ -17,8 +17,8 @@ def assert_clean_error(r, pattern):
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from rnnchat.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys; from rnnchat.cli import _run\n"  # main() ends a help run with os._exit
+            "assert _run(['--help']) == 0\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nprint('clean')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "clean" in r.stdout, r.stderr
@@ -132,3 +132,14 @@ def test_a_process_that_asks_for_no_teardown_ends_at_once_with_its_status(outcom
     r = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert r.returncode == code
     assert r.stderr.strip() == stderr
+
+
+def test_help_ends_without_teardown_but_prints_everything():
+    """``rnnchat --help`` skips the interpreter's teardown (nothing ran): the page still arrives whole
+    through a pipe, and the exit status is 0."""
+    import subprocess
+    import sys
+
+    full = subprocess.run([sys.executable, "-m", "rnnchat", "--help"], capture_output=True, text=True, timeout=60)
+    assert full.returncode == 0 and full.stdout.startswith("Usage: rnnchat")
+    assert "models" in full.stdout and full.stdout.endswith("\n") and full.stderr == ""
