@@ -137,3 +137,25 @@ def test_non_ascii_chat_template_survives_the_command_line(tiny_corpus):
     assert r.returncode == 0, r.stderr
     info = json.loads(run_cli("inspect", "zh", "--json").stdout)
     assert info["chat"] == {"template": "\n《{text}》", "stop": ["\n\n"]}
+
+
+def test_checking_a_cell_leaves_every_random_state_as_it_was():
+    """A plugin cell is built and run when checked; a seeded model must not depend on which plugins
+    are installed, so the check leaves torch's, Python's and NumPy's random states alone."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from rnnchat.engine.cell_probe import probe_cell, rng_kept
+    from rnnchat.engine.model import registered_cell
+
+    cell = registered_cell("lstm")
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    probe_cell("lstm", cell)
+    with rng_kept():
+        torch.rand(5), random.random(), np.random.rand()
+    got = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]

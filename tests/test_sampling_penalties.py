@@ -94,18 +94,16 @@ def test_out_of_range_values_are_errors(field, bad):
 
 
 # What these settings gave before min-p and the presence and frequency penalties existed: the
-# tiny model of tests/conftest.py (hidden 8, seed 0), prompt "BOB:\n", 120 characters.
-# (Recorded with the code of main at d5efe3e, before these values existed; the same on the NumPy and the torch path.)
+# tiny model of tests/conftest.py (hidden 8, seed 0), prompt "BOB:\n", 120 characters. Recorded
+# with the code of e8a2839 (before these values existed), the same on the NumPy and the torch
+# path; the model's weights no longer depend on which plugins are installed (cell_probe.rng_kept).
 BEFORE = {
     "plain": (dict(temperature=1.0, seed=3),
-              "BSLcc \noCByOoOd:dsSie laE\nrOhshuMmNus,.BvNcERLIaatgurye:rvtThAoTD ry!mM:Dls c hHsyRyE!c\nAMc: "
-              "sEvtLOSdcTcuRNhBEvST\nMa\ncd "),
+              'BaIee!\nrCByOrRg:gsTlh!mdE sRltluLoNut,.AvNeESLIddthusyh:svtclArcD!sy!nM:Ems e lHtySyE!d ?Me: sHvtLOTgdcevSNlBEyTa\nMd\neg!'),
     "shaped": (dict(temperature=0.7, top_k=6, top_p=0.9, repetition_penalty=1.2, seed=11),
-               "NcvMMc\nccu\n.\nuu\nuudc\n\nc\nMM\ncNvccNcNMvvuuMMM\nucvcvv\nMvcvc\nguM\nMvu\nM\n\nuMcNMu\nc\n"
-               "M.MvuMvMcvd\nvMDu..\n\ncMcNNvNcvM\nvuMMuvMvvcM\n"),
+               'glvIll!Ill!?!ml!vvlg!!g!!?!IIvlgIgIIvvvt???!lIvIvv!?vIvI!gl?!?vl!?!!l!gI!l!g!IIIvm?v?Ivg!v??l??!!g?gIIvIlv!!vt?!lv!vvgI!'),
     "greedy": (dict(temperature=0, repetition_penalty=1.5, seed=1),
-               "\nMucv" + "\n" * 15 + "uNuuuuuguuuuu.MMM" + "\n" * 16 + "uuuuuuuuuuuuuuucv" + "\n" * 15
-               + "uNuuuuuguuuuu.MMM" + "\n" * 16 + "uu"),
+               '!l!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'),
 }
 
 

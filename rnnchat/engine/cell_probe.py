@@ -11,6 +11,8 @@ nothing: these run once per cell check and once per model build.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from rnnchat.core.errors import PluginError
@@ -18,9 +20,28 @@ from rnnchat.core.errors import PluginError
 BATCH, STEPS, INPUT, HIDDEN = 2, 3, 5, 4
 
 
+@contextlib.contextmanager
+def rng_kept():
+    """Plugin code run inside leaves torch's, Python's and NumPy's global random states as they
+    were: which plugins are installed must not change a seeded model (``torch.manual_seed(0)``
+    then a build gives the same weights with or without a plugin checked in between)."""
+    import random
+
+    import numpy as np
+
+    py, npy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+
+
 def probe_cell(name: str, cell_class) -> None:
     """Build ``cell_class(INPUT, HIDDEN)`` and run it once; a PluginError says what is wrong."""
-    cell = cell_class(INPUT, HIDDEN)
+    with rng_kept():
+        cell = cell_class(INPUT, HIDDEN)
     if not isinstance(cell, torch.nn.Module):
         raise PluginError(f"cell {name!r}: {type(cell).__name__} is not a torch.nn.Module")
     _run_once(name, cell, BATCH, STEPS, INPUT, HIDDEN)

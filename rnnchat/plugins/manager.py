@@ -295,9 +295,10 @@ def plugin_prefix(exc: BaseException) -> str:
 
 
 def _probe(spec: CellSpec) -> None:
-    from rnnchat.engine.cell_probe import probe_cell  # torch is imported only when a cell is checked
+    from rnnchat.engine.cell_probe import probe_cell, rng_kept  # torch is imported only when a cell is checked
 
-    probe_cell(spec.name, spec.load())
+    with rng_kept():  # importing the plugin's cell may draw random numbers too
+        probe_cell(spec.name, spec.load())
 
 
 def _own_version() -> str:
