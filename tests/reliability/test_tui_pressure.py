@@ -185,6 +185,7 @@ NASTY = ["emoji 🙂👍🏽👨‍👩‍👧", "nul \x00 byte", "controls \x01
          "right-to-left \u202eعربي עברית\u202c", "combining e\u0301\u0301\u0301 \U0010ffff", "[bold]not markup[/b]"]
 
 
+@pytest.mark.slow  # real processes, 5-10 s: run by .ci/run's second call (-m slow)
 async def test_any_unicode_prompt_and_a_1mb_paste_through_the_app():
     from textual import events
 

@@ -44,6 +44,7 @@ def wait_for_step(proc: subprocess.Popen, run: Path, above: int, timeout: float 
     raise AssertionError("training made no progress")
 
 
+@pytest.mark.slow  # real processes, 5-10 s: run by .ci/run's second call (-m slow)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_signal_saves_state_and_exits_cleanly(rnnchat_home, sig):
     run = rnnchat_home / "data" / "runs" / "s"
@@ -120,6 +121,7 @@ def test_resume_with_no_readable_state_is_one_clear_error(rnnchat_home):
     assert r.returncode == 1 and "no run 'nothing-here' to resume" in r.stderr
 
 
+@pytest.mark.slow  # real processes, 5-10 s: run by .ci/run's second call (-m slow)
 def test_a_new_run_does_not_overwrite_an_unfinished_one(rnnchat_home, tiny_corpus):
     args = ("train", str(tiny_corpus), *TINY, "--steps", "20", "--name", "u")
     r = run_cli(*args, "--stop-after", "3", env=ENV)

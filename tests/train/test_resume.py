@@ -52,6 +52,7 @@ def test_resume_twice_in_a_row(tmp_path):
     assert_same_tensors(state_tensors(tmp_path / "full")[1], state_tensors(tmp_path / "part")[1])
 
 
+@pytest.mark.slow  # real processes, 5-10 s: run by .ci/run's second call (-m slow)
 def test_cli_stop_after_then_resume_equals_uninterrupted(tmp_path, tiny_corpus):
     common = ["--hidden", "8", "--embedding", "4", "--layers", "2", "--dropout", "0.2", "--seq-len", "32",
               "--batch-size", "8", "--steps", "30", "--eval-every", "10", "-q"]
