@@ -15,6 +15,15 @@ SPEECH = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\
 PASTE = (SPEECH * 400)[:30_000]
 
 
+def hold_feeds(engine) -> tuple[list[int], threading.Semaphore]:
+    """Make the fake engine wait before each feed until the test releases a permit; returns the
+    sizes of the feeds asked for so far and the permits."""
+    held: list[int] = []
+    permits = threading.Semaphore(0)  # one per chunk the engine may read
+    engine.feed_hook = lambda ids: held.append(len(ids)) or permits.acquire(timeout=30)
+    return held, permits
+
+
 def reading_notice(app) -> str | None:
     found = [n for n in app.chat.transcript.query(Notice) if n.kind == "reading"]
     if not found:
@@ -31,13 +40,11 @@ async def test_a_long_read_shows_progress_and_esc_cancels_it(harness):
 
     h = harness(replies=replies)
     app = h.app()
-    permits = threading.Semaphore(0)  # one per chunk the engine may read
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         engine, session = h.engine, h.session
         before = session.current_state
-        held: list[int] = []
-        engine.feed_hook = lambda ids: held.append(len(ids)) or permits.acquire(timeout=30)
+        held, permits = hold_feeds(engine)
         try:
             app.input.focus()
             app.input.post_message(events.Paste(PASTE))
@@ -96,13 +103,11 @@ async def test_a_long_prime_runs_off_the_screen_thread_and_esc_cancels_it(harnes
     text = (SPEECH * 400)[:20_000]
     f = tmp_path / "prime.txt"
     f.write_text(text, encoding="utf-8")
-    permits = threading.Semaphore(0)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         engine, session = h.engine, h.session
         before = session.current_state
-        held: list[int] = []
-        engine.feed_hook = lambda ids: held.append(len(ids)) or permits.acquire(timeout=30)
+        held, permits = hold_feeds(engine)
         try:
             app.input.text = f"/prime @{f}"
             await pilot.press("enter")
