@@ -49,6 +49,7 @@ No checkpoint records one yet, so ``auto`` is fp32 everywhere today.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -111,6 +112,19 @@ def resolve(setting: str, meta=None, what: str = "weights") -> str:
     return "fp32"
 
 
+@functools.cache
+def bf16_weights_problem() -> str | None:
+    """None where oneDNN's bf16 products run here, else why not in one line (a CPU without AVX-512
+    or AVX-NE-CONVERT: oneDNN refuses to reorder bf16 weights). Tried once per process."""
+    if not onednn_kernel():
+        return "torch was built without oneDNN (mkldnn)"
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(16, 16, dtype=torch.bfloat16), None)
+    except RuntimeError as exc:
+        return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return None
+
+
 def padded(n: int) -> int:
     """Columns padded to 16 (64 bytes of fp32; the int8 kernel reads 16 at a time)."""
     return (n + 15) // 16 * 16
@@ -149,8 +163,9 @@ class Linear:
                 self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full), None)
                 self._op = torch.ops.mkldnn._linear_pointwise.default  # an overload: no lookup per call
         elif fmt == "bf16":
-            if not onednn_kernel():
-                raise SettingError("bf16 weights need torch with oneDNN (mkldnn)")
+            problem = bf16_weights_problem()
+            if problem:
+                raise SettingError(f"bf16 weights do not run on this CPU ({problem}); use --weights fp32 or int8")
             self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full).to(torch.bfloat16), None)
             self._op = torch.ops.mkldnn._linear_pointwise.default
         else:

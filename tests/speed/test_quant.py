@@ -200,3 +200,15 @@ def test_a_small_fp32_product_is_the_same_bits_for_any_rows_and_threads():
     finally:
         set_blas_threads(1)
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_bf16_weights_on_a_cpu_that_cannot_are_one_line(monkeypatch):
+    """Without AVX-512 or AVX-NE-CONVERT oneDNN refuses bf16 weights: a SettingError naming the
+    way out, never its RuntimeError."""
+    import numpy as np
+
+    from rnnchat.engine import quant
+
+    monkeypatch.setattr(quant, "bf16_weights_problem", lambda: "needs avx512bw")
+    with pytest.raises(SettingError, match=r"bf16 weights do not run on this CPU \(needs avx512bw\); use --weights fp32"):
+        quant.Linear(np.zeros((64, 64), np.float32), "bf16")
