@@ -109,13 +109,14 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, min_p
     if stats:
         prompt_note = f" read in {engine.prompt_precision}" if n_ids >= BF16_MIN_PROMPT else ""
         choice = getattr(engine.fast, "threads", None) if stream.backend == "numpy" else None
-        kind = "BLAS"
-        if engine.weights != "fp32":  # bf16/int8 kernels run on torch's threads, chosen the same way
-            choice, kind = getattr(engine.packed_weights(engine.weights), "threads", None), "torch"
+        kind, kernels = "BLAS", ""
+        if engine.weights != "fp32":  # bf16/int8 kernels run on torch's threads (and rnnchat's), chosen the same way
+            packed = engine.packed_weights(engine.weights)
+            choice, kind, kernels = getattr(packed, "threads", None), "kernel", f" ({packed.kernels} kernel)"
         threads_note = f", {choice.threads} {kind} thread{'s' if choice.threads > 1 else ''}" if choice else ""
         gen_time = t1 - (t_first or t1)
         rate = (n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0
         click.echo(f"{n} chars, {rate:,.0f} chars/s, first char after {((t_first or t1) - t0) * 1000:.1f} ms "
                    f"({n_ids}-char prompt{prompt_note}), load {(t0 - t_load) * 1000:.0f} ms, device {engine.device} "
-                   f"({stream.backend} steps{threads_note}), {engine.weights} weights, "
+                   f"({stream.backend} steps{threads_note}), {engine.weights} weights{kernels}, "
                    f"model {path}, seed {stream.sampler.seed}", err=True)

@@ -194,6 +194,12 @@ class Weights:
         self.vocab_size = model.head.out_features
 
     @property
+    def kernels(self) -> str:
+        """The kernels of the layers' products, e.g. ``vnni+rnnchat`` (for ``--stats``)."""
+        names = [lin.kernel for layer in self.layers for lin in layer.linears]
+        return "/".join(dict.fromkeys(names))
+
+    @property
     def nbytes(self) -> int:
         """Bytes of weights a step reads once (the first layer's table rows not counted)."""
         return sum(lin.nbytes for layer in self.layers for lin in layer.linears) + self.head.nbytes

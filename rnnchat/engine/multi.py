@@ -233,7 +233,9 @@ def torch_threads(weights):
     if choice is None:
         from rnnchat.engine.blas_choice import ThreadChoice
 
-        choice = weights.threads = ThreadChoice(setter=torch.set_num_threads)
+        from rnnchat.engine.quant import set_threads
+
+        choice = weights.threads = ThreadChoice(setter=set_threads)
     return choice
 
 

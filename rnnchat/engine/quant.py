@@ -24,7 +24,11 @@ int8   int8 weights, one scale per output row (``max |w| / 127``, rounded
        output_fp32``): the input quantised to 8 bits with the fixed scale
        1/127 (zero point 128), integer products summed exactly in int32
        (VNNI), then scaled to fp32 -- one call per product, the input
-       converted inside it.
+       converted inside it. At one row (a single stream) rnnchat's own C
+       kernel (``rnnchat/engine/_int8.c``, AVX-512 VNNI, its rows split over
+       :func:`set_threads` threads) computes the same numbers bit for bit
+       with a fraction of fbgemm's fixed cost; ``kernel`` is then
+       ``vnni+rnnchat``.
 
        ``bf16-input`` (elsewhere): ``torch._weight_int8pack_mm`` with the
        input rounded to bf16, each weight widened to fp32 and multiplied in
@@ -68,6 +72,28 @@ F32 = np.float32
 SMALL = 256 * 1024  # fp32 bytes: a matrix this small costs less read in fp32 by OpenBLAS than
 # the fixed cost of a torch kernel call (measured ~10-15 us for fbgemm and oneDNN, 2-5 us for np.dot)
 X_SCALE, X_ZERO = 1.0 / 127, 128  # the vnni kernel's fixed input quantisation: [-128/127, 1] in 255 steps
+_THREADS = [1]  # threads of rnnchat's own int8 kernel (set_threads)
+
+
+def set_threads(n: int) -> None:
+    """The thread count of the bf16/int8 kernels: torch's, and rnnchat's own int8 kernel's."""
+    torch.set_num_threads(n)
+    _THREADS[0] = max(1, min(int(n), 8))
+
+
+@functools.cache
+def own_int8_kernel():
+    """rnnchat's compiled one-row int8 kernel module, or None where it was not built (no C
+    compiler at install) or the CPU lacks AVX-512 VNNI. ``RNNCHAT_INT8_KERNEL=fbgemm`` turns it off."""
+    from rnnchat.core import env
+
+    if env.int8_kernel() == "fbgemm":
+        return None
+    try:
+        from rnnchat.engine import _int8
+    except ImportError:
+        return None
+    return _int8 if _int8.available() else None
 
 
 def onednn_kernel() -> bool:
@@ -180,6 +206,9 @@ class Linear:
                 # the C++ operator itself: the overload's Python wrapper checks every call for
                 # FakeScriptObjects (tracing only), which cost more than a small product here
                 self._op = getattr(op, "_op", op)
+                self.row = _row_kernel(q, scales)
+                if self.row is not None:
+                    self.kernel = "vnni+rnnchat"
         self.nbytes = n * self.cols * BYTES[fmt] + (n * 2 if fmt == "int8" else 0)
 
     def dequantised(self) -> np.ndarray:
@@ -207,7 +236,10 @@ class Linear:
                 y = self._op(torch.from_numpy(x), self.packed, None, "none", [], "")
                 np.add(y.numpy(), add, out=out)
             return out
-        if self.kernel == "vnni":
+        if self.kernel == "vnni+rnnchat" and x.shape[0] == 1:
+            self.row(x[0], add if add.ndim == 1 else add[0], out[0], _THREADS[0])
+            return out
+        if self.kernel.startswith("vnni"):
             y = self._op(torch.from_numpy(x), X_SCALE, X_ZERO, self.packed)
             np.add(y.numpy(), add, out=out)
             return out
@@ -219,6 +251,19 @@ class Linear:
         add_t = torch.from_numpy(add) if isinstance(add, np.ndarray) else add
         torch.add(y, add_t, out=torch.from_numpy(out))
         return out
+
+
+def _row_kernel(q: np.ndarray, scales: np.ndarray):
+    """rnnchat's one-row kernel over int8 rows ``q`` (columns padded to 64 with zeros), or None."""
+    mod = own_int8_kernel()
+    if mod is None:
+        return None
+    n, d = q.shape
+    w = np.zeros((n, (d + 63) // 64 * 64), np.int8)
+    w[:, :d] = q
+    wsum = w.astype(np.int32).sum(axis=1, dtype=np.int32)
+    mult = (F32(X_SCALE) * scales).astype(F32)  # fbgemm's combined scale, computed as it does (float)
+    return mod.Matrix(w, wsum, mult, X_SCALE)
 
 
 def _fbgemm_pack(q: torch.Tensor, scales: np.ndarray):

@@ -1,0 +1,369 @@
+/* One int8 matrix-vector product per call, the whole product on the CPU's VNNI dot products.
+ *
+ * rnnchat's int8 weights (rnnchat/engine/quant.py) are computed at several rows by fbgemm's
+ * quantised linear op. At one row (a single stream) that op costs more in its fixed work than in
+ * its arithmetic, and it runs on one core. This module computes the very same numbers for one
+ * row: the input quantised exactly as fbgemm quantises it (fma(x, 1/scale, 128), rounded to
+ * nearest even, clamped to [0, 255]), the products summed exactly in int32 (vpdpbusd), the sum
+ * less 128 x the row's weight sum, converted to float and multiplied by the row's combined scale,
+ * and the addend added: bit for bit fbgemm's result plus NumPy's add (tests/speed/test_int8_kernel.py).
+ *
+ * The rows are split between the calling thread and up to MAX_THREADS - 1 worker threads that
+ * this module starts itself (pthreads, no OpenMP runtime next to torch's). A worker spins for a
+ * short while after each product (the next character's product follows within microseconds)
+ * and then sleeps on a condition variable. Each output row is computed by one thread alone from
+ * the same integers, so the thread count never changes a result. The GIL is released while the
+ * product runs.
+ *
+ * Built as an optional extension (setup.py): where it does not compile or the CPU lacks
+ * AVX-512 VNNI, `available()` is False or the module is missing, and rnnchat uses fbgemm's op
+ * (`rnnchat generate --stats` names the kernel).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_X86 1
+#else
+#define HAVE_X86 0
+#endif
+
+#define MAX_THREADS 8
+#define SPIN_ROUNDS 200000 /* pause instructions a worker spins before it sleeps (~1-5 ms) */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer w, wsum, mult; /* int8 [N, C], int32 [N], float32 [N] */
+    Py_ssize_t rows, cols;   /* C: a multiple of 64 */
+    uint8_t *xu;             /* the quantised input, C bytes */
+    float inv;               /* 1 / the input scale, as fbgemm computes it (in float) */
+} Matrix;
+
+/* ---- the kernel -------------------------------------------------------------------------- */
+#if HAVE_X86
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void quantise(const float *x, Py_ssize_t n, Py_ssize_t padded, float inv, uint8_t *xu) {
+    const __m512 vinv = _mm512_set1_ps(inv), zp = _mm512_set1_ps(128.0f);
+    const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+    Py_ssize_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), vinv, zp);
+        t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+        _mm_storeu_si128((__m128i *)(xu + j), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));
+    }
+    if (j < n) {
+        __mmask16 m = (__mmask16)((1u << (n - j)) - 1);
+        __m512 t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + j), vinv, zp);
+        t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+        uint8_t tail[16];
+        _mm_storeu_si128((__m128i *)tail, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));
+        memcpy(xu + j, tail, (size_t)(n - j));
+        j = n;
+    }
+    if (padded > n)
+        memset(xu + n, 128, (size_t)(padded - n)); /* the padding weights are zero: any value does */
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void rows(const Matrix *m, const float *add, float *out, Py_ssize_t r0, Py_ssize_t r1) {
+    const int8_t *w = (const int8_t *)m->w.buf;
+    const int32_t *wsum = (const int32_t *)m->wsum.buf;
+    const float *mult = (const float *)m->mult.buf;
+    const uint8_t *xu = m->xu;
+    const Py_ssize_t cols = m->cols;
+    Py_ssize_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        const int8_t *p = w + r * cols;
+        for (Py_ssize_t c = 0; c < cols; c += 64) {
+            __m512i xv = _mm512_loadu_si512(xu + c);
+            a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(p + c));
+            a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(p + cols + c));
+            a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(p + 2 * cols + c));
+            a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(p + 3 * cols + c));
+        }
+        int32_t s[4] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1),
+                        _mm512_reduce_add_epi32(a2), _mm512_reduce_add_epi32(a3)};
+        for (int k = 0; k < 4; k++) {
+            volatile float y = (float)(s[k] - 128 * wsum[r + k]) * mult[r + k]; /* rounded, then added */
+            out[r + k] = y + add[r + k];
+        }
+    }
+    for (; r < r1; r++) {
+        __m512i a0 = _mm512_setzero_si512();
+        const int8_t *p = w + r * cols;
+        for (Py_ssize_t c = 0; c < cols; c += 64)
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xu + c), _mm512_loadu_si512(p + c));
+        volatile float y = (float)(_mm512_reduce_add_epi32(a0) - 128 * wsum[r]) * mult[r];
+        out[r] = y + add[r];
+    }
+}
+
+static int cpu_ok(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+#else
+static int cpu_ok(void) { return 0; }
+static void quantise(const float *x, Py_ssize_t n, Py_ssize_t padded, float inv, uint8_t *xu) {}
+static void rows(const Matrix *m, const float *add, float *out, Py_ssize_t r0, Py_ssize_t r1) {}
+#endif
+
+/* ---- the worker threads ------------------------------------------------------------------ */
+typedef struct {
+    const Matrix *m;
+    const float *add;
+    float *out;
+    Py_ssize_t r0, r1;
+} Part;
+
+static struct {
+    pthread_mutex_t busy;    /* held by the one caller that uses the workers */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int started;             /* workers running */
+    pid_t pid;               /* the process that started them (a fork child starts its own) */
+    volatile int sleeping[MAX_THREADS];
+    Part part[MAX_THREADS];
+    volatile uint64_t job[MAX_THREADS];  /* the job number posted to worker i */
+    volatile uint64_t done[MAX_THREADS]; /* the last job number worker i finished */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static void *worker(void *arg) {
+    int i = (int)(intptr_t)arg;
+    uint64_t seen = 0; /* job numbers of a new worker start at 0: its first job may be posted before it runs */
+    for (;;) {
+        int spins = 0;
+        while (__atomic_load_n(&pool.job[i], __ATOMIC_ACQUIRE) == seen) {
+            if (++spins < SPIN_ROUNDS) {
+#if HAVE_X86
+                _mm_pause();
+#endif
+                continue;
+            }
+            pthread_mutex_lock(&pool.lock);
+            pool.sleeping[i] = 1;
+            while (__atomic_load_n(&pool.job[i], __ATOMIC_ACQUIRE) == seen)
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            pool.sleeping[i] = 0;
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = __atomic_load_n(&pool.job[i], __ATOMIC_ACQUIRE);
+        Part p = pool.part[i];
+        rows(p.m, p.add, p.out, p.r0, p.r1);
+        __atomic_store_n(&pool.done[i], seen, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static void after_fork(void) {
+    if (pool.pid != getpid()) { /* first use, or a forked child: its parent's workers are not here */
+        pool.started = 0;
+        pool.pid = getpid();
+        memset((void *)pool.job, 0, sizeof pool.job);
+        memset((void *)pool.done, 0, sizeof pool.done);
+        memset((void *)pool.sleeping, 0, sizeof pool.sleeping);
+        pthread_mutex_init(&pool.busy, NULL);
+        pthread_mutex_init(&pool.lock, NULL);
+        pthread_cond_init(&pool.wake, NULL);
+    }
+}
+
+/* called with pool.busy held */
+static int ensure_workers(int n) {
+    while (pool.started < n) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, worker, (void *)(intptr_t)(pool.started + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            return -1;
+        pool.started++;
+    }
+    return 0;
+}
+
+/* one product over `threads` threads (the caller takes the first part) */
+static int product(const Matrix *m, const float *x, Py_ssize_t n, const float *add, float *out, int threads) {
+    quantise(x, n, m->cols, m->inv, m->xu);
+    if (threads == 1) {
+        rows(m, add, out, 0, m->rows);
+        return 0;
+    }
+    /* another thread (another model's engine) has the workers, or none can be started: the
+       caller computes every row alone, which gives the same result */
+    after_fork();
+    if (pthread_mutex_trylock(&pool.busy) != 0) {
+        rows(m, add, out, 0, m->rows);
+        return 0;
+    }
+    if (ensure_workers(threads - 1) != 0) {
+        pthread_mutex_unlock(&pool.busy);
+        rows(m, add, out, 0, m->rows);
+        return 0;
+    }
+    Py_ssize_t per = (m->rows / threads + 3) / 4 * 4;
+    int used = 1;
+    for (int i = 1; i < threads; i++) {
+        Py_ssize_t r0 = per * i, r1 = i == threads - 1 ? m->rows : per * (i + 1);
+        if (r0 >= m->rows)
+            break;
+        pool.part[i] = (Part){m, add, out, r0, r1 < m->rows ? r1 : m->rows};
+        __atomic_store_n(&pool.job[i], pool.job[i] + 1, __ATOMIC_RELEASE);
+        used = i + 1;
+    }
+    if (used > 1) {
+        pthread_mutex_lock(&pool.lock);
+        for (int i = 1; i < used; i++)
+            if (pool.sleeping[i]) {
+                pthread_cond_broadcast(&pool.wake);
+                break;
+            }
+        pthread_mutex_unlock(&pool.lock);
+    }
+    rows(m, add, out, 0, used > 1 ? per : m->rows);
+    for (int i = 1; i < used; i++)
+        while (__atomic_load_n(&pool.done[i], __ATOMIC_ACQUIRE) != pool.job[i]) {
+#if HAVE_X86
+            _mm_pause();
+#endif
+        }
+    pthread_mutex_unlock(&pool.busy);
+    return 0;
+}
+
+/* ---- Python ------------------------------------------------------------------------------ */
+static int get(PyObject *obj, Py_buffer *view, const char *fmt, int ndim, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    if (view->ndim != ndim || strcmp(view->format, fmt) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a %d-D C-contiguous array of format %s", what, ndim, fmt);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static void Matrix_dealloc(Matrix *self) {
+    if (self->w.obj) PyBuffer_Release(&self->w);
+    if (self->wsum.obj) PyBuffer_Release(&self->wsum);
+    if (self->mult.obj) PyBuffer_Release(&self->mult);
+    PyMem_Free(self->xu);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Matrix_init(Matrix *self, PyObject *args, PyObject *kw) {
+    PyObject *w, *wsum, *mult;
+    float scale;
+    if (!PyArg_ParseTuple(args, "OOOf", &w, &wsum, &mult, &scale))
+        return -1;
+    if (!cpu_ok()) {
+        PyErr_SetString(PyExc_RuntimeError, "this CPU has no AVX-512 VNNI");
+        return -1;
+    }
+    if (self->w.obj) /* __init__ called again */
+        return PyErr_SetString(PyExc_RuntimeError, "already initialised"), -1;
+    if (get(w, &self->w, "b", 2, 0, "w") < 0)
+        return -1;
+    if (get(wsum, &self->wsum, "i", 1, 0, "wsum") < 0 || get(mult, &self->mult, "f", 1, 0, "mult") < 0)
+        return -1;
+    self->rows = self->w.shape[0];
+    self->cols = self->w.shape[1];
+    if (self->cols % 64 != 0 || self->cols <= 0 || self->cols > 32768 || self->rows <= 0 || self->wsum.shape[0] != self->rows ||
+        self->mult.shape[0] != self->rows) {
+        PyErr_SetString(PyExc_ValueError, "w must be [N, C] with C a multiple of 64 up to 32768; wsum and mult [N]");
+        return -1;
+    }
+    if (!(scale > 0.0f)) {
+        PyErr_SetString(PyExc_ValueError, "the input scale must be positive");
+        return -1;
+    }
+    self->inv = 1.0f / scale;
+    self->xu = PyMem_Malloc((size_t)self->cols);
+    if (!self->xu) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* m(x, add, out, threads): out[N] = the product of x (float32, at most C values) plus add[N] */
+static PyObject *Matrix_call(Matrix *self, PyObject *args, PyObject *kw) {
+    PyObject *xo, *ao, *oo;
+    int threads;
+    if (!self->xu)
+        return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
+    if (!PyArg_ParseTuple(args, "OOOi", &xo, &ao, &oo, &threads))
+        return NULL;
+    if (threads < 1 || threads > MAX_THREADS)
+        return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), NULL;
+    Py_buffer x, a, o;
+    if (get(xo, &x, "f", 1, 0, "x") < 0)
+        return NULL;
+    if (get(ao, &a, "f", 1, 0, "add") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    if (get(oo, &o, "f", 1, 1, "out") < 0) {
+        PyBuffer_Release(&x);
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (x.shape[0] > self->cols || a.shape[0] != self->rows || o.shape[0] != self->rows) {
+        PyErr_SetString(PyExc_ValueError, "x must have at most C values; add and out N");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        product(self, (const float *)x.buf, x.shape[0], (const float *)a.buf, (float *)o.buf, threads);
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(oo);
+    }
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&o);
+    return result;
+}
+
+static PyTypeObject MatrixType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rnnchat.engine._int8.Matrix",
+    .tp_doc = "Matrix(w int8 [N, C], wsum int32 [N], mult float32 [N], input_scale): call (x, add, out, threads)",
+    .tp_basicsize = sizeof(Matrix),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Matrix_init,
+    .tp_dealloc = (destructor)Matrix_dealloc,
+    .tp_call = (ternaryfunc)Matrix_call,
+};
+
+static PyObject *available(PyObject *self, PyObject *unused) { return PyBool_FromLong(cpu_ok()); }
+
+static PyMethodDef methods[] = {
+    {"available", available, METH_NOARGS, "Whether this CPU runs the kernel (AVX-512 F, BW and VNNI)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_int8", "int8 matrix-vector products on VNNI", -1, methods};
+
+PyMODINIT_FUNC PyInit__int8(void) {
+    if (PyType_Ready(&MatrixType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Matrix", (PyObject *)&MatrixType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

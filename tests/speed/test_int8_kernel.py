@@ -1,0 +1,147 @@
+"""rnnchat's own one-row int8 kernel (rnnchat/engine/_int8.c): fbgemm's numbers bit for bit, on
+any thread count, from any thread, after a fork; bad arguments get an error, never a crash."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from rnnchat.engine.quant import X_SCALE, Linear, own_int8_kernel, set_threads, vnni_kernel
+
+needs_kernel = pytest.mark.skipif(own_int8_kernel() is None or not vnni_kernel(),
+                                  reason="rnnchat's int8 kernel was not built here, or this CPU lacks AVX-512 VNNI")
+SHAPES = [(72, 40), (5, 16), (2048, 1040), (130, 512)]
+
+
+def inputs(rng, n, cols, d):
+    x = np.zeros((n, cols), np.float32)
+    x[:, :d] = rng.uniform(-1, 1, (n, d))
+    x[0, :4] = (1.0, -1.0, 0.0, 0.5 / 127)            # the ends of the range, a halfway point
+    x[1, :d] = np.round(x[1, :d] * 254) / 254          # every value a halfway point of the 8-bit grid
+    return x
+
+
+def fbgemm(lin, x, add):
+    """fbgemm's op over the rows, then NumPy's add: what several streams compute."""
+    y = lin._op(torch.from_numpy(x), X_SCALE, 128, lin.packed).numpy()
+    return y + add
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", SHAPES)
+def test_one_row_equals_fbgemm_bit_for_bit_on_every_thread_count(shape):
+    rng = np.random.default_rng(shape[0])
+    n, d = shape
+    lin = Linear((rng.standard_normal(shape) * 0.3).astype(np.float32), "int8", bounded=True)
+    assert lin.kernel == "vnni+rnnchat"
+    x = inputs(rng, 6, lin.cols, d)
+    add = rng.standard_normal(n).astype(np.float32)
+    ref = fbgemm(lin, x, add)
+    try:
+        for threads in (1, 2, 3, 8):
+            set_threads(threads)
+            for r in range(len(x)):
+                out = np.empty((1, n), np.float32)
+                lin(np.ascontiguousarray(x[r:r + 1]), add, out)
+                assert np.array_equal(out[0], ref[r]), (threads, r)
+                lin(np.ascontiguousarray(x[r:r + 1]), add[None, :], out)  # a [1, N] addend (a table row)
+                assert np.array_equal(out[0], ref[r])
+    finally:
+        set_threads(1)
+
+
+@needs_kernel
+def test_two_python_threads_at_once_get_their_own_results():
+    rng = np.random.default_rng(5)
+    lins = [Linear((rng.standard_normal((300, 200)) * 0.3).astype(np.float32), "int8", bounded=True)
+            for _ in range(2)]
+    xs = [inputs(rng, 4, lin.cols, 200) for lin in lins]
+    add = np.zeros(300, np.float32)
+    refs = [fbgemm(lin, x, add) for lin, x in zip(lins, xs)]
+    bad = []
+
+    def work(k):
+        for _ in range(300):
+            for r in range(4):
+                out = np.empty((1, 300), np.float32)
+                lins[k](np.ascontiguousarray(xs[k][r:r + 1]), add, out)
+                if not np.array_equal(out[0], refs[k][r]):
+                    bad.append((k, r))
+
+    set_threads(2)
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        set_threads(1)
+    assert not bad and not any(t.is_alive() for t in threads)
+
+
+def _child(queue):
+    rng = np.random.default_rng(7)
+    lin = Linear((rng.standard_normal((256, 128)) * 0.3).astype(np.float32), "int8", bounded=True)
+    x = np.ascontiguousarray(inputs(rng, 2, lin.cols, 128)[1:])
+    set_threads(2)
+    out = np.empty((1, 256), np.float32)
+    lin(x, np.zeros(256, np.float32), out)
+    queue.put(out.tobytes())
+
+
+@needs_kernel
+def test_a_forked_child_starts_its_own_workers():
+    set_threads(2)  # the parent's workers exist before the fork
+    try:
+        lin = Linear(np.ones((256, 128), np.float32) * 0.1, "int8", bounded=True)
+        lin(np.zeros((1, lin.cols), np.float32), np.zeros(256, np.float32), np.empty((1, 256), np.float32))
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(queue,))
+        proc.start()
+        got = queue.get(timeout=60)
+        proc.join(timeout=60)
+    finally:
+        set_threads(1)
+    expected_queue = multiprocessing.get_context("fork").Queue()
+    _child(expected_queue)
+    assert proc.exitcode == 0 and got == expected_queue.get(timeout=10)
+
+
+@needs_kernel
+def test_bad_arguments_are_errors_not_crashes():
+    mod = own_int8_kernel()
+    w = np.zeros((8, 64), np.int8)
+    wsum, mult = np.zeros(8, np.int32), np.ones(8, np.float32)
+    m = mod.Matrix(w, wsum, mult, X_SCALE)
+    x, add, out = np.zeros(64, np.float32), np.zeros(8, np.float32), np.empty(8, np.float32)
+    assert m(x, add, out, 1) is out
+    with pytest.raises(ValueError, match="threads"):
+        m(x, add, out, 0)
+    with pytest.raises(ValueError, match="threads"):
+        m(x, add, out, 9)
+    with pytest.raises(ValueError):
+        m(np.zeros(65, np.float32), add, out, 1)      # more inputs than columns
+    with pytest.raises(ValueError):
+        m(x, np.zeros(7, np.float32), out, 1)         # a short addend
+    with pytest.raises(TypeError):
+        m(x.astype(np.float64), add, out, 1)
+    with pytest.raises((TypeError, ValueError)):
+        m(x, add, np.empty(16, np.float32)[::2], 1)   # not contiguous
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        m(x, add, np.frombuffer(bytes(32), np.float32), 1)  # read-only
+    with pytest.raises(ValueError):
+        mod.Matrix(np.zeros((8, 60), np.int8), wsum, mult, X_SCALE)   # columns not a multiple of 64
+    with pytest.raises(ValueError):
+        mod.Matrix(w, np.zeros(7, np.int32), mult, X_SCALE)
+    with pytest.raises(ValueError):
+        mod.Matrix(w, wsum, mult, 0.0)
+    with pytest.raises(TypeError):
+        mod.Matrix(w.astype(np.int16), wsum, mult, X_SCALE)
+    with pytest.raises(RuntimeError):
+        mod.Matrix.__new__(mod.Matrix)(x, add, out, 1)  # never initialised
