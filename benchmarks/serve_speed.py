@@ -11,7 +11,7 @@ the wall time from the first request to the last [DONE]) and the median time to 
 character, then the two ratios the goals are about: 16 clients / 1 client (goal >= 4) and
 1 client over HTTP / in-process (goal >= 0.80).
 
-    .venv/bin/python benchmarks/serve_speed.py [--model shakespeare] [--chars 2000] [--repeats 2]
+    .venv/bin/python benchmarks/serve_speed.py [--model shakespeare] [--chars 2000] [--repeats 2] [--weights auto]
 
 The clients run on the same machine as the server and take CPU from it; on a loaded machine
 every absolute figure moves (the ratios, measured side by side, move less).
@@ -41,11 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def in_process(model: str, chars: int) -> float:
+def in_process(model: str, chars: int, weights: str) -> float:
     from rnnchat.engine.runtime import open_engine
     from rnnchat.core.params import SamplingParams
 
-    engine, _ = open_engine(model, "cpu")
+    engine, _ = open_engine(model, "cpu", weights=weights)
     logits, state = engine.feed(engine.encode("ROMEO:").ids, engine.initial_state())
     params = SamplingParams(temperature=0.8, seed=1, max_chars=chars)
     t0 = time.perf_counter()
@@ -88,10 +88,11 @@ def over_http(port: int, k: int, chars: int) -> tuple[float, float]:
     return total / (end - t0), statistics.median(f for _, f, _ in out if f is not None)
 
 
-def start_server(model: str) -> tuple[subprocess.Popen, int]:
+def start_server(model: str, weights: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "rnnchat", "serve", "--model", model, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "rnnchat", "serve", "--model", model, "--port", str(port),
+                             "--weights", weights],
                             env=env, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -111,15 +112,17 @@ def main() -> None:
     ap.add_argument("--model", default="shakespeare")
     ap.add_argument("--chars", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--weights", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                    help="the server's and the in-process generator's weight format")
     args = ap.parse_args()
     MODEL = args.model
-    proc, port = start_server(args.model)
+    proc, port = start_server(args.model, args.weights)
     try:
         over_http(port, 1, 50)  # warm-up: the first request reads through cold paths
         rates: dict = {"in-process": [], 1: [], 4: [], 16: []}
         firsts: dict = {1: [], 4: [], 16: []}
         for _ in range(args.repeats):  # interleaved, so load changes hit every figure alike
-            rates["in-process"].append(in_process(args.model, args.chars))
+            rates["in-process"].append(in_process(args.model, args.chars, args.weights))
             for k in (1, 4, 16):
                 rate, first = over_http(port, k, args.chars)
                 rates[k].append(rate)
@@ -128,7 +131,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"model {args.model}, {args.chars} chars per stream, median of {args.repeats}")
+    print(f"model {args.model}, {args.weights} weights, {args.chars} chars per stream, median of {args.repeats}")
     print(f"  in-process   {med['in-process']:10,.0f} chars/s")
     for k in (1, 4, 16):
         print(f"  {k:2d} client{'s' if k > 1 else ' '}   {med[k]:10,.0f} chars/s aggregate, "

@@ -8,10 +8,10 @@
  * less 128 x the row's weight sum, converted to float and multiplied by the row's combined scale,
  * and the addend added: bit for bit fbgemm's result plus NumPy's add (tests/speed/test_int8_kernel.py).
  *
- * The rows are split between the calling thread and up to MAX_THREADS - 1 worker threads that
- * this module starts itself (pthreads, no OpenMP runtime next to torch's). A worker spins for a
- * short while after each product (the next character's product follows within microseconds)
- * and then sleeps on a condition variable. Each output row is computed by one thread alone from
+ * The rows are shared between the calling thread and up to MAX_THREADS - 1 worker threads that
+ * this module starts itself (pthreads, no OpenMP runtime next to torch's), in pieces that each
+ * thread claims as it goes. A worker spins for a short while after each product (the next
+ * character's product follows within microseconds) and then sleeps on a condition variable. Each output row is computed by one thread alone from
  * the same integers, so the thread count never changes a result. The GIL is released while the
  * product runs.
  *
@@ -118,31 +118,62 @@ static void rows(const Matrix *m, const float *add, float *out, Py_ssize_t r0, P
 #endif
 
 /* ---- the worker threads ------------------------------------------------------------------ */
-typedef struct {
+/* A product is cut into CHUNKS pieces of rows. The caller and the workers claim pieces one at a
+ * time from one 64-bit word (the job's number in the high half, the next piece in the low half)
+ * with a compare-and-swap, so a worker that the scheduler has not run yet (another process on
+ * the other core) never holds the caller up: the caller takes the pieces no one claimed. A
+ * claim only succeeds while its job is unfinished, so the job's fields it read cannot change
+ * under it. */
+#define CHUNKS 8
+
+static struct {
+    pthread_mutex_t busy; /* held by the one caller that uses the workers */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int started; /* workers running */
+    pid_t pid;   /* the process that started them (a fork child starts its own) */
+    int sleeping;
+    /* the job: written by the caller before it publishes `state` */
     const Matrix *m;
     const float *add;
     float *out;
-    Py_ssize_t r0, r1;
-} Part;
-
-static struct {
-    pthread_mutex_t busy;    /* held by the one caller that uses the workers */
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    int started;             /* workers running */
-    pid_t pid;               /* the process that started them (a fork child starts its own) */
-    volatile int sleeping[MAX_THREADS];
-    Part part[MAX_THREADS];
-    volatile uint64_t job[MAX_THREADS];  /* the job number posted to worker i */
-    volatile uint64_t done[MAX_THREADS]; /* the last job number worker i finished */
+    int allowed; /* workers 1 .. allowed-1 take part */
+    uint64_t state;    /* (job << 32) | next piece */
+    uint32_t finished; /* pieces computed */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
+static void piece(const Matrix *m, const float *add, float *out, uint32_t i) {
+    Py_ssize_t r0 = m->rows * i / CHUNKS / 4 * 4, r1 = i + 1 == CHUNKS ? m->rows : m->rows * (i + 1) / CHUNKS / 4 * 4;
+    if (r1 > r0)
+        rows(m, add, out, r0, r1);
+}
+
+/* claim and compute pieces of the current job until none is left; `who` 0 is the caller */
+static void take_pieces(int who) {
+    for (;;) {
+        uint64_t s = __atomic_load_n(&pool.state, __ATOMIC_ACQUIRE);
+        uint32_t i = (uint32_t)s;
+        if (i >= CHUNKS)
+            return;
+        const Matrix *m = pool.m;
+        const float *add = pool.add;
+        float *out = pool.out;
+        if (who >= pool.allowed)
+            return;
+        if (!__atomic_compare_exchange_n(&pool.state, &s, s + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        piece(m, add, out, i);
+        __atomic_fetch_add(&pool.finished, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static int no_work(void) { return (uint32_t)__atomic_load_n(&pool.state, __ATOMIC_ACQUIRE) >= CHUNKS; }
+
 static void *worker(void *arg) {
-    int i = (int)(intptr_t)arg;
-    uint64_t seen = 0; /* job numbers of a new worker start at 0: its first job may be posted before it runs */
+    int who = (int)(intptr_t)arg;
     for (;;) {
         int spins = 0;
-        while (__atomic_load_n(&pool.job[i], __ATOMIC_ACQUIRE) == seen) {
+        while (no_work()) {
             if (++spins < SPIN_ROUNDS) {
 #if HAVE_X86
                 _mm_pause();
@@ -150,16 +181,19 @@ static void *worker(void *arg) {
                 continue;
             }
             pthread_mutex_lock(&pool.lock);
-            pool.sleeping[i] = 1;
-            while (__atomic_load_n(&pool.job[i], __ATOMIC_ACQUIRE) == seen)
+            pool.sleeping++;
+            while (no_work())
                 pthread_cond_wait(&pool.wake, &pool.lock);
-            pool.sleeping[i] = 0;
+            pool.sleeping--;
             pthread_mutex_unlock(&pool.lock);
         }
-        seen = __atomic_load_n(&pool.job[i], __ATOMIC_ACQUIRE);
-        Part p = pool.part[i];
-        rows(p.m, p.add, p.out, p.r0, p.r1);
-        __atomic_store_n(&pool.done[i], seen, __ATOMIC_RELEASE);
+        take_pieces(who);
+        if (who >= pool.allowed) /* work this worker may not take: wait for the next job */
+            while (!no_work() && who >= pool.allowed) {
+#if HAVE_X86
+                _mm_pause();
+#endif
+            }
     }
     return NULL;
 }
@@ -167,10 +201,9 @@ static void *worker(void *arg) {
 static void after_fork(void) {
     if (pool.pid != getpid()) { /* first use, or a forked child: its parent's workers are not here */
         pool.started = 0;
+        pool.sleeping = 0;
         pool.pid = getpid();
-        memset((void *)pool.job, 0, sizeof pool.job);
-        memset((void *)pool.done, 0, sizeof pool.done);
-        memset((void *)pool.sleeping, 0, sizeof pool.sleeping);
+        pool.state = CHUNKS; /* job 0, nothing left to claim */
         pthread_mutex_init(&pool.busy, NULL);
         pthread_mutex_init(&pool.lock, NULL);
         pthread_cond_init(&pool.wake, NULL);
@@ -193,16 +226,16 @@ static int ensure_workers(int n) {
     return 0;
 }
 
-/* one product over `threads` threads (the caller takes the first part) */
+/* one product over up to `threads` threads (the caller takes part) */
 static int product(const Matrix *m, const float *x, Py_ssize_t n, const float *add, float *out, int threads) {
     quantise(x, n, m->cols, m->inv, m->xu);
-    if (threads == 1) {
+    if (threads == 1 || m->rows < 64) {
         rows(m, add, out, 0, m->rows);
         return 0;
     }
+    after_fork();
     /* another thread (another model's engine) has the workers, or none can be started: the
        caller computes every row alone, which gives the same result */
-    after_fork();
     if (pthread_mutex_trylock(&pool.busy) != 0) {
         rows(m, add, out, 0, m->rows);
         return 0;
@@ -212,32 +245,23 @@ static int product(const Matrix *m, const float *x, Py_ssize_t n, const float *a
         rows(m, add, out, 0, m->rows);
         return 0;
     }
-    Py_ssize_t per = (m->rows / threads + 3) / 4 * 4;
-    int used = 1;
-    for (int i = 1; i < threads; i++) {
-        Py_ssize_t r0 = per * i, r1 = i == threads - 1 ? m->rows : per * (i + 1);
-        if (r0 >= m->rows)
-            break;
-        pool.part[i] = (Part){m, add, out, r0, r1 < m->rows ? r1 : m->rows};
-        __atomic_store_n(&pool.job[i], pool.job[i] + 1, __ATOMIC_RELEASE);
-        used = i + 1;
-    }
-    if (used > 1) {
-        pthread_mutex_lock(&pool.lock);
-        for (int i = 1; i < used; i++)
-            if (pool.sleeping[i]) {
-                pthread_cond_broadcast(&pool.wake);
-                break;
-            }
-        pthread_mutex_unlock(&pool.lock);
-    }
-    rows(m, add, out, 0, used > 1 ? per : m->rows);
-    for (int i = 1; i < used; i++)
-        while (__atomic_load_n(&pool.done[i], __ATOMIC_ACQUIRE) != pool.job[i]) {
+    pool.m = m;
+    pool.add = add;
+    pool.out = out;
+    pool.allowed = threads;
+    __atomic_store_n(&pool.finished, 0, __ATOMIC_RELAXED);
+    uint64_t job = (__atomic_load_n(&pool.state, __ATOMIC_RELAXED) >> 32) + 1;
+    __atomic_store_n(&pool.state, job << 32, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool.lock);
+    if (pool.sleeping)
+        pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    take_pieces(0);
+    while (__atomic_load_n(&pool.finished, __ATOMIC_ACQUIRE) != CHUNKS) {
 #if HAVE_X86
-            _mm_pause();
+        _mm_pause();
 #endif
-        }
+    }
     pthread_mutex_unlock(&pool.busy);
     return 0;
 }

@@ -16,6 +16,7 @@ sees only this module's plain-Python surface (:class:`Job`, :class:`Busy`, event
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -24,6 +25,9 @@ from rnnchat.engine.multi import BatchedStreams, stream_seeds
 from rnnchat.engine.sampling import Sampler
 from rnnchat.core.errors import RnnchatError, first_line
 from rnnchat.core.params import SamplingParams
+
+
+POST_EVERY_S = 0.01  # the event loop is woken at most this often while streams run (first and last events at once)
 
 
 class Busy(RnnchatError):
@@ -47,6 +51,7 @@ class Job:
     cancelled: bool = False
     sids: list = field(default_factory=list)
     prompt_chars: int = 0
+    sent: bool = False  # its first events went out (later ones may wait for the next post)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -57,17 +62,22 @@ class ModelWorker:
     ``queue``: streams that may wait for a place; past both, :meth:`submit` raises :class:`Busy`.
     ``post(take)``, when set, is called with a function that returns (and clears) the
     ``[(emit, events), ...]`` gathered so far; it is called again only after the previous
-    ``take`` ran, so the server's event loop wakes at most once per batch it can handle, not
-    once per character (steps that happen meanwhile are gathered into the same batch)."""
+    ``take`` ran and at most every :data:`POST_EVERY_S` while streams run (a job's first and
+    last events go at once), so the server's event loop wakes at most once per batch it can
+    handle, not once per character (waking it took a third of a lone stream's time)."""
 
     def __init__(self, engine, max_streams: int = 32, queue: int = 64, post=None) -> None:
         self.engine, self.post = engine, post
         self._out: list = []
         self._out_lock = threading.Lock()
         self._posted = False  # a take() is on its way to the event loop
+        self._urgent = False  # gathered events that should not wait (a first character, an end)
+        self._last_post = 0.0
         self.max_streams, self.queue_limit = max_streams, queue
         self.meta = engine.loaded.meta
         self.streams = BatchedStreams(engine)
+        self._lone: bool | None = None  # whether the last step had one stream
+        self._probe = None              # the step timed for the thread choice, while it is
         self.waiting: deque[Job] = deque()
         self.running: list[Job] = []
         self.cond = threading.Condition()
@@ -108,9 +118,11 @@ class ModelWorker:
 
     # ---- the engine thread -----------------------------------------------------------
     def _loop(self) -> None:
-        import torch
+        from rnnchat.engine.blas_choice import ThreadChoice
 
-        torch.set_num_threads(1)  # one core per model thread: the batch is the parallelism
+        # the thread count is timed like a single stream's (blas_choice.py), once for a lone stream
+        # (OpenBLAS's or rnnchat's one-row products) and once for a batch (oneDNN's or fbgemm's)
+        self.choices = {lone: ThreadChoice(setter=_set_threads) for lone in (True, False)}
         while True:
             with self.cond:
                 while not self.stopping and not self.running and not self.waiting:
@@ -139,6 +151,9 @@ class ModelWorker:
         else:
             with self._out_lock:
                 self._out.append((job.emit, events))
+                if not job.sent or events[-1][0] in ("done", "error"):
+                    self._urgent = True
+            job.sent = True
 
     def take(self) -> list:
         """The events gathered since the last take (the event loop calls it; any thread)."""
@@ -147,10 +162,13 @@ class ModelWorker:
         return out
 
     def _flush(self) -> None:
+        now = time.monotonic()
         with self._out_lock:
             if not self._out or self._posted:
                 return
-            self._posted = True
+            if not (self._urgent or not self.streams.rows or now - self._last_post >= POST_EVERY_S):
+                return
+            self._posted, self._urgent, self._last_post = True, False, now
         self.post(self.take)
 
     def _fail_all(self, message: str) -> None:
@@ -201,9 +219,28 @@ class ModelWorker:
                 self.streams.cancel(sid)
             self._finish(job, [])
 
+    def _timed_step(self) -> dict:
+        lone = len(self.streams.rows) == 1
+        if lone != self._lone:
+            if self._probe is not None:
+                self._probe.close()
+            self._lone = lone
+            choice = self.choices[lone]
+            probe = None if choice.timings else choice.probe(self._plain_step, self._probed)
+            self._probe = probe if probe is not self._plain_step else None
+            if self._probe is None:
+                choice.set(choice.threads)
+        return self._probe(0) if self._probe is not None else self.streams.step()
+
+    def _plain_step(self, _idx=0) -> dict:
+        return self.streams.step()
+
+    def _probed(self, _step) -> None:
+        self._probe = None
+
     def _step(self) -> None:
         try:
-            out = self.streams.step()
+            out = self._timed_step()
         except RnnchatError as exc:  # e.g. NaN logits: every job of this batch ends with the message
             for job in list(self.running):
                 if job.sids:
@@ -235,12 +272,22 @@ class ModelWorker:
         self._emit(job, events)
 
 
+def _set_threads(n: int) -> None:
+    from rnnchat.engine.blas import set_blas_threads
+    from rnnchat.engine.quant import set_threads
+
+    set_blas_threads(n)
+    set_threads(n)
+
+
 class Backend:
     """The models a server offers: name -> :class:`ModelWorker`, opened at start."""
 
-    def __init__(self, names: list[str], max_streams: int, queue: int, skip_unusable: bool = False) -> None:
+    def __init__(self, names: list[str], max_streams: int, queue: int, skip_unusable: bool = False,
+                 weights: str = "auto") -> None:
         """``skip_unusable``: a model that cannot be opened or batched is left out and named in
-        ``skipped`` (name, reason) instead of stopping the server."""
+        ``skipped`` (name, reason) instead of stopping the server. ``weights``: the format
+        (:mod:`rnnchat.engine.quant`; ``auto`` per model)."""
         from rnnchat.engine.runtime import open_engine
 
         self.workers: dict[str, ModelWorker] = {}
@@ -248,7 +295,7 @@ class Backend:
         try:
             for name in names:
                 try:
-                    engine, _path = open_engine(name, "cpu")
+                    engine, _path = open_engine(name, "cpu", weights=weights)
                     self.workers[name] = ModelWorker(engine, max_streams, queue)
                 except RnnchatError as exc:
                     if not skip_unusable:
