@@ -50,8 +50,10 @@ def rate(engine: Engine, fmt: str, k: int, n: int, seed: int) -> float:
 
 
 def set_threads(n: int, set_blas_threads) -> None:
+    from rnnchat.engine.quant import set_threads as kernel_threads
+
     set_blas_threads(n)
-    torch.set_num_threads(n)
+    kernel_threads(n)  # torch's and rnnchat's own int8 kernel's
 
 
 def format_quality(engine: Engine, fmt: str, ids: np.ndarray, pieces: int = PIECES) -> float:

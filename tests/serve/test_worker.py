@@ -1,0 +1,78 @@
+"""The serve engine thread (rnnchat.engine.serve_adapter.ModelWorker) over a tiny model, in process:
+the event loop is woken for a job's first and last events and not once per character, and the
+thread count is timed separately for a lone stream and for a batch without changing the text."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from rnnchat.engine import serve_adapter
+from rnnchat.engine.checkpoint import load_checkpoint
+from rnnchat.engine.generate import Engine
+from rnnchat.engine.serve_adapter import Job, ModelWorker
+from rnnchat.core.params import SamplingParams
+
+
+@pytest.fixture
+def engine(make_checkpoint):
+    return Engine(load_checkpoint(make_checkpoint("lstm")), "cpu")
+
+
+def run_job(worker, n=1, chars=200, seed=3):
+    got, done = [], threading.Event()
+
+    def emit(events):
+        got.append(events)
+        if any(ev[0] in ("done", "error") for ev in events):
+            done.set()
+
+    worker.submit(Job("ab", SamplingParams(temperature=0.9, seed=seed, max_chars=chars), n, emit))
+    assert done.wait(60)
+    texts = [""] * n
+    for events in got:
+        for ev in events:
+            if isinstance(ev[0], int):
+                texts[ev[0]] += ev[1]
+    return got, texts
+
+
+def test_the_event_loop_is_woken_for_first_and_last_events_not_per_character(engine, monkeypatch):
+    monkeypatch.setattr(serve_adapter.time, "monotonic", lambda: 1000.0)  # the clock never moves on
+    posts = []
+
+    def post(take):  # an event loop that runs each take at once
+        batch = take()
+        posts.append(batch)
+        for emit, events in batch:
+            emit(events)
+
+    worker = ModelWorker(engine, post=post)
+    try:
+        _, texts = run_job(worker, chars=200)
+    finally:
+        worker.close()
+    plain = ModelWorker(engine)  # no event loop: every step's events straight to the job
+    try:
+        per_step, plain_texts = run_job(plain, chars=200)
+    finally:
+        plain.close()
+    assert texts == plain_texts and len(texts[0]) == 200
+    assert len(per_step) >= 100                  # one list per step without a loop to wake
+    assert len(posts) == 2                        # with one: the first characters, then the rest with the end
+    assert posts[-1][-1][1][-1][0] == "done"
+
+
+def test_the_thread_count_is_timed_apart_for_a_lone_stream_and_a_batch(engine):
+    worker = ModelWorker(engine)
+    try:
+        _, lone = run_job(worker, n=1, chars=120)
+        _, batch = run_job(worker, n=2, chars=120)
+        choices = worker.choices
+    finally:
+        worker.close()
+    for lone_regime in (True, False):
+        c = choices[lone_regime]
+        assert c.fixed or set(c.timings) == set(c.options)  # every candidate timed, the fastest kept
+    assert batch[0] == lone[0]                    # stream 0 of a batch is the seed's own text
