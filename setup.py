@@ -6,8 +6,9 @@ the extension is skipped (``optional``) and rnnchat uses fbgemm's int8 op instea
 
 import sys
 
+import numpy
 from setuptools import Extension, setup
 
 args = ["-O3", "-ffp-contract=off", "-pthread"] if sys.platform != "win32" else []
-setup(ext_modules=[Extension("rnnchat.engine._int8", ["rnnchat/engine/_int8.c"], extra_compile_args=args,
-                             extra_link_args=["-pthread"] if args else [], optional=True)])
+setup(ext_modules=[Extension("rnnchat.engine._int8", ["rnnchat/engine/_int8.c"], include_dirs=[numpy.get_include()],
+                             extra_compile_args=args, extra_link_args=["-pthread"] if args else [], optional=True)])

@@ -21,6 +21,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h> /* types only: no NumPy C-API call is made, so no import_array */
+#include <numpy/ufuncobject.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -358,6 +361,96 @@ static PyObject *Matrix_call(Matrix *self, PyObject *args, PyObject *kw) {
     return result;
 }
 
+/* ---- one LSTM layer at one row: the product, then the cell's element-wise work ------------- */
+/* NumPy's own float32 tanh loop (taken from np.tanh by set_tanh), so that every value is the one
+   NumPy's ufunc computes in the several-row path; the rest is IEEE multiplies and adds in
+   NumPy's order, each rounded (no FMA contraction). */
+static PyUFuncGenericFunction tanh_loop = NULL;
+static void *tanh_data = NULL;
+
+static void tanh_f32(float *x, float *y, npy_intp n) {
+    char *ptrs[2] = {(char *)x, (char *)y};
+    npy_intp steps[2] = {sizeof(float), sizeof(float)};
+    tanh_loop(ptrs, &n, steps, tanh_data);
+}
+
+static PyObject *set_tanh(PyObject *self, PyObject *u) {
+    if (strcmp(Py_TYPE(u)->tp_name, "numpy.ufunc") != 0)
+        return PyErr_SetString(PyExc_TypeError, "expected numpy.tanh"), NULL;
+    PyUFuncObject *uf = (PyUFuncObject *)u;
+    if (uf->nin != 1 || uf->nout != 1 || !uf->types || !uf->functions)
+        return PyErr_SetString(PyExc_TypeError, "expected a one-input ufunc"), NULL;
+    for (int i = 0; i < uf->ntypes; i++)
+        if (uf->types[2 * i] == NPY_FLOAT && uf->types[2 * i + 1] == NPY_FLOAT && uf->functions[i]) {
+            tanh_loop = uf->functions[i];
+            tanh_data = uf->data ? uf->data[i] : NULL;
+            Py_RETURN_TRUE;
+        }
+    Py_RETURN_FALSE;
+}
+
+/* m.lstm(below, v, add, g, c, tmp, threads): below (the lower layer's h, or None for the first
+   layer) is copied to v[:I]; g = product(v) + add; then the cell with gates (i, f, o, g) whose
+   sigmoid rows were halved: h = v[I:I+H] */
+static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
+    PyObject *bo, *vo, *ao, *go, *co, *to;
+    int threads;
+    if (!self->xu)
+        return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
+    if (!tanh_loop)
+        return PyErr_SetString(PyExc_RuntimeError, "set_tanh(numpy.tanh) first"), NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOOi", &bo, &vo, &ao, &go, &co, &to, &threads))
+        return NULL;
+    if (threads < 1 || threads > MAX_THREADS)
+        return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), NULL;
+    Py_buffer b = {0}, v = {0}, a = {0}, g = {0}, c = {0}, t = {0};
+    PyObject *result = NULL;
+    if ((bo != Py_None && get(bo, &b, "f", 1, 0, "below") < 0) || get(vo, &v, "f", 1, 1, "v") < 0 ||
+        get(ao, &a, "f", 1, 0, "add") < 0 || get(go, &g, "f", 1, 1, "g") < 0 || get(co, &c, "f", 1, 1, "c") < 0 ||
+        get(to, &t, "f", 1, 1, "tmp") < 0)
+        goto done;
+    Py_ssize_t H = self->rows / 4, below = b.obj ? b.shape[0] : 0;
+    if (self->rows % 4 != 0 || v.shape[0] > self->cols || below + H > v.shape[0] || a.shape[0] != self->rows ||
+        g.shape[0] != self->rows || c.shape[0] != H || t.shape[0] != H) {
+        PyErr_SetString(PyExc_ValueError, "lstm: v must hold [below | h] (at most C values), add and g 4H, c and tmp H");
+        goto done;
+    }
+    float *vp = v.buf, *gp = g.buf, *cp = c.buf, *tp = t.buf;
+    Py_BEGIN_ALLOW_THREADS
+    if (below)
+        memcpy(vp, b.buf, (size_t)below * sizeof(float));
+    product(self, vp, v.shape[0], a.buf, gp, threads);
+    tanh_f32(gp, gp, 4 * H);
+    for (Py_ssize_t j = 0; j < 3 * H; j++) {
+        volatile float half = gp[j] * 0.5f;
+        gp[j] = half + 0.5f;
+    }
+    const float *ig = gp, *fg = gp + H, *og = gp + 2 * H, *gg = gp + 3 * H;
+    for (Py_ssize_t j = 0; j < H; j++) {
+        volatile float cf = cp[j] * fg[j], ij = ig[j] * gg[j];
+        cp[j] = cf + ij;
+    }
+    tanh_f32(cp, tp, H);
+    float *h = vp + below;
+    for (Py_ssize_t j = 0; j < H; j++)
+        h[j] = og[j] * tp[j];
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    if (b.obj) PyBuffer_Release(&b);
+    if (v.obj) PyBuffer_Release(&v);
+    if (a.obj) PyBuffer_Release(&a);
+    if (g.obj) PyBuffer_Release(&g);
+    if (c.obj) PyBuffer_Release(&c);
+    if (t.obj) PyBuffer_Release(&t);
+    return result;
+}
+
+static PyMethodDef matrix_methods[] = {
+    {"lstm", (PyCFunction)Matrix_lstm, METH_VARARGS, "lstm(below, v, add, g, c, tmp, threads): one LSTM layer at one row"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyTypeObject MatrixType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rnnchat.engine._int8.Matrix",
@@ -368,12 +461,14 @@ static PyTypeObject MatrixType = {
     .tp_init = (initproc)Matrix_init,
     .tp_dealloc = (destructor)Matrix_dealloc,
     .tp_call = (ternaryfunc)Matrix_call,
+    .tp_methods = matrix_methods,
 };
 
 static PyObject *available(PyObject *self, PyObject *unused) { return PyBool_FromLong(cpu_ok()); }
 
 static PyMethodDef methods[] = {
     {"available", available, METH_NOARGS, "Whether this CPU runs the kernel (AVX-512 F, BW and VNNI)."},
+    {"set_tanh", set_tanh, METH_O, "set_tanh(numpy.tanh): the float32 loop Matrix.lstm uses; True if found"},
     {NULL, NULL, 0, NULL},
 };
 

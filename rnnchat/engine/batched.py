@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rnnchat.engine.cells import GRUCell, LSTMCell, RNNCell
-from rnnchat.engine.quant import F32, SMALL, Linear, padded
+from rnnchat.engine.quant import F32, SMALL, Linear, kernel_threads, own_int8_kernel, padded
 from rnnchat.core.errors import SettingError
 
 HALF = F32(0.5)
@@ -76,6 +76,7 @@ class _Layer:
             else:
                 self.lin, self.bias = Linear(np.concatenate([w_ih, w_hh], 1), fmt, bounded=bounded), bias
         self.linears = [getattr(self, n) for n in ("lin", "lin_h", "lin_i") if hasattr(self, n)]
+        self.fused = None  # the whole LSTM layer at one row in rnnchat's int8 kernel (set by _fuse)
 
     # ---- states: a dict of [K, ...] arrays --------------------------------------------
     def new_rows(self, state, k: int) -> dict:
@@ -125,6 +126,10 @@ class _Layer:
         if self.kind == "gru":
             return self._gru(inp, st)
         v, g, h = st["v"], st["g"], st["h"]
+        if self.fused is not None and v.shape[0] == 1:  # the same arithmetic in one call (_fuse)
+            add = self.table[int(inp[0])] if self.first else self.bias
+            self.fused(None if self.first else inp[0], v[0], add, g[0], st["c"][0], st["tmp"][0], kernel_threads())
+            return h
         if self.first:
             self.lin(v, self.table[inp], g)
         else:
@@ -172,6 +177,26 @@ class _Layer:
         return h
 
 
+def _fuse(layer: _Layer) -> None:
+    """Let an int8 LSTM layer on rnnchat's kernel run its one-row step in one call (the product,
+    NumPy's own tanh loop, the same multiplies and adds in the same order), after checking once,
+    bit for bit, that the call gives the layer's own step on a random state."""
+    row = getattr(getattr(layer, "lin", None), "row", None)
+    if layer.kind != "lstm" or row is None or not getattr(own_int8_kernel(), "fused_lstm", False):
+        return
+    rng = np.random.default_rng(0)
+    runs = []
+    for fused in (None, row.lstm):
+        st = {k: rng.uniform(-1, 1, (1, layer.H)).astype(F32) for k in ("h", "c")}
+        layer.buffers(st, 1)
+        inp = np.array([1]) if layer.first else rng.uniform(-1, 1, (1, layer.I)).astype(F32)
+        layer.fused = fused
+        runs.append((layer.step(inp, st).copy(), st["c"].copy(), st["g"].copy()))
+        rng = np.random.default_rng(0)
+    same = all(np.array_equal(a, b) for a, b in zip(*runs))
+    layer.fused = row.lstm if same else None
+
+
 class Weights:
     """A model's weights for batched steps in one format, built once and shared by every
     :class:`BatchedModel` (the chat's streams, a server's requests)."""
@@ -185,6 +210,7 @@ class Weights:
         for i, cell in enumerate(model.layers):
             below = self.layers[-1] if self.layers else None
             self.layers.append(_Layer(cell, fmt, emb if i == 0 else None, below is not None and not below.relu))
+            _fuse(self.layers[-1])
         self.like = model.layers[0].weight_hh
         self.hidden = model.head.in_features
         head = _np(model.head.weight)
@@ -196,7 +222,7 @@ class Weights:
     @property
     def kernels(self) -> str:
         """The kernels of the layers' products, e.g. ``vnni+rnnchat`` (for ``--stats``)."""
-        names = [lin.kernel for layer in self.layers for lin in layer.linears]
+        names = [lin.kernel + ("+lstm" if layer.fused else "") for layer in self.layers for lin in layer.linears]
         return "/".join(dict.fromkeys(names))
 
     @property

@@ -81,6 +81,11 @@ def set_threads(n: int) -> None:
     _THREADS[0] = max(1, min(int(n), 8))
 
 
+def kernel_threads() -> int:
+    """The thread count of rnnchat's own int8 kernel (:func:`set_threads`)."""
+    return _THREADS[0]
+
+
 @functools.cache
 def own_int8_kernel():
     """rnnchat's compiled one-row int8 kernel module, or None where it was not built (no C
@@ -93,7 +98,11 @@ def own_int8_kernel():
         from rnnchat.engine import _int8
     except ImportError:
         return None
-    return _int8 if _int8.available() else None
+    if not _int8.available():
+        return None
+    # the LSTM step at one row (Matrix.lstm) computes tanh with NumPy's own float32 loop
+    _int8.fused_lstm = bool(_int8.set_tanh(np.tanh))
+    return _int8
 
 
 def onednn_kernel() -> bool:

@@ -145,3 +145,58 @@ def test_bad_arguments_are_errors_not_crashes():
         mod.Matrix(w.astype(np.int16), wsum, mult, X_SCALE)
     with pytest.raises(RuntimeError):
         mod.Matrix.__new__(mod.Matrix)(x, add, out, 1)  # never initialised
+
+
+@needs_kernel
+def test_an_lstm_layer_in_one_call_is_the_layers_own_step_bit_for_bit(make_checkpoint):
+    from rnnchat.engine.batched import BatchedModel, Weights
+    from rnnchat.engine.checkpoint import load_checkpoint
+
+    # hidden 128: the products are past quant.SMALL, so they take the int8 kernels
+    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    weights = Weights(model, "int8")
+    assert all(layer.fused is not None for layer in weights.layers) and "+lstm" in weights.kernels
+    gen = torch.Generator().manual_seed(4)
+    state = [tuple((torch.rand(t.shape, generator=gen) * 2 - 1) * 0.5 for t in s) for s in model.initial_state(1)]
+    texts = []
+    for fused in (True, False):
+        for layer in weights.layers:
+            layer.fused = layer.lin.row.lstm if fused else None
+        bm = BatchedModel(weights)
+        bm.add(state)
+        ids = np.array([3])
+        out = []
+        for _ in range(40):  # greedy: any difference in any bit would show up in the logits
+            logits = bm.step(ids)
+            out.append(logits.copy())
+            ids = np.array([int(logits[0].argmax())])
+        texts.append(np.stack(out))
+    assert np.array_equal(texts[0], texts[1])
+
+
+@needs_kernel
+def test_the_lstm_call_refuses_bad_arguments():
+    mod = own_int8_kernel()
+    assert mod.fused_lstm
+    H = 16
+    m = mod.Matrix(np.zeros((4 * H, 64), np.int8), np.zeros(4 * H, np.int32), np.ones(4 * H, np.float32), X_SCALE)
+    v, add, g = np.zeros(64, np.float32), np.zeros(4 * H, np.float32), np.zeros(4 * H, np.float32)
+    c, tmp = np.zeros(H, np.float32), np.zeros(H, np.float32)
+    assert m.lstm(None, v, add, g, c, tmp, 1) is None
+    assert np.array_equal(g[:3 * H], np.full(3 * H, 0.5, np.float32))  # sigmoid(0) through the halved tanh
+    assert m.lstm(np.ones(8, np.float32), v, add, g, c, tmp, 2) is None
+    assert np.array_equal(v[:8], np.ones(8, np.float32))                # the lower layer's h copied in
+    with pytest.raises(ValueError):
+        m.lstm(None, v, add, g, np.zeros(H + 1, np.float32), tmp, 1)
+    with pytest.raises(ValueError):
+        m.lstm(np.ones(60, np.float32), v, add, g, c, tmp, 1)           # below + H past v
+    with pytest.raises(ValueError):
+        m.lstm(None, v, add, g, c, tmp, 0)
+    with pytest.raises(TypeError):
+        m.lstm(None, v.astype(np.float64), add, g, c, tmp, 1)
+    with pytest.raises(TypeError):
+        mod.set_tanh(len)
+    with pytest.raises(TypeError):
+        mod.set_tanh(np.add)                                            # two inputs
+    assert mod.set_tanh(np.isnan) is False                              # no float32 -> float32 loop: unchanged
+    assert m.lstm(None, v, add, g, c, tmp, 1) is None and np.array_equal(g[:3 * H], np.full(3 * H, 0.5, np.float32))
