@@ -43,9 +43,20 @@ typedef struct {
     PyObject_HEAD
     Py_buffer w, wsum, mult; /* int8 [N, C], int32 [N], float32 [N] */
     Py_ssize_t rows, cols;   /* C: a multiple of 64 */
-    uint8_t *xu;             /* the quantised input, C bytes */
-    float inv;               /* 1 / the input scale, as fbgemm computes it (in float) */
+    float inv;               /* 1 / the input scale, as fbgemm computes it (in float); 0: not initialised */
 } Matrix;
+
+/* one product: k input rows (quantised, `cols` bytes each), an addend per input row (add_stride
+   floats apart; 0: the same for every row) */
+typedef struct {
+    const Matrix *m;
+    const uint8_t *xu;
+    Py_ssize_t k;
+    const float *add;
+    Py_ssize_t add_stride;
+    float *out;
+    Py_ssize_t out_stride;
+} Job;
 
 /* ---- the kernel -------------------------------------------------------------------------- */
 #if HAVE_X86
@@ -74,38 +85,46 @@ static void quantise(const float *x, Py_ssize_t n, Py_ssize_t padded, float inv,
         memset(xu + n, 128, (size_t)(padded - n)); /* the padding weights are zero: any value does */
 }
 
+#define EPILOGUE(sum, r, kk)                                                                        \
+    do {                                                                                            \
+        volatile float y_ = (float)((sum) - 128 * wsum[r]) * mult[r]; /* rounded, then added */     \
+        j->out[(kk) * j->out_stride + (r)] = y_ + j->add[(kk) * j->add_stride + (r)];               \
+    } while (0)
+
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void rows(const Matrix *m, const float *add, float *out, Py_ssize_t r0, Py_ssize_t r1) {
+static void rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {
+    const Matrix *m = j->m;
     const int8_t *w = (const int8_t *)m->w.buf;
     const int32_t *wsum = (const int32_t *)m->wsum.buf;
     const float *mult = (const float *)m->mult.buf;
-    const uint8_t *xu = m->xu;
     const Py_ssize_t cols = m->cols;
-    Py_ssize_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        const int8_t *p = w + r * cols;
-        for (Py_ssize_t c = 0; c < cols; c += 64) {
-            __m512i xv = _mm512_loadu_si512(xu + c);
-            a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(p + c));
-            a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(p + cols + c));
-            a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(p + 2 * cols + c));
-            a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(p + 3 * cols + c));
+    /* four weight rows at a time, each input row in turn (rnnchat calls this at one row: at
+       several, fbgemm's op, which reads each weight once for all rows, is faster) */
+    for (Py_ssize_t kk = 0; kk < j->k; kk++) {
+        const uint8_t *xu = j->xu + kk * cols;
+        Py_ssize_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+            const int8_t *p = w + r * cols;
+            for (Py_ssize_t c = 0; c < cols; c += 64) {
+                __m512i xv = _mm512_loadu_si512(xu + c);
+                a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(p + c));
+                a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(p + cols + c));
+                a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(p + 2 * cols + c));
+                a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(p + 3 * cols + c));
+            }
+            EPILOGUE(_mm512_reduce_add_epi32(a0), r, kk);
+            EPILOGUE(_mm512_reduce_add_epi32(a1), r + 1, kk);
+            EPILOGUE(_mm512_reduce_add_epi32(a2), r + 2, kk);
+            EPILOGUE(_mm512_reduce_add_epi32(a3), r + 3, kk);
         }
-        int32_t s[4] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1),
-                        _mm512_reduce_add_epi32(a2), _mm512_reduce_add_epi32(a3)};
-        for (int k = 0; k < 4; k++) {
-            volatile float y = (float)(s[k] - 128 * wsum[r + k]) * mult[r + k]; /* rounded, then added */
-            out[r + k] = y + add[r + k];
+        for (; r < r1; r++) {
+            __m512i a0 = _mm512_setzero_si512();
+            const int8_t *p = w + r * cols;
+            for (Py_ssize_t c = 0; c < cols; c += 64)
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xu + c), _mm512_loadu_si512(p + c));
+            EPILOGUE(_mm512_reduce_add_epi32(a0), r, kk);
         }
-    }
-    for (; r < r1; r++) {
-        __m512i a0 = _mm512_setzero_si512();
-        const int8_t *p = w + r * cols;
-        for (Py_ssize_t c = 0; c < cols; c += 64)
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xu + c), _mm512_loadu_si512(p + c));
-        volatile float y = (float)(_mm512_reduce_add_epi32(a0) - 128 * wsum[r]) * mult[r];
-        out[r] = y + add[r];
     }
 }
 
@@ -117,7 +136,7 @@ static int cpu_ok(void) {
 #else
 static int cpu_ok(void) { return 0; }
 static void quantise(const float *x, Py_ssize_t n, Py_ssize_t padded, float inv, uint8_t *xu) {}
-static void rows(const Matrix *m, const float *add, float *out, Py_ssize_t r0, Py_ssize_t r1) {}
+static void rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {}
 #endif
 
 /* ---- the worker threads ------------------------------------------------------------------ */
@@ -137,18 +156,17 @@ static struct {
     pid_t pid;   /* the process that started them (a fork child starts its own) */
     int sleeping;
     /* the job: written by the caller before it publishes `state` */
-    const Matrix *m;
-    const float *add;
-    float *out;
+    Job job;
     int allowed; /* workers 1 .. allowed-1 take part */
     uint64_t state;    /* (job << 32) | next piece */
     uint32_t finished; /* pieces computed */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
-static void piece(const Matrix *m, const float *add, float *out, uint32_t i) {
-    Py_ssize_t r0 = m->rows * i / CHUNKS / 4 * 4, r1 = i + 1 == CHUNKS ? m->rows : m->rows * (i + 1) / CHUNKS / 4 * 4;
+static void piece(const Job *j, uint32_t i) {
+    Py_ssize_t n = j->m->rows;
+    Py_ssize_t r0 = n * i / CHUNKS / 4 * 4, r1 = i + 1 == CHUNKS ? n : n * (i + 1) / CHUNKS / 4 * 4;
     if (r1 > r0)
-        rows(m, add, out, r0, r1);
+        rows(j, r0, r1);
 }
 
 /* claim and compute pieces of the current job until none is left; `who` 0 is the caller */
@@ -158,14 +176,12 @@ static void take_pieces(int who) {
         uint32_t i = (uint32_t)s;
         if (i >= CHUNKS)
             return;
-        const Matrix *m = pool.m;
-        const float *add = pool.add;
-        float *out = pool.out;
+        Job j = pool.job;
         if (who >= pool.allowed)
             return;
         if (!__atomic_compare_exchange_n(&pool.state, &s, s + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             continue;
-        piece(m, add, out, i);
+        piece(&j, i);
         __atomic_fetch_add(&pool.finished, 1, __ATOMIC_RELEASE);
     }
 }
@@ -229,28 +245,25 @@ static int ensure_workers(int n) {
     return 0;
 }
 
-/* one product over up to `threads` threads (the caller takes part) */
-static int product(const Matrix *m, const float *x, Py_ssize_t n, const float *add, float *out, int threads) {
-    quantise(x, n, m->cols, m->inv, m->xu);
-    if (threads == 1 || m->rows < 64) {
-        rows(m, add, out, 0, m->rows);
-        return 0;
+/* one product over up to `threads` threads (the caller takes part); the input already quantised */
+static void product(const Job *j, int threads) {
+    if (threads == 1 || j->m->rows < 64) {
+        rows(j, 0, j->m->rows);
+        return;
     }
     after_fork();
     /* another thread (another model's engine) has the workers, or none can be started: the
        caller computes every row alone, which gives the same result */
     if (pthread_mutex_trylock(&pool.busy) != 0) {
-        rows(m, add, out, 0, m->rows);
-        return 0;
+        rows(j, 0, j->m->rows);
+        return;
     }
     if (ensure_workers(threads - 1) != 0) {
         pthread_mutex_unlock(&pool.busy);
-        rows(m, add, out, 0, m->rows);
-        return 0;
+        rows(j, 0, j->m->rows);
+        return;
     }
-    pool.m = m;
-    pool.add = add;
-    pool.out = out;
+    pool.job = *j;
     pool.allowed = threads;
     __atomic_store_n(&pool.finished, 0, __ATOMIC_RELAXED);
     uint64_t job = (__atomic_load_n(&pool.state, __ATOMIC_RELAXED) >> 32) + 1;
@@ -266,26 +279,46 @@ static int product(const Matrix *m, const float *x, Py_ssize_t n, const float *a
 #endif
     }
     pthread_mutex_unlock(&pool.busy);
-    return 0;
+}
+
+/* the quantised input rows of a call: k rows of m->cols bytes */
+static uint8_t *quantised(const Matrix *m, const float *x, Py_ssize_t k, Py_ssize_t x_stride, Py_ssize_t n) {
+    uint8_t *xu = PyMem_RawMalloc((size_t)(k * m->cols));
+    if (!xu)
+        return NULL;
+    for (Py_ssize_t r = 0; r < k; r++)
+        quantise(x + r * x_stride, n, m->cols, m->inv, xu + r * m->cols);
+    return xu;
 }
 
 /* ---- Python ------------------------------------------------------------------------------ */
+/* a C-contiguous float32 (or other `fmt`) array of 1 or 2 dimensions, seen as k rows of n values */
 static int get(PyObject *obj, Py_buffer *view, const char *fmt, int ndim, int writable, const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
-    if (view->ndim != ndim || strcmp(view->format, fmt) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a %d-D C-contiguous array of format %s", what, ndim, fmt);
+    if ((ndim ? view->ndim != ndim : (view->ndim != 1 && view->ndim != 2)) || strcmp(view->format, fmt) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous array of format %s and %s dimension(s)", what, fmt,
+                     ndim == 1 ? "1" : ndim == 2 ? "2" : "1 or 2");
         PyBuffer_Release(view);
+        view->obj = NULL;
         return -1;
     }
     return 0;
 }
 
+static Py_ssize_t nrows(const Py_buffer *v) { return v->ndim == 2 ? v->shape[0] : 1; }
+static Py_ssize_t ncols(const Py_buffer *v) { return v->shape[v->ndim - 1]; }
+
+static void release(Py_buffer *views, int n) {
+    for (int i = 0; i < n; i++)
+        if (views[i].obj)
+            PyBuffer_Release(&views[i]);
+}
+
 static void Matrix_dealloc(Matrix *self) {
-    if (self->w.obj) PyBuffer_Release(&self->w);
-    if (self->wsum.obj) PyBuffer_Release(&self->wsum);
-    if (self->mult.obj) PyBuffer_Release(&self->mult);
-    PyMem_Free(self->xu);
+    release(&self->w, 1);
+    release(&self->wsum, 1);
+    release(&self->mult, 1);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -306,8 +339,8 @@ static int Matrix_init(Matrix *self, PyObject *args, PyObject *kw) {
         return -1;
     self->rows = self->w.shape[0];
     self->cols = self->w.shape[1];
-    if (self->cols % 64 != 0 || self->cols <= 0 || self->cols > 32768 || self->rows <= 0 || self->wsum.shape[0] != self->rows ||
-        self->mult.shape[0] != self->rows) {
+    if (self->cols % 64 != 0 || self->cols <= 0 || self->cols > 32768 || self->rows <= 0 ||
+        self->wsum.shape[0] != self->rows || self->mult.shape[0] != self->rows) {
         PyErr_SetString(PyExc_ValueError, "w must be [N, C] with C a multiple of 64 up to 32768; wsum and mult [N]");
         return -1;
     }
@@ -316,48 +349,53 @@ static int Matrix_init(Matrix *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     self->inv = 1.0f / scale;
-    self->xu = PyMem_Malloc((size_t)self->cols);
-    if (!self->xu) {
-        PyErr_NoMemory();
-        return -1;
-    }
     return 0;
 }
 
-/* m(x, add, out, threads): out[N] = the product of x (float32, at most C values) plus add[N] */
+#define MAX_INPUT_ROWS 4096
+
+/* checks x (k rows of at most C values), add (N, or k rows of N) and out (k rows of N, 1-D when
+   x is) and fills a job; the caller quantises */
+static int job_for(Matrix *self, Py_buffer *x, Py_buffer *a, Py_buffer *o, Job *j) {
+    Py_ssize_t k = nrows(x);
+    if (k < 1 || k > MAX_INPUT_ROWS || ncols(x) > self->cols || ncols(a) != self->rows || ncols(o) != self->rows ||
+        nrows(o) != k || o->ndim != x->ndim || (a->ndim == 2 && nrows(a) != k)) {
+        PyErr_SetString(PyExc_ValueError, "x must be k rows of at most C values (k <= 4096), add N or k x N, out k x N");
+        return -1;
+    }
+    *j = (Job){self, NULL, k, a->buf, a->ndim == 2 ? self->rows : 0, o->buf, self->rows};
+    return 0;
+}
+
+/* m(x, add, out, threads): out = the product of x plus add, x [C'] or [k, C'] with C' <= C */
 static PyObject *Matrix_call(Matrix *self, PyObject *args, PyObject *kw) {
     PyObject *xo, *ao, *oo;
     int threads;
-    if (!self->xu)
+    if (!(self->inv > 0.0f))
         return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
     if (!PyArg_ParseTuple(args, "OOOi", &xo, &ao, &oo, &threads))
         return NULL;
     if (threads < 1 || threads > MAX_THREADS)
         return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), NULL;
-    Py_buffer x, a, o;
-    if (get(xo, &x, "f", 1, 0, "x") < 0)
-        return NULL;
-    if (get(ao, &a, "f", 1, 0, "add") < 0) {
-        PyBuffer_Release(&x);
-        return NULL;
-    }
-    if (get(oo, &o, "f", 1, 1, "out") < 0) {
-        PyBuffer_Release(&x);
-        PyBuffer_Release(&a);
-        return NULL;
-    }
+    Py_buffer v[3] = {{0}};
     PyObject *result = NULL;
-    if (x.shape[0] > self->cols || a.shape[0] != self->rows || o.shape[0] != self->rows) {
-        PyErr_SetString(PyExc_ValueError, "x must have at most C values; add and out N");
-    } else {
-        Py_BEGIN_ALLOW_THREADS
-        product(self, (const float *)x.buf, x.shape[0], (const float *)a.buf, (float *)o.buf, threads);
-        Py_END_ALLOW_THREADS
-        result = Py_NewRef(oo);
-    }
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&o);
+    Job j;
+    if (get(xo, &v[0], "f", 0, 0, "x") < 0 || get(ao, &v[1], "f", 0, 0, "add") < 0 ||
+        get(oo, &v[2], "f", 0, 1, "out") < 0 || job_for(self, &v[0], &v[1], &v[2], &j) < 0)
+        goto done;
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t *xu = quantised(self, v[0].buf, j.k, ncols(&v[0]), ncols(&v[0]));
+    if (xu) {
+        j.xu = xu;
+        product(&j, threads);
+        PyMem_RawFree(xu);
+    } else
+        ok = 0;
+    Py_END_ALLOW_THREADS
+    result = ok ? Py_NewRef(oo) : PyErr_NoMemory();
+done:
+    release(v, 3);
     return result;
 }
 
@@ -389,13 +427,13 @@ static PyObject *set_tanh(PyObject *self, PyObject *u) {
     Py_RETURN_FALSE;
 }
 
-/* m.lstm(below, v, add, g, c, tmp, threads): below (the lower layer's h, or None for the first
-   layer) is copied to v[:I]; g = product(v) + add; then the cell with gates (i, f, o, g) whose
-   sigmoid rows were halved: h = v[I:I+H] */
+/* m.lstm(below, v, add, g, c, tmp, threads), for k rows (2-D arrays) or one (1-D): below (the
+   lower layer's h, or None for the first layer) is copied to v[:, :I]; g = product(v) + add; then
+   the cell with gates (i, f, o, g) whose sigmoid rows were halved; h = v[:, I:I+H] */
 static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
     PyObject *bo, *vo, *ao, *go, *co, *to;
     int threads;
-    if (!self->xu)
+    if (!(self->inv > 0.0f))
         return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
     if (!tanh_loop)
         return PyErr_SetString(PyExc_RuntimeError, "set_tanh(numpy.tanh) first"), NULL;
@@ -403,51 +441,63 @@ static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
         return NULL;
     if (threads < 1 || threads > MAX_THREADS)
         return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), NULL;
-    Py_buffer b = {0}, v = {0}, a = {0}, g = {0}, c = {0}, t = {0};
+    Py_buffer b[6] = {{0}}; /* below, v, add, g, c, tmp */
     PyObject *result = NULL;
-    if ((bo != Py_None && get(bo, &b, "f", 1, 0, "below") < 0) || get(vo, &v, "f", 1, 1, "v") < 0 ||
-        get(ao, &a, "f", 1, 0, "add") < 0 || get(go, &g, "f", 1, 1, "g") < 0 || get(co, &c, "f", 1, 1, "c") < 0 ||
-        get(to, &t, "f", 1, 1, "tmp") < 0)
+    Job j;
+    if ((bo != Py_None && get(bo, &b[0], "f", 0, 0, "below") < 0) || get(vo, &b[1], "f", 0, 1, "v") < 0 ||
+        get(ao, &b[2], "f", 0, 0, "add") < 0 || get(go, &b[3], "f", 0, 1, "g") < 0 ||
+        get(co, &b[4], "f", 0, 1, "c") < 0 || get(to, &b[5], "f", 0, 1, "tmp") < 0 ||
+        job_for(self, &b[1], &b[2], &b[3], &j) < 0)
         goto done;
-    Py_ssize_t H = self->rows / 4, below = b.obj ? b.shape[0] : 0;
-    if (self->rows % 4 != 0 || v.shape[0] > self->cols || below + H > v.shape[0] || a.shape[0] != self->rows ||
-        g.shape[0] != self->rows || c.shape[0] != H || t.shape[0] != H) {
-        PyErr_SetString(PyExc_ValueError, "lstm: v must hold [below | h] (at most C values), add and g 4H, c and tmp H");
+    Py_ssize_t k = j.k, H = self->rows / 4, below = b[0].obj ? ncols(&b[0]) : 0, vn = ncols(&b[1]);
+    if (self->rows % 4 != 0 || below + H > vn || (b[0].obj && (nrows(&b[0]) != k || b[0].ndim != b[1].ndim)) ||
+        ncols(&b[4]) != H || ncols(&b[5]) != H || nrows(&b[4]) != k || nrows(&b[5]) != k ||
+        b[4].ndim != b[1].ndim || b[5].ndim != b[1].ndim) {
+        PyErr_SetString(PyExc_ValueError, "lstm: v must hold [below | h] per row, add and g 4H, c and tmp H, all k rows");
         goto done;
     }
-    float *vp = v.buf, *gp = g.buf, *cp = c.buf, *tp = t.buf;
+    float *vp = b[1].buf, *gp = b[3].buf, *cp = b[4].buf, *tp = b[5].buf;
+    const float *bp = b[0].obj ? b[0].buf : NULL;
+    int ok = 1;
     Py_BEGIN_ALLOW_THREADS
-    if (below)
-        memcpy(vp, b.buf, (size_t)below * sizeof(float));
-    product(self, vp, v.shape[0], a.buf, gp, threads);
-    tanh_f32(gp, gp, 4 * H);
-    for (Py_ssize_t j = 0; j < 3 * H; j++) {
-        volatile float half = gp[j] * 0.5f;
-        gp[j] = half + 0.5f;
-    }
-    const float *ig = gp, *fg = gp + H, *og = gp + 2 * H, *gg = gp + 3 * H;
-    for (Py_ssize_t j = 0; j < H; j++) {
-        volatile float cf = cp[j] * fg[j], ij = ig[j] * gg[j];
-        cp[j] = cf + ij;
-    }
-    tanh_f32(cp, tp, H);
-    float *h = vp + below;
-    for (Py_ssize_t j = 0; j < H; j++)
-        h[j] = og[j] * tp[j];
+    for (Py_ssize_t r = 0; r < k && below; r++)
+        memcpy(vp + r * vn, bp + r * below, (size_t)below * sizeof(float));
+    uint8_t *xu = quantised(self, vp, k, vn, vn);
+    if (xu) {
+        j.xu = xu;
+        product(&j, threads);
+        PyMem_RawFree(xu);
+        tanh_f32(gp, gp, 4 * H * k);
+        for (Py_ssize_t r = 0; r < k; r++) {
+            float *g = gp + r * 4 * H, *c = cp + r * H;
+            for (Py_ssize_t i = 0; i < 3 * H; i++) {
+                volatile float half = g[i] * 0.5f;
+                g[i] = half + 0.5f;
+            }
+            const float *ig = g, *fg = g + H, *gg = g + 3 * H;
+            for (Py_ssize_t i = 0; i < H; i++) {
+                volatile float cf = c[i] * fg[i], ij = ig[i] * gg[i];
+                c[i] = cf + ij;
+            }
+        }
+        tanh_f32(cp, tp, H * k);
+        for (Py_ssize_t r = 0; r < k; r++) {
+            const float *og = gp + r * 4 * H + 2 * H, *t = tp + r * H;
+            float *h = vp + r * vn + below;
+            for (Py_ssize_t i = 0; i < H; i++)
+                h[i] = og[i] * t[i];
+        }
+    } else
+        ok = 0;
     Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
+    result = ok ? Py_NewRef(Py_None) : PyErr_NoMemory();
 done:
-    if (b.obj) PyBuffer_Release(&b);
-    if (v.obj) PyBuffer_Release(&v);
-    if (a.obj) PyBuffer_Release(&a);
-    if (g.obj) PyBuffer_Release(&g);
-    if (c.obj) PyBuffer_Release(&c);
-    if (t.obj) PyBuffer_Release(&t);
+    release(b, 6);
     return result;
 }
 
 static PyMethodDef matrix_methods[] = {
-    {"lstm", (PyCFunction)Matrix_lstm, METH_VARARGS, "lstm(below, v, add, g, c, tmp, threads): one LSTM layer at one row"},
+    {"lstm", (PyCFunction)Matrix_lstm, METH_VARARGS, "lstm(below, v, add, g, c, tmp, threads): one LSTM layer, k rows or one"},
     {NULL, NULL, 0, NULL},
 };
 

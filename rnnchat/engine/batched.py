@@ -126,9 +126,10 @@ class _Layer:
         if self.kind == "gru":
             return self._gru(inp, st)
         v, g, h = st["v"], st["g"], st["h"]
-        if self.fused is not None and v.shape[0] == 1:  # the same arithmetic in one call (_fuse)
-            add = self.table[int(inp[0])] if self.first else self.bias
-            self.fused(None if self.first else inp[0], v[0], add, g[0], st["c"][0], st["tmp"][0], kernel_threads())
+        if self.fused is not None and v.shape[0] == 1:  # the same arithmetic in one call (_fuse);
+            # several rows: fbgemm's product, which reads each weight once for all of them
+            self.fused(None if self.first else inp, v, self.table[inp] if self.first else self.bias, g,
+                       st["c"], st["tmp"], kernel_threads())
             return h
         if self.first:
             self.lin(v, self.table[inp], g)

@@ -245,8 +245,8 @@ class Linear:
                 y = self._op(torch.from_numpy(x), self.packed, None, "none", [], "")
                 np.add(y.numpy(), add, out=out)
             return out
-        if self.kernel == "vnni+rnnchat" and x.shape[0] == 1:
-            self.row(x[0], add if add.ndim == 1 else add[0], out[0], _THREADS[0])
+        if self.kernel == "vnni+rnnchat" and x.shape[0] == 1:  # (several rows: fbgemm is faster)
+            self.row(x, add, out, _THREADS[0])
             return out
         if self.kernel.startswith("vnni"):
             y = self._op(torch.from_numpy(x), X_SCALE, X_ZERO, self.packed)

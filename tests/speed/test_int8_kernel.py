@@ -50,6 +50,11 @@ def test_one_row_equals_fbgemm_bit_for_bit_on_every_thread_count(shape):
                 assert np.array_equal(out[0], ref[r]), (threads, r)
                 lin(np.ascontiguousarray(x[r:r + 1]), add[None, :], out)  # a [1, N] addend (a table row)
                 assert np.array_equal(out[0], ref[r])
+            every = np.empty((len(x), n), np.float32)  # the kernel's own several-row form
+            lin.row(x, add, every, threads)
+            assert np.array_equal(every, ref)
+            lin.row(x, np.repeat(add[None, :], len(x), 0), every, threads)
+            assert np.array_equal(every, ref)
     finally:
         set_threads(1)
 
@@ -131,6 +136,14 @@ def test_bad_arguments_are_errors_not_crashes():
         m(x, np.zeros(7, np.float32), out, 1)         # a short addend
     with pytest.raises(TypeError):
         m(x.astype(np.float64), add, out, 1)
+    with pytest.raises(ValueError):
+        m(np.zeros((2, 64), np.float32), add, out, 1)  # two input rows, one output row
+    with pytest.raises(ValueError):
+        m(np.zeros((2, 64), np.float32), np.zeros((3, 8), np.float32), np.empty((2, 8), np.float32), 1)
+    with pytest.raises(ValueError):
+        m(np.zeros((0, 64), np.float32), add, np.empty((0, 8), np.float32), 1)  # no rows
+    with pytest.raises(TypeError):
+        m(np.zeros((1, 1, 64), np.float32), add, out, 1)
     with pytest.raises((TypeError, ValueError)):
         m(x, add, np.empty(16, np.float32)[::2], 1)   # not contiguous
     with pytest.raises((TypeError, ValueError, BufferError)):
@@ -200,3 +213,27 @@ def test_the_lstm_call_refuses_bad_arguments():
         mod.set_tanh(np.add)                                            # two inputs
     assert mod.set_tanh(np.isnan) is False                              # no float32 -> float32 loop: unchanged
     assert m.lstm(None, v, add, g, c, tmp, 1) is None and np.array_equal(g[:3 * H], np.full(3 * H, 0.5, np.float32))
+
+
+@needs_kernel
+def test_the_lstm_call_over_several_rows_equals_the_layers_step(make_checkpoint):
+    from rnnchat.engine.batched import Weights
+    from rnnchat.engine.checkpoint import load_checkpoint
+
+    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    layer = Weights(model, "int8").layers[1]
+    rng = np.random.default_rng(6)
+    h0, c0 = rng.uniform(-1, 1, (3, 128)).astype(np.float32), rng.uniform(-1, 1, (3, 128)).astype(np.float32)
+    below = rng.uniform(-1, 1, (3, 128)).astype(np.float32)
+    runs = []
+    for fused in (False, True):
+        st = {"h": h0.copy(), "c": c0.copy()}
+        layer.buffers(st, 3)
+        if fused:
+            layer.lin.row.lstm(below, st["v"], layer.bias, st["g"], st["c"], st["tmp"], 2)
+        else:
+            saved, layer.fused = layer.fused, None
+            layer.step(below, st)  # fbgemm's product over the three rows, NumPy's element-wise work
+            layer.fused = saved
+        runs.append((st["h"].copy(), st["c"].copy()))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
