@@ -27,7 +27,7 @@ from rnnchat.core.errors import RnnchatError, first_line
 from rnnchat.core.params import SamplingParams
 
 
-POST_EVERY_S = 0.01  # the event loop is woken at most this often while streams run (first and last events at once)
+POST_EVERY_S = 0.025  # the event loop is woken at most this often while streams run (first and last events at once)
 
 
 class Busy(RnnchatError):
@@ -120,8 +120,9 @@ class ModelWorker:
     def _loop(self) -> None:
         from rnnchat.engine.blas_choice import ThreadChoice
 
-        # the thread count is timed like a single stream's (blas_choice.py), once for a lone stream
-        # (OpenBLAS's or rnnchat's one-row products) and once for a batch (oneDNN's or fbgemm's)
+        # the thread count is timed like a single stream's (blas_choice.py), apart for a lone stream
+        # (OpenBLAS's or rnnchat's one-row products) and for a batch (oneDNN's or fbgemm's), again
+        # each time the worker passes from one to the other
         self.choices = {lone: ThreadChoice(setter=_set_threads) for lone in (True, False)}
         while True:
             with self.cond:
@@ -226,7 +227,7 @@ class ModelWorker:
                 self._probe.close()
             self._lone = lone
             choice = self.choices[lone]
-            probe = None if choice.timings else choice.probe(self._plain_step, self._probed)
+            probe = choice.probe(self._plain_step, self._probed)  # timed again at every change, as a stream is
             self._probe = probe if probe is not self._plain_step else None
             if self._probe is None:
                 choice.set(choice.threads)
