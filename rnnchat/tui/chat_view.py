@@ -57,6 +57,7 @@ class ChatView(ReadProgressView, Vertical):
         self.loading_model: str | None = None  # the model being loaded, set by the app (``loading`` is Textual's)
         self.confidence = False
         self.live: LiveReply | None = None
+        self.priming = False  # a /prime is reading (tui/priming.py): a send waits for it
         self.quitting = threading.Event()  # set when the app quits: the worker stops its reply
         self._counter = 0
         self._after_reply: list[Callable[[], None]] = []
@@ -131,6 +132,8 @@ class ChatView(ReadProgressView, Vertical):
             problem = "No model is open: pick one with /model (ctrl+l)"
         elif self.loading_model is not None:
             problem = f"switching to {self.loading_model}…"
+        elif self.priming:
+            problem = "The priming text is still being read: Esc cancels it"
         elif self.replying:
             problem = "A reply is still being written: Esc stops it"
         if problem:

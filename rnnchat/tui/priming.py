@@ -54,6 +54,7 @@ def prime(app: "RnnchatApp", arg: str | None = None) -> None:
 
 def _start(app: "RnnchatApp", text: str) -> None:
     session, seen = app.session, [0, len(text)]
+    app.chat.priming = True
     notice = app.chat.transcript.add_notice(Notice(_progress(0, len(text)), kind=KIND))
 
     def watch(done: int, total: int) -> bool:  # the engine's thread: only record
@@ -77,6 +78,7 @@ def _start(app: "RnnchatApp", text: str) -> None:
 
 def _ended(app: "RnnchatApp", timer, error: str | None, severity: str | None) -> None:
     timer.stop()
+    app.chat.priming = False
     app.chat.transcript.remove_notices(KIND)
     if error is not None:
         app.notify(error, severity=severity or "error", markup=False)

@@ -113,6 +113,11 @@ async def test_a_long_prime_runs_off_the_screen_thread_and_esc_cancels_it(harnes
             await pilot.press("enter")
             await wait_for(pilot, lambda: held == [4096], "the prime holding its first chunk")
             assert session.busy, "a prime in progress makes the session busy (a send waits)"
+            app.input.text = "hello"
+            await pilot.press("enter")  # said to wait for the priming, not for a reply
+            await wait_for(pilot, lambda: any("priming text is still being read" in m for _, m in h.notes),
+                           "the notice that a send waits for the priming")
+            assert app.input.text == "hello"
             permits.release()
             await wait_for(pilot, lambda: priming_notice(app) == "priming 4,096 / 20,000 · Esc cancels",
                            "the prime's progress")
