@@ -427,6 +427,60 @@ static PyObject *set_tanh(PyObject *self, PyObject *u) {
     Py_RETURN_FALSE;
 }
 
+/* the LSTM cell over k rows once g holds the gates' pre-activations (i, f, o, g; the sigmoid rows
+   halved): c and tmp [k, H], h written to v[r, below:below+H] (rows of vn values) */
+static void cell(float *gp, float *cp, float *tp, float *vp, Py_ssize_t k, Py_ssize_t H, Py_ssize_t vn,
+                 Py_ssize_t below) {
+    tanh_f32(gp, gp, 4 * H * k);
+    for (Py_ssize_t r = 0; r < k; r++) {
+        float *g = gp + r * 4 * H, *c = cp + r * H;
+        for (Py_ssize_t i = 0; i < 3 * H; i++) {
+            volatile float half = g[i] * 0.5f;
+            g[i] = half + 0.5f;
+        }
+        const float *ig = g, *fg = g + H, *gg = g + 3 * H;
+        for (Py_ssize_t i = 0; i < H; i++) {
+            volatile float cf = c[i] * fg[i], ij = ig[i] * gg[i];
+            c[i] = cf + ij;
+        }
+    }
+    tanh_f32(cp, tp, H * k);
+    for (Py_ssize_t r = 0; r < k; r++) {
+        const float *og = gp + r * 4 * H + 2 * H, *t = tp + r * H;
+        float *h = vp + r * vn + below;
+        for (Py_ssize_t i = 0; i < H; i++)
+            h[i] = og[i] * t[i];
+    }
+}
+
+/* lstm_cell(g, c, tmp, v, below): the cell alone, for gates some other product computed (k rows) */
+static PyObject *lstm_cell(PyObject *self, PyObject *args) {
+    PyObject *go, *co, *to, *vo;
+    Py_ssize_t below;
+    if (!tanh_loop)
+        return PyErr_SetString(PyExc_RuntimeError, "set_tanh(numpy.tanh) first"), NULL;
+    if (!PyArg_ParseTuple(args, "OOOOn", &go, &co, &to, &vo, &below))
+        return NULL;
+    Py_buffer b[4] = {{0}};
+    PyObject *result = NULL;
+    if (get(go, &b[0], "f", 2, 1, "g") < 0 || get(co, &b[1], "f", 2, 1, "c") < 0 ||
+        get(to, &b[2], "f", 2, 1, "tmp") < 0 || get(vo, &b[3], "f", 2, 1, "v") < 0)
+        goto done;
+    Py_ssize_t k = nrows(&b[1]), H = ncols(&b[1]), vn = ncols(&b[3]);
+    if (k < 1 || H < 1 || nrows(&b[0]) != k || ncols(&b[0]) != 4 * H || nrows(&b[2]) != k || ncols(&b[2]) != H ||
+        nrows(&b[3]) != k || below < 0 || below > vn - H) {
+        PyErr_SetString(PyExc_ValueError, "lstm_cell: g [k, 4H], c and tmp [k, H], v [k, >= below + H]");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    cell(b[0].buf, b[1].buf, b[2].buf, b[3].buf, k, H, vn, below);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(b, 4);
+    return result;
+}
+
 /* m.lstm(below, v, add, g, c, tmp, threads), for k rows (2-D arrays) or one (1-D): below (the
    lower layer's h, or None for the first layer) is copied to v[:, :I]; g = product(v) + add; then
    the cell with gates (i, f, o, g) whose sigmoid rows were halved; h = v[:, I:I+H] */
@@ -467,26 +521,7 @@ static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
         j.xu = xu;
         product(&j, threads);
         PyMem_RawFree(xu);
-        tanh_f32(gp, gp, 4 * H * k);
-        for (Py_ssize_t r = 0; r < k; r++) {
-            float *g = gp + r * 4 * H, *c = cp + r * H;
-            for (Py_ssize_t i = 0; i < 3 * H; i++) {
-                volatile float half = g[i] * 0.5f;
-                g[i] = half + 0.5f;
-            }
-            const float *ig = g, *fg = g + H, *gg = g + 3 * H;
-            for (Py_ssize_t i = 0; i < H; i++) {
-                volatile float cf = c[i] * fg[i], ij = ig[i] * gg[i];
-                c[i] = cf + ij;
-            }
-        }
-        tanh_f32(cp, tp, H * k);
-        for (Py_ssize_t r = 0; r < k; r++) {
-            const float *og = gp + r * 4 * H + 2 * H, *t = tp + r * H;
-            float *h = vp + r * vn + below;
-            for (Py_ssize_t i = 0; i < H; i++)
-                h[i] = og[i] * t[i];
-        }
+        cell(gp, cp, tp, vp, k, H, vn, below);
     } else
         ok = 0;
     Py_END_ALLOW_THREADS
@@ -518,6 +553,7 @@ static PyObject *available(PyObject *self, PyObject *unused) { return PyBool_Fro
 
 static PyMethodDef methods[] = {
     {"available", available, METH_NOARGS, "Whether this CPU runs the kernel (AVX-512 F, BW and VNNI)."},
+    {"lstm_cell", lstm_cell, METH_VARARGS, "lstm_cell(g, c, tmp, v, below): the LSTM cell over k rows of gates"},
     {"set_tanh", set_tanh, METH_O, "set_tanh(numpy.tanh): the float32 loop Matrix.lstm uses; True if found"},
     {NULL, NULL, 0, NULL},
 };

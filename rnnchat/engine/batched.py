@@ -77,6 +77,7 @@ class _Layer:
                 self.lin, self.bias = Linear(np.concatenate([w_ih, w_hh], 1), fmt, bounded=bounded), bias
         self.linears = [getattr(self, n) for n in ("lin", "lin_h", "lin_i") if hasattr(self, n)]
         self.fused = None  # the whole LSTM layer at one row in rnnchat's int8 kernel (set by _fuse)
+        self.cell = None   # the LSTM cell's element-wise work in one call, any rows (set by _fuse)
 
     # ---- states: a dict of [K, ...] arrays --------------------------------------------
     def new_rows(self, state, k: int) -> dict:
@@ -143,6 +144,9 @@ class _Layer:
                 np.tanh(g, out=h)
             return h
         c, tmp = st["c"], st["tmp"]
+        if self.cell is not None:  # the same arithmetic as below, in one call (_fuse)
+            self.cell(g, c, tmp, v, 0 if self.first else self.I)
+            return h
         sig, i, f, o, gg = st["views"]
         mul, add = np.multiply, np.add
         np.tanh(g, out=g)
@@ -179,23 +183,29 @@ class _Layer:
 
 
 def _fuse(layer: _Layer) -> None:
-    """Let an int8 LSTM layer on rnnchat's kernel run its one-row step in one call (the product,
-    NumPy's own tanh loop, the same multiplies and adds in the same order), after checking once,
-    bit for bit, that the call gives the layer's own step on a random state."""
-    row = getattr(getattr(layer, "lin", None), "row", None)
-    if layer.kind != "lstm" or row is None or not getattr(own_int8_kernel(), "fused_lstm", False):
+    """Let an LSTM layer do its cell's element-wise work in one call of rnnchat's C extension
+    (NumPy's own tanh loop, the same multiplies and adds in the same order), and an int8 layer on
+    rnnchat's kernel its whole one-row step, after checking once, bit for bit, that each call
+    gives the layer's own step on random states (1 and 3 rows)."""
+    mod = own_int8_kernel()
+    if layer.kind != "lstm" or not getattr(mod, "fused_lstm", False):
         return
-    rng = np.random.default_rng(0)
-    runs = []
-    for fused in (None, row.lstm):
-        st = {k: rng.uniform(-1, 1, (1, layer.H)).astype(F32) for k in ("h", "c")}
-        layer.buffers(st, 1)
-        inp = np.array([1]) if layer.first else rng.uniform(-1, 1, (1, layer.I)).astype(F32)
-        layer.fused = fused
-        runs.append((layer.step(inp, st).copy(), st["c"].copy(), st["g"].copy()))
-        rng = np.random.default_rng(0)
-    same = all(np.array_equal(a, b) for a, b in zip(*runs))
-    layer.fused = row.lstm if same else None
+    row = getattr(layer.lin, "row", None)
+
+    def run(rows: int, fused, cell):
+        rng = np.random.default_rng(rows)
+        st = {k: rng.uniform(-1, 1, (rows, layer.H)).astype(F32) for k in ("h", "c")}
+        layer.buffers(st, rows)
+        inp = np.arange(rows) % 2 if layer.first else rng.uniform(-1, 1, (rows, layer.I)).astype(F32)
+        layer.fused, layer.cell = fused, cell
+        return layer.step(inp, st).copy(), st["c"].copy(), st["g"].copy()
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    cell = mod.lstm_cell if all(same(run(k, None, None), run(k, None, mod.lstm_cell)) for k in (1, 3)) else None
+    fused = row.lstm if row is not None and same(run(1, None, None), run(1, row.lstm, None)) else None
+    layer.fused, layer.cell = fused, cell
 
 
 class Weights:
@@ -223,7 +233,8 @@ class Weights:
     @property
     def kernels(self) -> str:
         """The kernels of the layers' products, e.g. ``vnni+rnnchat`` (for ``--stats``)."""
-        names = [lin.kernel + ("+lstm" if layer.fused else "") for layer in self.layers for lin in layer.linears]
+        names = [lin.kernel + ("+lstm" if layer.fused else "+cell" if layer.cell else "")
+                 for layer in self.layers for lin in layer.linears]
         return "/".join(dict.fromkeys(names))
 
     @property

@@ -237,3 +237,35 @@ def test_the_lstm_call_over_several_rows_equals_the_layers_step(make_checkpoint)
             layer.fused = saved
         runs.append((st["h"].copy(), st["c"].copy()))
     assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+
+
+@needs_kernel
+@pytest.mark.parametrize("fmt", ["fp32", "int8"])
+def test_the_lstm_cell_in_one_call_is_numpys_arithmetic_over_several_rows(make_checkpoint, fmt):
+    from rnnchat.engine.batched import BatchedModel, Weights
+    from rnnchat.engine.checkpoint import load_checkpoint
+
+    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    weights = Weights(model, fmt)
+    cells = [layer.cell for layer in weights.layers]
+    assert all(c is not None for c in cells)
+    gen = torch.Generator().manual_seed(5)
+    state = [tuple((torch.rand(t.shape, generator=gen) * 2 - 1) * 0.5 for t in s) for s in model.initial_state(1)]
+    outs = []
+    for on in (True, False):
+        for layer, c in zip(weights.layers, cells):
+            layer.cell = c if on else None
+        bm = BatchedModel(weights)
+        for _ in range(3):
+            bm.add(state)
+        outs.append(np.stack([bm.step(np.array([1, 5, 9]) + i).copy() for i in range(20)]))
+    assert np.array_equal(outs[0], outs[1])
+    mod = own_int8_kernel()
+    g, c, tmp, v = (np.zeros((2, 64), np.float32), np.zeros((2, 16), np.float32), np.zeros((2, 16), np.float32),
+                    np.zeros((2, 32), np.float32))
+    assert mod.lstm_cell(g, c, tmp, v, 16) is None
+    for bad in ((g, c, tmp, v, 17), (g, c, tmp, v, -1), (g[:1], c, tmp, v, 0), (g, c, tmp[:, :8].copy(), v, 0)):
+        with pytest.raises(ValueError):
+            mod.lstm_cell(*bad)
+    with pytest.raises(TypeError):
+        mod.lstm_cell(g[0], c, tmp, v, 0)
