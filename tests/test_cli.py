@@ -87,6 +87,7 @@ def test_bad_checkpoint_is_a_one_line_error(tmp_path):
     assert_clean_error(r, "pickle")
 
 
+@pytest.mark.slow  # a real process or a training run: 4-6 s
 def test_train_then_list_inspect_and_generate_by_name(tiny_corpus):
     r = run_cli("train", str(tiny_corpus), "--hidden", "8", "--embedding", "4", "--layers", "1",
                 "--steps", "6", "--seq-len", "16", "--batch-size", "4", "--name", "mini", "-q",

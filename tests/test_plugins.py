@@ -88,6 +88,7 @@ def _env(site):
     return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow  # a real process or a training run: 4-6 s
 def test_cli_survives_a_broken_plugin_and_lists_its_error(site):
     fp.make_plugin(site, "broken", fp.IMPORT_ERROR)
     fp.make_plugin(site, "cmd", fp.COMMAND)
@@ -123,6 +124,7 @@ def test_plugin_cannot_replace_a_builtin_command(site):
     assert "refused to replace existing command(s): models" in infos["hijack"]["errors"][0]
 
 
+@pytest.mark.slow  # real processes: 3-4 s
 def test_bad_cell_options_are_one_line(tiny_corpus):
     r = run_cli("train", str(tiny_corpus), "--steps", "2", "--name", "x", "--cell-options", '{"bogus": 1}')
     assert r.returncode == 1 and "Traceback" not in r.stderr and "bogus" in r.stderr
@@ -131,6 +133,7 @@ def test_bad_cell_options_are_one_line(tiny_corpus):
     assert r.returncode == 1 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # a real process or a training run: 4-6 s
 def test_non_ascii_chat_template_survives_the_command_line(tiny_corpus):
     r = run_cli("train", str(tiny_corpus), "--steps", "2", "--hidden", "8", "--seq-len", "16", "--batch-size", "2",
                 "--name", "zh", "-q", "--chat-template", "\\n《{text}》", "--chat-stop", "\\n\\n")

@@ -280,6 +280,7 @@ def test_a_cell_wrong_only_at_the_models_sizes_is_named_when_the_model_is_built(
         make_checkpoint(cell="odd", name="odd", layers=1)
 
 
+@pytest.mark.slow  # real processes: 3-4 s
 def test_a_thread_a_plugin_leaves_running_does_not_keep_rnnchat_from_exiting(site):
     source = """
         import threading

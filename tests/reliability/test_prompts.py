@@ -69,6 +69,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow  # a real process or a training run: 4-6 s
 def test_generate_reads_1_2_million_characters_of_stdin_in_bounded_memory(make_checkpoint, tmp_path):
     """1.2 M characters on stdin (1.1 M once ended in a oneDNN traceback with the bundled model,
     2.1 M asked for 34 GB): read a chunk at a time, the peak RSS grows by less than 64 MB

@@ -103,6 +103,7 @@ def test_ctrl_q_during_model_loading_exits_at_once(tiny, app_env):
         assert app.proc.returncode == 0
 
 
+@pytest.mark.slow  # real processes: 3-4 s
 def test_ctrl_q_while_a_reply_streams_exits_at_once(tiny, app_env, rnnchat_home):
     from rnnchat.core import paths
 

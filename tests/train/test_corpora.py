@@ -169,6 +169,7 @@ def test_a_compiled_corpus_is_added_not_downloaded(rnnchat_home, capsys, monkeyp
     assert code == 1 and "is not on this machine" in err
 
 
+@pytest.mark.slow  # a real process or a training run: 4-6 s
 def test_add_registers_a_file_and_train_takes_it_by_name(tmp_path, rnnchat_home, capsys):
     text = tmp_path / "My Text.txt"
     text.write_bytes(TINY_BYTES)

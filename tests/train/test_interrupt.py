@@ -91,6 +91,7 @@ def test_kill_9_at_any_moment_leaves_a_loadable_state(rnnchat_home):
     assert saved_step(run) == step + 3
 
 
+@pytest.mark.slow  # a real process or a training run: 4-6 s
 def test_resume_skips_an_incomplete_state_and_says_so(tmp_path, rnnchat_home):
     from tests.train.helpers import make_trainer
 
