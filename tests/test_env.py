@@ -14,6 +14,7 @@ from rnnchat.core import env
 
 from rnnchat.core import paths
 from rnnchat.core.errors import SettingError
+
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,14 +148,14 @@ BAD = [
     ("RNNCHAT_BLAS_THREADS", "two"), ("RNNCHAT_BLAS_THREADS", "100000"),
     ("RNNCHAT_DIST_TIMEOUT", "soon"), ("RNNCHAT_DIST_TIMEOUT", "0"), ("RNNCHAT_DIST_TIMEOUT", "nan"),
     ("RNNCHAT_DIST_TIMEOUT", "inf"), ("RNNCHAT_DIST_TIMEOUT", "1e300"), ("RNNCHAT_DIST_TIMEOUT", "-5"),
-    ("RNNCHAT_PROMPT_PRECISION", "fp8"), ("RNNCHAT_EXIT_AFTER", "later"),
+    ("RNNCHAT_PROMPT_PRECISION", "fp8"), ("RNNCHAT_EXIT_AFTER", "later"), ("RNNCHAT_INT8_KERNEL", "mkl"),
     ("RNNCHAT_CORPUS_MIRROR", "ftp://mirror"), ("RNNCHAT_CORPUS_MIRROR", "file:///etc"),
     ("RNNCHAT_DEVICE", "cuda:abc"), ("RNNCHAT_DEVICE", "cpu\x00"), ("RNNCHAT_HOME", "/tmp/a\x00b"),
 ]
 READERS = {"RNNCHAT_THREADS": env.threads, "RNNCHAT_BLAS_THREADS": env.blas_threads,
            "RNNCHAT_DIST_TIMEOUT": env.dist_timeout, "RNNCHAT_PROMPT_PRECISION": env.prompt_precision,
            "RNNCHAT_EXIT_AFTER": env.exit_after, "RNNCHAT_CORPUS_MIRROR": env.corpus_mirror,
-           "RNNCHAT_DEVICE": env.device, "RNNCHAT_HOME": env.home}
+           "RNNCHAT_DEVICE": env.device, "RNNCHAT_HOME": env.home, "RNNCHAT_INT8_KERNEL": env.int8_kernel}
 
 
 @pytest.mark.parametrize("name,value", BAD)
@@ -173,6 +174,7 @@ def test_bad_values_are_one_line_errors_naming_the_variable(monkeypatch, name, v
     ("RNNCHAT_PROMPT_PRECISION", "BF16", "bf16"), ("RNNCHAT_EXIT_AFTER", "ready", "ready"),
     ("RNNCHAT_CORPUS_MIRROR", "https://m.example/c", "https://m.example/c"), ("RNNCHAT_DEVICE", "CUDA:1", "cuda:1"),
     ("RNNCHAT_THREADS", "", None), ("RNNCHAT_DIST_TIMEOUT", "", 120.0),
+    ("RNNCHAT_INT8_KERNEL", "FBGEMM", "fbgemm"), ("RNNCHAT_INT8_KERNEL", "", None),
 ])
 def test_good_values_are_typed(monkeypatch, name, value, expected):
     monkeypatch.setenv(name, value)
@@ -230,3 +232,9 @@ def test_an_unusable_home_is_one_line(tmp_path, monkeypatch, case):
 def test_a_missing_home_is_created_on_use(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNCHAT_HOME", str(tmp_path / "new" / "home"))
     assert paths.models_dir() == tmp_path / "new" / "home" / "data" / "models"
+
+
+def test_a_bad_int8_kernel_value_stops_the_cli_instead_of_falling_back_to_fp32(make_checkpoint):
+    path = make_checkpoint("lstm", weights_cost={"int8": 0.001})  # auto means int8 for this model
+    r = run_cli("generate", "ab", "-m", str(path), "-n", "5", env={"RNNCHAT_INT8_KERNEL": "mkl"})
+    assert r.returncode == 1 and "RNNCHAT_INT8_KERNEL must be" in r.stderr and "Traceback" not in r.stderr

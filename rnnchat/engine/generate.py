@@ -94,6 +94,10 @@ class Engine:
         from rnnchat.engine.quant import resolve
 
         fmt = resolve(setting, self.loaded.meta)
+        if fmt == "int8":
+            from rnnchat.core.env import int8_kernel
+
+            int8_kernel()  # a bad RNNCHAT_INT8_KERNEL is an error here, not a reason for auto to pick fp32
         if fmt != "fp32":
             try:
                 self.packed_weights(fmt)
