@@ -27,7 +27,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -153,14 +152,14 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int started; /* workers running */
-    pid_t pid;   /* the process that started them (a fork child starts its own) */
     int sleeping;
     /* the job: written by the caller before it publishes `state` */
     Job job;
     int allowed; /* workers 1 .. allowed-1 take part */
     uint64_t state;    /* (job << 32) | next piece */
     uint32_t finished; /* pieces computed */
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
+        .state = CHUNKS};
 
 static void piece(const Job *j, uint32_t i) {
     Py_ssize_t n = j->m->rows;
@@ -217,16 +216,15 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* a forked child has none of its parent's workers, and its mutexes may have been held at the
+   fork: it starts afresh (registered once with pthread_atfork) */
 static void after_fork(void) {
-    if (pool.pid != getpid()) { /* first use, or a forked child: its parent's workers are not here */
-        pool.started = 0;
-        pool.sleeping = 0;
-        pool.pid = getpid();
-        pool.state = CHUNKS; /* job 0, nothing left to claim */
-        pthread_mutex_init(&pool.busy, NULL);
-        pthread_mutex_init(&pool.lock, NULL);
-        pthread_cond_init(&pool.wake, NULL);
-    }
+    pool.started = 0;
+    pool.sleeping = 0;
+    pool.state = CHUNKS; /* job 0, nothing left to claim */
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
 }
 
 /* called with pool.busy held */
@@ -251,7 +249,6 @@ static void product(const Job *j, int threads) {
         rows(j, 0, j->m->rows);
         return;
     }
-    after_fork();
     /* another thread (another model's engine) has the workers, or none can be started: the
        caller computes every row alone, which gives the same result */
     if (pthread_mutex_trylock(&pool.busy) != 0) {
@@ -289,6 +286,19 @@ static uint8_t *quantised(const Matrix *m, const float *x, Py_ssize_t k, Py_ssiz
     for (Py_ssize_t r = 0; r < k; r++)
         quantise(x + r * x_stride, n, m->cols, m->inv, xu + r * m->cols);
     return xu;
+}
+
+/* quantise k input rows (x_stride floats apart, n values each) and run the job on them; 0 when the
+   scratch could not be allocated (called without the GIL) */
+static int run(Job *j, const float *x, Py_ssize_t x_stride, Py_ssize_t n, int threads) {
+    uint8_t *xu = quantised(j->m, x, j->k, x_stride, n);
+    if (!xu)
+        return 0;
+    j->xu = xu;
+    product(j, threads);
+    PyMem_RawFree(xu);
+    j->xu = NULL;
+    return 1;
 }
 
 /* ---- Python ------------------------------------------------------------------------------ */
@@ -354,6 +364,15 @@ static int Matrix_init(Matrix *self, PyObject *args, PyObject *kw) {
 
 #define MAX_INPUT_ROWS 4096
 
+/* 1 when the matrix was initialised and the thread count is in range; else 0 with an error set */
+static int usable(const Matrix *self, int threads) {
+    if (!(self->inv > 0.0f))
+        return PyErr_SetString(PyExc_RuntimeError, "not initialised"), 0;
+    if (threads < 1 || threads > MAX_THREADS)
+        return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), 0;
+    return 1;
+}
+
 /* checks x (k rows of at most C values), add (N, or k rows of N) and out (k rows of N, 1-D when
    x is) and fills a job; the caller quantises */
 static int job_for(Matrix *self, Py_buffer *x, Py_buffer *a, Py_buffer *o, Job *j) {
@@ -371,27 +390,17 @@ static int job_for(Matrix *self, Py_buffer *x, Py_buffer *a, Py_buffer *o, Job *
 static PyObject *Matrix_call(Matrix *self, PyObject *args, PyObject *kw) {
     PyObject *xo, *ao, *oo;
     int threads;
-    if (!(self->inv > 0.0f))
-        return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
-    if (!PyArg_ParseTuple(args, "OOOi", &xo, &ao, &oo, &threads))
+    if (!PyArg_ParseTuple(args, "OOOi", &xo, &ao, &oo, &threads) || !usable(self, threads))
         return NULL;
-    if (threads < 1 || threads > MAX_THREADS)
-        return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), NULL;
     Py_buffer v[3] = {{0}};
     PyObject *result = NULL;
     Job j;
     if (get(xo, &v[0], "f", 0, 0, "x") < 0 || get(ao, &v[1], "f", 0, 0, "add") < 0 ||
         get(oo, &v[2], "f", 0, 1, "out") < 0 || job_for(self, &v[0], &v[1], &v[2], &j) < 0)
         goto done;
-    int ok = 1;
+    int ok;
     Py_BEGIN_ALLOW_THREADS
-    uint8_t *xu = quantised(self, v[0].buf, j.k, ncols(&v[0]), ncols(&v[0]));
-    if (xu) {
-        j.xu = xu;
-        product(&j, threads);
-        PyMem_RawFree(xu);
-    } else
-        ok = 0;
+    ok = run(&j, v[0].buf, ncols(&v[0]), ncols(&v[0]), threads);
     Py_END_ALLOW_THREADS
     result = ok ? Py_NewRef(oo) : PyErr_NoMemory();
 done:
@@ -487,14 +496,10 @@ done:
 static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
     PyObject *bo, *vo, *ao, *go, *co, *to;
     int threads;
-    if (!(self->inv > 0.0f))
-        return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
     if (!tanh_loop)
         return PyErr_SetString(PyExc_RuntimeError, "set_tanh(numpy.tanh) first"), NULL;
-    if (!PyArg_ParseTuple(args, "OOOOOOi", &bo, &vo, &ao, &go, &co, &to, &threads))
+    if (!PyArg_ParseTuple(args, "OOOOOOi", &bo, &vo, &ao, &go, &co, &to, &threads) || !usable(self, threads))
         return NULL;
-    if (threads < 1 || threads > MAX_THREADS)
-        return PyErr_Format(PyExc_ValueError, "threads must be in [1, %d]", MAX_THREADS), NULL;
     Py_buffer b[6] = {{0}}; /* below, v, add, g, c, tmp */
     PyObject *result = NULL;
     Job j;
@@ -512,18 +517,13 @@ static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
     }
     float *vp = b[1].buf, *gp = b[3].buf, *cp = b[4].buf, *tp = b[5].buf;
     const float *bp = b[0].obj ? b[0].buf : NULL;
-    int ok = 1;
+    int ok;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < k && below; r++)
         memcpy(vp + r * vn, bp + r * below, (size_t)below * sizeof(float));
-    uint8_t *xu = quantised(self, vp, k, vn, vn);
-    if (xu) {
-        j.xu = xu;
-        product(&j, threads);
-        PyMem_RawFree(xu);
+    ok = run(&j, vp, vn, vn, threads);
+    if (ok)
         cell(gp, cp, tp, vp, k, H, vn, below);
-    } else
-        ok = 0;
     Py_END_ALLOW_THREADS
     result = ok ? Py_NewRef(Py_None) : PyErr_NoMemory();
 done:
@@ -563,6 +563,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_int8", "int8 matrix
 PyMODINIT_FUNC PyInit__int8(void) {
     if (PyType_Ready(&MatrixType) < 0)
         return NULL;
+    static int forks_watched = 0;
+    if (!forks_watched && pthread_atfork(NULL, NULL, after_fork) == 0)
+        forks_watched = 1;
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;

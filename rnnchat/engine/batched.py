@@ -129,8 +129,8 @@ class _Layer:
         v, g, h = st["v"], st["g"], st["h"]
         if self.fused is not None and v.shape[0] == 1:  # the same arithmetic in one call (_fuse);
             # several rows: fbgemm's product, which reads each weight once for all of them
-            self.fused(None if self.first else inp, v, self.table[inp] if self.first else self.bias, g,
-                       st["c"], st["tmp"], kernel_threads())
+            self.fused(None if self.first else inp, v, self.table[int(inp[0])] if self.first else self.bias, g,
+                       st["c"], st["tmp"], kernel_threads())  # (a table row as a view: no copy per character)
             return h
         if self.first:
             self.lin(v, self.table[inp], g)
@@ -203,8 +203,9 @@ def _fuse(layer: _Layer) -> None:
     def same(a, b):
         return all(np.array_equal(x, y) for x, y in zip(a, b))
 
-    cell = mod.lstm_cell if all(same(run(k, None, None), run(k, None, mod.lstm_cell)) for k in (1, 3)) else None
-    fused = row.lstm if row is not None and same(run(1, None, None), run(1, row.lstm, None)) else None
+    plain = {k: run(k, None, None) for k in (1, 3)}  # the layer's own step: the reference for both
+    cell = mod.lstm_cell if all(same(plain[k], run(k, None, mod.lstm_cell)) for k in (1, 3)) else None
+    fused = row.lstm if row is not None and same(plain[1], run(1, row.lstm, None)) else None
     layer.fused, layer.cell = fused, cell
 
 

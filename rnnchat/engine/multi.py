@@ -232,7 +232,6 @@ def torch_threads(weights):
     choice = getattr(weights, "threads", None)
     if choice is None:
         from rnnchat.engine.blas_choice import ThreadChoice
-
         from rnnchat.engine.quant import set_threads
 
         choice = weights.threads = ThreadChoice(setter=set_threads)

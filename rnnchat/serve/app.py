@@ -25,7 +25,6 @@ from rnnchat.session.framing import Framing
 
 MAX_BODY = 1_000_000  # bytes
 RETRY_AFTER = "1"
-GATHER_S = 0.0  # extra wait between a stream's chunks (none: the engine thread posts at most every 25 ms)
 FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
 
@@ -178,11 +177,10 @@ class Run:
         self.job.cancel()
         self.worker.wake()
 
-    async def events(self, request: HttpRequest, gather: float = GATHER_S):
+    async def events(self, request: HttpRequest):
         """Yields lists of events until the job is done; cancels it if the client goes away.
-        After the first characters, waits ``gather`` seconds between lists so that one chunk
-        carries several characters (the per-chunk work, not the model, would bound the rate)."""
-        done, first = False, True
+        (The engine thread posts at most every 25 ms, so one chunk carries several characters.)"""
+        done = False
         try:
             while not done:
                 if self.queue.empty():
@@ -194,9 +192,6 @@ class Run:
                         continue
                 else:
                     batch = self.queue.get_nowait()
-                if not first and gather:
-                    await asyncio.sleep(gather)
-                first = False
                 while not self.queue.empty():
                     batch = batch + self.queue.get_nowait()
                 done = any(ev[0] in ("done", "error") for ev in batch)

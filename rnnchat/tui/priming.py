@@ -63,15 +63,17 @@ def _start(app: "RnnchatApp", text: str) -> None:
 
     timer = app.set_interval(0.2, lambda: notice.update(_progress(*seen)))
 
-    def work() -> None:
+    def work() -> None:  # every way out ends the priming on screen (its flag, notice and timer)
+        error, severity = None, None
         try:
             session.prime(text, watch=watch)
         except ReadCancelled:
-            app.call_from_thread(_ended, app, timer, "Priming cancelled: the conversation is as it was.", "information")
+            error, severity = "Priming cancelled: the conversation is as it was.", "information"
         except (SessionError, RnnchatError) as exc:
-            app.call_from_thread(_ended, app, timer, str(exc)[:200], "error")
-        else:
-            app.call_from_thread(_ended, app, timer, None, None)
+            error, severity = str(exc)[:200], "error"
+        except Exception as exc:  # a bug: said in one line, and sending works again afterwards
+            error, severity = f"/prime failed: {type(exc).__name__}: {str(exc)[:150]}", "error"
+        app.call_from_thread(_ended, app, timer, error, severity)
 
     app.run_worker(work, thread=True, group="prime", exit_on_error=False)
 

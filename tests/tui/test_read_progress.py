@@ -133,3 +133,20 @@ async def test_a_long_prime_runs_off_the_screen_thread_and_esc_cancels_it(harnes
         await pilot.press("enter")
         await wait_for(pilot, lambda: not session.busy and session.primer == text, "the prime")
         assert session.current_state.state == text and session.turns == []
+
+
+async def test_a_prime_that_fails_unexpectedly_leaves_sending_possible(harness, monkeypatch):
+    h = harness()
+    app = h.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+
+        def broken(text, watch=None):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(h.session, "prime", broken)
+        app.input.text = "/prime some text"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("/prime failed: RuntimeError: a bug" in m for _, m in h.notes), "the error")
+        await wait_for(pilot, lambda: priming_notice(app) is None, "the notice gone")
+        assert not app.chat.priming and app.chat.can_talk()
