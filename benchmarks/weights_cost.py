@@ -25,7 +25,11 @@ import numpy as np  # noqa: E402
 from generate_formats import format_quality  # noqa: E402
 from rnnchat.engine.runtime import open_engine  # noqa: E402
 from rnnchat.engine.quant import COST_KEY, FORMATS, bf16_weights_problem  # noqa: E402
+from rnnchat.core.errors import RnnchatError, first_line  # noqa: E402
+from rnnchat.core.safe_files import read_regular  # noqa: E402
+from rnnchat.core.safe_text import printable  # noqa: E402
 
+MAX_CORPUS = 256 * 2**20  # bytes
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -33,8 +37,14 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", required=True, help="the UTF-8 text the model was trained on")
     ap.add_argument("--record", action="store_true", help="write the costs into the checkpoint's metadata")
     args = ap.parse_args(argv)
-    engine, path = open_engine(args.model, "cpu", weights="fp32")
-    text = Path(args.corpus).read_text(encoding="utf-8")
+    try:
+        engine, path = open_engine(args.model, "cpu", weights="fp32")
+    except RnnchatError as exc:
+        raise SystemExit(f"weights_cost.py: {printable(first_line(exc))}")
+    try:  # a regular file of bounded size (a FIFO or a device is refused, not read forever)
+        text = read_regular(args.corpus, MAX_CORPUS, "corpus").decode("utf-8")
+    except (OSError, RnnchatError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"weights_cost.py: {printable(first_line(exc))}")
     ids = np.asarray(engine.encode(text[int(len(text) * 0.9):]).ids, np.int64)
     formats = [f for f in FORMATS if f != "bf16" or bf16_weights_problem() is None]
     losses = {fmt: format_quality(engine, fmt, ids) for fmt in formats}
@@ -44,7 +54,10 @@ def main(argv=None) -> int:
     if args.record:
         from rnnchat.store.checkpoint_edit import set_meta
 
-        set_meta(path, {COST_KEY: json.dumps(costs)})
+        try:
+            set_meta(path, {COST_KEY: json.dumps(costs)})
+        except (OSError, RnnchatError) as exc:  # a read-only or full disk: the file stays as it was
+            raise SystemExit(f"weights_cost.py: {printable(first_line(exc))}")
         print(f"recorded {COST_KEY} in {path}")
     return 0
 
