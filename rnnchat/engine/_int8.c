@@ -1,19 +1,23 @@
-/* One int8 matrix-vector product per call, the whole product on the CPU's VNNI dot products.
+/* rnnchat's int8 matrix products on the CPU's VNNI dot products, and the LSTM cell after them.
  *
- * rnnchat's int8 weights (rnnchat/engine/quant.py) are computed at several rows by fbgemm's
- * quantised linear op. At one row (a single stream) that op costs more in its fixed work than in
- * its arithmetic, and it runs on one core. This module computes the very same numbers for one
- * row: the input quantised exactly as fbgemm quantises it (fma(x, 1/scale, 128), rounded to
- * nearest even, clamped to [0, 255]), the products summed exactly in int32 (vpdpbusd), the sum
- * less 128 x the row's weight sum, converted to float and multiplied by the row's combined scale,
- * and the addend added: bit for bit fbgemm's result plus NumPy's add (tests/speed/test_int8_kernel.py).
+ * rnnchat's int8 weights (rnnchat/engine/quant.py) can be computed by fbgemm's quantised linear
+ * op. At one row (a single stream) that op costs more in its fixed work than in its arithmetic,
+ * and it runs on one core; at several rows (streams) it reads each weight once for all of them,
+ * which this module's packed copy of the weights does 2-3x faster. This module computes the very
+ * same numbers at any number of rows: the input quantised exactly as fbgemm quantises it
+ * (fma(x, 1/scale, 128), rounded to nearest even, clamped to [0, 255]), the products summed
+ * exactly in int32 (vpdpbusd), the sum less 128 x the row's weight sum, converted to float and
+ * multiplied by the row's combined scale, and the addend added: bit for bit fbgemm's result plus
+ * NumPy's add (tests/speed/test_int8_kernel.py). One input row reads the row-major weights (each
+ * output a horizontal sum); several read the packed copy, blocks of 16 outputs x 4 bytes, so that
+ * one vpdpbusd adds 4 products to 16 outputs of one input row, for up to 8 rows per read.
  *
- * The rows are shared between the calling thread and up to MAX_THREADS - 1 worker threads that
+ * The work is shared between the calling thread and up to MAX_THREADS - 1 worker threads that
  * this module starts itself (pthreads, no OpenMP runtime next to torch's), in pieces that each
  * thread claims as it goes. A worker spins for a short while after each product (the next
- * character's product follows within microseconds) and then sleeps on a condition variable. Each output row is computed by one thread alone from
- * the same integers, so the thread count never changes a result. The GIL is released while the
- * product runs.
+ * character's product follows within microseconds) and then sleeps on a condition variable. Each
+ * output is computed by one thread alone from the same integers, so the thread count never
+ * changes a result. The GIL is released while the product runs.
  *
  * Built as an optional extension (setup.py): where it does not compile or the CPU lacks
  * AVX-512 VNNI, `available()` is False or the module is missing, and rnnchat uses fbgemm's op
@@ -26,6 +30,7 @@
 #include <numpy/ufuncobject.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -43,6 +48,13 @@ typedef struct {
     Py_buffer w, wsum, mult; /* int8 [N, C], int32 [N], float32 [N] */
     Py_ssize_t rows, cols;   /* C: a multiple of 64 */
     float inv;               /* 1 / the input scale, as fbgemm computes it (in float); 0: not initialised */
+    /* the same weights for several input rows: blocks of 16 output rows, each stored as C/4 groups
+       of 16 x 4 bytes (output o's 4 consecutive weights), so one vpdpbusd adds 4 products to 16
+       outputs with no horizontal sum; wsum16 and mult16 padded to 16 x blocks (zeros) */
+    int8_t *packed;
+    int32_t *wsum16;
+    float *mult16;
+    Py_ssize_t blocks;
 } Matrix;
 
 /* one product: k input rows (quantised, `cols` bytes each), an addend per input row (add_stride
@@ -55,7 +67,26 @@ typedef struct {
     Py_ssize_t add_stride;
     float *out;
     Py_ssize_t out_stride;
+    int mode; /* ROWS: the product, row-major weights (one input row); BLOCKS: the product, packed
+                 weights (several); CELL: no product, the LSTM cell of the rows (see cell_rows) */
+    float *g, *c, *tmp, *v; /* CELL: gates [k, 4H], c and tmp [k, H], v rows of vn values (h at below) */
+    Py_ssize_t H, vn, below;
 } Job;
+
+enum { ROWS, BLOCKS, CELL };
+
+/* NumPy's own float32 tanh loop (taken from np.tanh by set_tanh), so that every value is the one
+   NumPy's ufunc computes in the plain NumPy step; the rest of the LSTM cell is IEEE multiplies and
+   adds in NumPy's order, each rounded (no FMA contraction). The loop is pure arithmetic: any
+   thread may call it without the GIL. */
+static PyUFuncGenericFunction tanh_loop = NULL;
+static void *tanh_data = NULL;
+
+static void tanh_f32(float *x, float *y, npy_intp n) {
+    char *ptrs[2] = {(char *)x, (char *)y};
+    npy_intp steps[2] = {sizeof(float), sizeof(float)};
+    tanh_loop(ptrs, &n, steps, tanh_data);
+}
 
 /* ---- the kernel -------------------------------------------------------------------------- */
 #if HAVE_X86
@@ -97,8 +128,7 @@ static void rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {
     const int32_t *wsum = (const int32_t *)m->wsum.buf;
     const float *mult = (const float *)m->mult.buf;
     const Py_ssize_t cols = m->cols;
-    /* four weight rows at a time, each input row in turn (rnnchat calls this at one row: at
-       several, fbgemm's op, which reads each weight once for all rows, is faster) */
+    /* four weight rows at a time (called for one input row: several use blocks()) */
     for (Py_ssize_t kk = 0; kk < j->k; kk++) {
         const uint8_t *xu = j->xu + kk * cols;
         Py_ssize_t r = r0;
@@ -127,6 +157,111 @@ static void rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {
     }
 }
 
+
+/* Several input rows over the packed weights: output blocks [b, b + OB) for input rows
+   [r0, r0 + R), every weight of the blocks read once for the R rows. Each output is the same
+   exact integer sum as in rows(), and the same epilogue, vectorised (int32 to float rounds to
+   nearest even, one IEEE multiply, one add): the same bits as at one row. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline))
+static inline void emit(const Job *j, __m512i acc, Py_ssize_t o, Py_ssize_t r) {
+    const Matrix *m = j->m;
+    __mmask16 mk = o + 16 <= m->rows ? (__mmask16)0xFFFF : (__mmask16)((1u << (m->rows - o)) - 1);
+    __m512i ws = _mm512_slli_epi32(_mm512_load_si512(m->wsum16 + o), 7);
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, ws)), _mm512_load_ps(m->mult16 + o));
+    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, j->add + r * j->add_stride + o));
+    _mm512_mask_storeu_ps(j->out + r * j->out_stride + o, mk, y);
+}
+
+/* acc += the dot products of x's and w's bytes, in place: GCC's intrinsic copied every
+   accumulator around each vpdpbusd (two extra moves each, and spills at eight rows) */
+#define DPBUSD(acc, x, w) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w))
+#define ACC(r) __m512i a0##r = _mm512_setzero_si512(), a1##r = a0##r;
+#define DOT(r)                                                                                      \
+    if (R > r) {                                                                                    \
+        int32_t four;                                                                               \
+        memcpy(&four, xu + r * cols + 4 * s, 4);                                                    \
+        const __m512i xb = _mm512_set1_epi32(four);                                                 \
+        DPBUSD(a0##r, xb, w0);                                                                      \
+        if (OB > 1)                                                                                 \
+            DPBUSD(a1##r, xb, w1);                                                                  \
+    }
+#define EMIT(r)                                                                                     \
+    if (R > r) {                                                                                    \
+        emit(j, a0##r, b * 16, r0 + r);                                                             \
+        if (OB > 1)                                                                                 \
+            emit(j, a1##r, b * 16 + 16, r0 + r);                                                    \
+    }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline))
+static inline void tile(const Job *j, Py_ssize_t b, Py_ssize_t r0, const int R, const int OB) {
+    const Py_ssize_t cols = j->m->cols, steps = cols / 4;
+    const int8_t *pk = j->m->packed + b * cols * 16;
+    const uint8_t *xu = j->xu + r0 * cols;
+    ACC(0) ACC(1) ACC(2) ACC(3) ACC(4) ACC(5) ACC(6) ACC(7)
+    for (Py_ssize_t s = 0; s < steps; s++) {
+        const __m512i w0 = _mm512_load_si512(pk + s * 64);
+        const __m512i w1 = OB > 1 ? _mm512_load_si512(pk + cols * 16 + s * 64) : w0;
+        DOT(0) DOT(1) DOT(2) DOT(3) DOT(4) DOT(5) DOT(6) DOT(7)
+    }
+    EMIT(0) EMIT(1) EMIT(2) EMIT(3) EMIT(4) EMIT(5) EMIT(6) EMIT(7)
+}
+
+#define TILES(OB)                                                                                   \
+    switch (R) {                                                                                    \
+    case 1: tile(j, b, r0, 1, OB); break;                                                           \
+    case 2: tile(j, b, r0, 2, OB); break;                                                           \
+    case 3: tile(j, b, r0, 3, OB); break;                                                           \
+    case 4: tile(j, b, r0, 4, OB); break;                                                           \
+    case 5: tile(j, b, r0, 5, OB); break;                                                           \
+    case 6: tile(j, b, r0, 6, OB); break;                                                           \
+    case 7: tile(j, b, r0, 7, OB); break;                                                           \
+    default: tile(j, b, r0, 8, OB); break;                                                          \
+    }
+
+/* output blocks [b0, b1) for every input row, eight rows at a time */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void blocks(const Job *j, Py_ssize_t b0, Py_ssize_t b1) {
+    for (Py_ssize_t r0 = 0; r0 < j->k; r0 += 8) {
+        const int R = j->k - r0 < 8 ? (int)(j->k - r0) : 8;
+        Py_ssize_t b = b0;
+        for (; b + 2 <= b1; b += 2)
+            TILES(2)
+        if (b < b1)
+            TILES(1)
+    }
+}
+
+/* The LSTM cell of rows [r0, r1) once g holds the gates' pre-activations (i, f, o, g; the sigmoid
+   rows halved, so sigmoid(x) = tanh(x/2)/2 + 1/2): tanh over the row's gates and over its new c
+   by NumPy's loop; IEEE multiplies and adds in the NumPy step's order, each rounded once. */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void cell_rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {
+    const Py_ssize_t H = j->H;
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        float *g = j->g + r * 4 * H, *c = j->c + r * H, *t = j->tmp + r * H, *h = j->v + r * j->vn + j->below;
+        tanh_f32(g, g, 4 * H);
+        for (Py_ssize_t i = 0; i < H; i += 16) {
+            __mmask16 mk = i + 16 <= H ? (__mmask16)0xFFFF : (__mmask16)((1u << (H - i)) - 1);
+            __m512 ig = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + i), half), half);
+            __m512 fg = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + H + i), half), half);
+            __m512 og = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + 2 * H + i), half), half);
+            _mm512_mask_storeu_ps(g + i, mk, ig);
+            _mm512_mask_storeu_ps(g + H + i, mk, fg);
+            _mm512_mask_storeu_ps(g + 2 * H + i, mk, og);
+            __m512 cf = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, c + i), fg);
+            __m512 ij = _mm512_mul_ps(ig, _mm512_maskz_loadu_ps(mk, g + 3 * H + i));
+            _mm512_mask_storeu_ps(c + i, mk, _mm512_add_ps(cf, ij));
+        }
+        tanh_f32(c, t, H);
+        for (Py_ssize_t i = 0; i < H; i += 16) {
+            __mmask16 mk = i + 16 <= H ? (__mmask16)0xFFFF : (__mmask16)((1u << (H - i)) - 1);
+            _mm512_mask_storeu_ps(h + i, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + 2 * H + i),
+                                                           _mm512_maskz_loadu_ps(mk, t + i)));
+        }
+    }
+}
+
 static int cpu_ok(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -136,6 +271,8 @@ static int cpu_ok(void) {
 static int cpu_ok(void) { return 0; }
 static void quantise(const float *x, Py_ssize_t n, Py_ssize_t padded, float inv, uint8_t *xu) {}
 static void rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {}
+static void blocks(const Job *j, Py_ssize_t b0, Py_ssize_t b1) {}
+static void cell_rows(const Job *j, Py_ssize_t r0, Py_ssize_t r1) {}
 #endif
 
 /* ---- the worker threads ------------------------------------------------------------------ */
@@ -162,10 +299,20 @@ static struct {
         .state = CHUNKS};
 
 static void piece(const Job *j, uint32_t i) {
-    Py_ssize_t n = j->m->rows;
-    Py_ssize_t r0 = n * i / CHUNKS / 4 * 4, r1 = i + 1 == CHUNKS ? n : n * (i + 1) / CHUNKS / 4 * 4;
-    if (r1 > r0)
-        rows(j, r0, r1);
+    if (j->mode == ROWS) {
+        Py_ssize_t n = j->m->rows;
+        Py_ssize_t r0 = n * i / CHUNKS / 4 * 4, r1 = i + 1 == CHUNKS ? n : n * (i + 1) / CHUNKS / 4 * 4;
+        if (r1 > r0)
+            rows(j, r0, r1);
+    } else if (j->mode == BLOCKS) {
+        Py_ssize_t n = j->m->blocks;
+        if (n * (i + 1) / CHUNKS > n * i / CHUNKS)
+            blocks(j, n * i / CHUNKS, n * (i + 1) / CHUNKS);
+    } else {
+        Py_ssize_t n = j->k;
+        if (n * (i + 1) / CHUNKS > n * i / CHUNKS)
+            cell_rows(j, n * i / CHUNKS, n * (i + 1) / CHUNKS);
+    }
 }
 
 /* claim and compute pieces of the current job until none is left; `who` 0 is the caller */
@@ -244,20 +391,25 @@ static int ensure_workers(int n) {
 }
 
 /* one product over up to `threads` threads (the caller takes part); the input already quantised */
+static void alone(const Job *j) {
+    for (uint32_t i = 0; i < CHUNKS; i++)
+        piece(j, i);
+}
+
 static void product(const Job *j, int threads) {
-    if (threads == 1 || j->m->rows < 64) {
-        rows(j, 0, j->m->rows);
+    if (threads == 1 || (j->mode == CELL ? j->k < 2 : j->m->rows < 64)) {
+        alone(j);
         return;
     }
     /* another thread (another model's engine) has the workers, or none can be started: the
-       caller computes every row alone, which gives the same result */
+       caller computes every piece alone, which gives the same result */
     if (pthread_mutex_trylock(&pool.busy) != 0) {
-        rows(j, 0, j->m->rows);
+        alone(j);
         return;
     }
     if (ensure_workers(threads - 1) != 0) {
         pthread_mutex_unlock(&pool.busy);
-        rows(j, 0, j->m->rows);
+        alone(j);
         return;
     }
     pool.job = *j;
@@ -316,6 +468,24 @@ static int get(PyObject *obj, Py_buffer *view, const char *fmt, int ndim, int wr
     return 0;
 }
 
+/* float32 rows that may lie apart in memory (a view of some columns of a 2-D array): each row's
+   values contiguous, the rows a whole number of floats apart, in order */
+static int get_rows(PyObject *obj, Py_buffer *view, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return -1;
+    int ok = (view->ndim == 1 || view->ndim == 2) && strcmp(view->format, "f") == 0 &&
+             view->strides[view->ndim - 1] == (Py_ssize_t)sizeof(float) &&
+             (view->ndim == 1 || (view->strides[0] % (Py_ssize_t)sizeof(float) == 0 &&
+                                  view->strides[0] >= view->shape[1] * (Py_ssize_t)sizeof(float)));
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s: expected float32 rows, each contiguous, in order", what);
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static Py_ssize_t nrows(const Py_buffer *v) { return v->ndim == 2 ? v->shape[0] : 1; }
 static Py_ssize_t ncols(const Py_buffer *v) { return v->shape[v->ndim - 1]; }
 
@@ -326,10 +496,42 @@ static void release(Py_buffer *views, int n) {
 }
 
 static void Matrix_dealloc(Matrix *self) {
+    free(self->packed);
+    free(self->wsum16);
+    free(self->mult16);
     release(&self->w, 1);
     release(&self->wsum, 1);
     release(&self->mult, 1);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* the packed copy of the weights for several input rows (see Matrix) */
+static int pack(Matrix *self) {
+    const Py_ssize_t n = self->rows, cols = self->cols, nb = (n + 15) / 16;
+    const int8_t *w = self->w.buf;
+    void *p = NULL, *ws = NULL, *mu = NULL;
+    if (posix_memalign(&p, 64, (size_t)(nb * 16 * cols)) || posix_memalign(&ws, 64, (size_t)nb * 16 * 4) ||
+        posix_memalign(&mu, 64, (size_t)nb * 16 * 4)) {
+        free(p), free(ws), free(mu);
+        PyErr_NoMemory();
+        return -1;
+    }
+    int8_t *pk = p;
+    for (Py_ssize_t b = 0; b < nb; b++)
+        for (Py_ssize_t s = 0; s < cols / 4; s++)
+            for (Py_ssize_t o = 0; o < 16; o++) {
+                int8_t *dst = pk + ((b * (cols / 4) + s) * 16 + o) * 4;
+                if (b * 16 + o < n)
+                    memcpy(dst, w + (b * 16 + o) * cols + 4 * s, 4);
+                else
+                    memset(dst, 0, 4);
+            }
+    memset(ws, 0, (size_t)nb * 16 * 4);
+    memset(mu, 0, (size_t)nb * 16 * 4);
+    memcpy(ws, self->wsum.buf, (size_t)n * 4);
+    memcpy(mu, self->mult.buf, (size_t)n * 4);
+    self->packed = pk, self->wsum16 = ws, self->mult16 = mu, self->blocks = nb;
+    return 0;
 }
 
 static int Matrix_init(Matrix *self, PyObject *args, PyObject *kw) {
@@ -358,6 +560,8 @@ static int Matrix_init(Matrix *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "the input scale must be positive");
         return -1;
     }
+    if (pack(self) < 0)
+        return -1;
     self->inv = 1.0f / scale;
     return 0;
 }
@@ -382,7 +586,7 @@ static int job_for(Matrix *self, Py_buffer *x, Py_buffer *a, Py_buffer *o, Job *
         PyErr_SetString(PyExc_ValueError, "x must be k rows of at most C values (k <= 4096), add N or k x N, out k x N");
         return -1;
     }
-    *j = (Job){self, NULL, k, a->buf, a->ndim == 2 ? self->rows : 0, o->buf, self->rows};
+    *j = (Job){self, NULL, k, a->buf, a->ndim == 2 ? self->rows : 0, o->buf, self->rows, k > 1 ? BLOCKS : ROWS};
     return 0;
 }
 
@@ -408,18 +612,7 @@ done:
     return result;
 }
 
-/* ---- one LSTM layer at one row: the product, then the cell's element-wise work ------------- */
-/* NumPy's own float32 tanh loop (taken from np.tanh by set_tanh), so that every value is the one
-   NumPy's ufunc computes in the several-row path; the rest is IEEE multiplies and adds in
-   NumPy's order, each rounded (no FMA contraction). */
-static PyUFuncGenericFunction tanh_loop = NULL;
-static void *tanh_data = NULL;
-
-static void tanh_f32(float *x, float *y, npy_intp n) {
-    char *ptrs[2] = {(char *)x, (char *)y};
-    npy_intp steps[2] = {sizeof(float), sizeof(float)};
-    tanh_loop(ptrs, &n, steps, tanh_data);
-}
+/* ---- one LSTM layer: the product, then the cell's element-wise work ------------------------ */
 
 static PyObject *set_tanh(PyObject *self, PyObject *u) {
     if (strcmp(Py_TYPE(u)->tp_name, "numpy.ufunc") != 0)
@@ -436,30 +629,12 @@ static PyObject *set_tanh(PyObject *self, PyObject *u) {
     Py_RETURN_FALSE;
 }
 
-/* the LSTM cell over k rows once g holds the gates' pre-activations (i, f, o, g; the sigmoid rows
-   halved): c and tmp [k, H], h written to v[r, below:below+H] (rows of vn values) */
+/* the LSTM cell over k rows on up to `threads` threads (a job of its own: every gate must be
+   computed before any row's cell starts) */
 static void cell(float *gp, float *cp, float *tp, float *vp, Py_ssize_t k, Py_ssize_t H, Py_ssize_t vn,
-                 Py_ssize_t below) {
-    tanh_f32(gp, gp, 4 * H * k);
-    for (Py_ssize_t r = 0; r < k; r++) {
-        float *g = gp + r * 4 * H, *c = cp + r * H;
-        for (Py_ssize_t i = 0; i < 3 * H; i++) {
-            volatile float half = g[i] * 0.5f;
-            g[i] = half + 0.5f;
-        }
-        const float *ig = g, *fg = g + H, *gg = g + 3 * H;
-        for (Py_ssize_t i = 0; i < H; i++) {
-            volatile float cf = c[i] * fg[i], ij = ig[i] * gg[i];
-            c[i] = cf + ij;
-        }
-    }
-    tanh_f32(cp, tp, H * k);
-    for (Py_ssize_t r = 0; r < k; r++) {
-        const float *og = gp + r * 4 * H + 2 * H, *t = tp + r * H;
-        float *h = vp + r * vn + below;
-        for (Py_ssize_t i = 0; i < H; i++)
-            h[i] = og[i] * t[i];
-    }
+                 Py_ssize_t below, int threads) {
+    Job j = {.k = k, .mode = CELL, .g = gp, .c = cp, .tmp = tp, .v = vp, .H = H, .vn = vn, .below = below};
+    product(&j, threads);
 }
 
 /* lstm_cell(g, c, tmp, v, below): the cell alone, for gates some other product computed (k rows) */
@@ -468,6 +643,8 @@ static PyObject *lstm_cell(PyObject *self, PyObject *args) {
     Py_ssize_t below;
     if (!tanh_loop)
         return PyErr_SetString(PyExc_RuntimeError, "set_tanh(numpy.tanh) first"), NULL;
+    if (!cpu_ok())
+        return PyErr_SetString(PyExc_RuntimeError, "this CPU has no AVX-512"), NULL;
     if (!PyArg_ParseTuple(args, "OOOOn", &go, &co, &to, &vo, &below))
         return NULL;
     Py_buffer b[4] = {{0}};
@@ -482,7 +659,7 @@ static PyObject *lstm_cell(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    cell(b[0].buf, b[1].buf, b[2].buf, b[3].buf, k, H, vn, below);
+    cell(b[0].buf, b[1].buf, b[2].buf, b[3].buf, k, H, vn, below, 1);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -503,7 +680,7 @@ static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
     Py_buffer b[6] = {{0}}; /* below, v, add, g, c, tmp */
     PyObject *result = NULL;
     Job j;
-    if ((bo != Py_None && get(bo, &b[0], "f", 0, 0, "below") < 0) || get(vo, &b[1], "f", 0, 1, "v") < 0 ||
+    if ((bo != Py_None && get_rows(bo, &b[0], "below") < 0) || get(vo, &b[1], "f", 0, 1, "v") < 0 ||
         get(ao, &b[2], "f", 0, 0, "add") < 0 || get(go, &b[3], "f", 0, 1, "g") < 0 ||
         get(co, &b[4], "f", 0, 1, "c") < 0 || get(to, &b[5], "f", 0, 1, "tmp") < 0 ||
         job_for(self, &b[1], &b[2], &b[3], &j) < 0)
@@ -517,13 +694,14 @@ static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
     }
     float *vp = b[1].buf, *gp = b[3].buf, *cp = b[4].buf, *tp = b[5].buf;
     const float *bp = b[0].obj ? b[0].buf : NULL;
+    const Py_ssize_t bstride = b[0].obj && b[0].ndim == 2 ? b[0].strides[0] / (Py_ssize_t)sizeof(float) : below;
     int ok;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < k && below; r++)
-        memcpy(vp + r * vn, bp + r * below, (size_t)below * sizeof(float));
+        memcpy(vp + r * vn, bp + r * bstride, (size_t)below * sizeof(float));
     ok = run(&j, vp, vn, vn, threads);
     if (ok)
-        cell(gp, cp, tp, vp, k, H, vn, below);
+        cell(gp, cp, tp, vp, k, H, vn, below, threads);
     Py_END_ALLOW_THREADS
     result = ok ? Py_NewRef(Py_None) : PyErr_NoMemory();
 done:

@@ -76,7 +76,7 @@ class _Layer:
             else:
                 self.lin, self.bias = Linear(np.concatenate([w_ih, w_hh], 1), fmt, bounded=bounded), bias
         self.linears = [getattr(self, n) for n in ("lin", "lin_h", "lin_i") if hasattr(self, n)]
-        self.fused = None  # the whole LSTM layer at one row in rnnchat's int8 kernel (set by _fuse)
+        self.fused = None  # the whole LSTM layer in rnnchat's int8 kernel, any rows (set by _fuse)
         self.cell = None   # the LSTM cell's element-wise work in one call, any rows (set by _fuse)
 
     # ---- states: a dict of [K, ...] arrays --------------------------------------------
@@ -127,11 +127,10 @@ class _Layer:
         if self.kind == "gru":
             return self._gru(inp, st)
         v, g, h = st["v"], st["g"], st["h"]
-        if self.fused is not None and v.shape[0] == 1:  # the same arithmetic in one call (_fuse);
-            # several rows: fbgemm's product, which reads each weight once for all of them
-            self.fused(None if self.first else inp, v, self.table[int(inp[0])] if self.first else self.bias, g,
-                       st["c"], st["tmp"], kernel_threads())  # (a table row as a view: no copy per character)
-            return h
+        if self.fused is not None:  # the same arithmetic in one call (_fuse)
+            add = (self.table[int(inp[0])] if v.shape[0] == 1 else self.table[inp]) if self.first else self.bias
+            self.fused(None if self.first else inp, v, add, g, st["c"], st["tmp"], kernel_threads())
+            return h  # (one row: its table row as a view, no copy per character)
         if self.first:
             self.lin(v, self.table[inp], g)
         else:
@@ -185,8 +184,9 @@ class _Layer:
 def _fuse(layer: _Layer) -> None:
     """Let an LSTM layer do its cell's element-wise work in one call of rnnchat's C extension
     (NumPy's own tanh loop, the same multiplies and adds in the same order), and an int8 layer on
-    rnnchat's kernel its whole one-row step, after checking once, bit for bit, that each call
-    gives the layer's own step on random states (1 and 3 rows)."""
+    rnnchat's kernel its whole step (the product, then the rows' cells split over the kernel's
+    threads), after checking once, bit for bit, that each call gives the layer's own step on
+    random states (1 and 3 rows)."""
     mod = own_int8_kernel()
     if layer.kind != "lstm" or not getattr(mod, "fused_lstm", False):
         return
@@ -205,7 +205,7 @@ def _fuse(layer: _Layer) -> None:
 
     plain = {k: run(k, None, None) for k in (1, 3)}  # the layer's own step: the reference for both
     cell = mod.lstm_cell if all(same(plain[k], run(k, None, mod.lstm_cell)) for k in (1, 3)) else None
-    fused = row.lstm if row is not None and same(plain[1], run(1, row.lstm, None)) else None
+    fused = row.lstm if row is not None and all(same(plain[k], run(k, row.lstm, None)) for k in (1, 3)) else None
     layer.fused, layer.cell = fused, cell
 
 

@@ -245,7 +245,7 @@ class Linear:
                 y = self._op(torch.from_numpy(x), self.packed, None, "none", [], "")
                 np.add(y.numpy(), add, out=out)
             return out
-        if self.kernel == "vnni+rnnchat" and x.shape[0] == 1:  # (several rows: fbgemm is faster)
+        if self.kernel == "vnni+rnnchat":
             self.row(x, add, out, _THREADS[0])
             return out
         if self.kernel.startswith("vnni"):

@@ -38,7 +38,7 @@ def test_one_row_equals_fbgemm_bit_for_bit_on_every_thread_count(shape):
     n, d = shape
     lin = Linear((rng.standard_normal(shape) * 0.3).astype(np.float32), "int8", bounded=True)
     assert lin.kernel == "vnni+rnnchat"
-    x = inputs(rng, 6, lin.cols, d)
+    x = inputs(rng, 17, lin.cols, d)  # several rows: groups of eight over the packed copy, a tail of one
     add = rng.standard_normal(n).astype(np.float32)
     ref = fbgemm(lin, x, add)
     try:
@@ -50,11 +50,12 @@ def test_one_row_equals_fbgemm_bit_for_bit_on_every_thread_count(shape):
                 assert np.array_equal(out[0], ref[r]), (threads, r)
                 lin(np.ascontiguousarray(x[r:r + 1]), add[None, :], out)  # a [1, N] addend (a table row)
                 assert np.array_equal(out[0], ref[r])
-            every = np.empty((len(x), n), np.float32)  # the kernel's own several-row form
-            lin.row(x, add, every, threads)
-            assert np.array_equal(every, ref)
-            lin.row(x, np.repeat(add[None, :], len(x), 0), every, threads)
-            assert np.array_equal(every, ref)
+            for k in (2, 8, 9, 17):  # the kernel's several-row form (the packed weights)
+                every = np.empty((k, n), np.float32)
+                lin.row(x[:k], add, every, threads)
+                assert np.array_equal(every, ref[:k]), (threads, k)
+                lin.row(x[:k], np.repeat(add[None, :], k, 0), every, threads)
+                assert np.array_equal(every, ref[:k])
     finally:
         set_threads(1)
 
@@ -207,6 +208,13 @@ def test_the_lstm_call_refuses_bad_arguments():
         m.lstm(None, v, add, g, c, tmp, 0)
     with pytest.raises(TypeError):
         m.lstm(None, v.astype(np.float64), add, g, c, tmp, 1)
+    rows = (np.zeros((2, 64), np.float32), np.zeros((2, 4 * H), np.float32), np.zeros((2, 4 * H), np.float32),
+            np.zeros((2, H), np.float32), np.zeros((2, H), np.float32))
+    with pytest.raises(TypeError):  # the lower layer's rows: each must be contiguous, in order
+        m.lstm(np.zeros((2, 16), np.float32)[:, ::2], *rows, 1)
+    with pytest.raises(TypeError):
+        m.lstm(np.zeros((2, 8), np.float32)[::-1], *rows, 1)
+    assert m.lstm(np.ones((2, 16), np.float32)[:, :8], *rows, 2) is None and np.array_equal(rows[0][:, :8], np.ones((2, 8)))
     with pytest.raises(TypeError):
         mod.set_tanh(len)
     with pytest.raises(TypeError):
@@ -216,27 +224,33 @@ def test_the_lstm_call_refuses_bad_arguments():
 
 
 @needs_kernel
-def test_the_lstm_call_over_several_rows_equals_the_layers_step(make_checkpoint):
+@pytest.mark.parametrize("hidden,k", [(128, 3), (120, 9)])  # 120: a hidden size that is no multiple of 16
+def test_the_lstm_call_over_several_rows_equals_the_layers_step(make_checkpoint, hidden, k):
     from rnnchat.engine.batched import Weights
     from rnnchat.engine.checkpoint import load_checkpoint
 
-    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    model = load_checkpoint(make_checkpoint("lstm", hidden=hidden, embedding=8)).model.eval()
     layer = Weights(model, "int8").layers[1]
+    assert layer.fused is not None
     rng = np.random.default_rng(6)
-    h0, c0 = rng.uniform(-1, 1, (3, 128)).astype(np.float32), rng.uniform(-1, 1, (3, 128)).astype(np.float32)
-    below = rng.uniform(-1, 1, (3, 128)).astype(np.float32)
+    h0, c0 = (rng.uniform(-1, 1, (k, hidden)).astype(np.float32) for _ in range(2))
+    below = rng.uniform(-1, 1, (k, 2 * hidden)).astype(np.float32)[:, :hidden]  # rows apart in memory
     runs = []
-    for fused in (False, True):
+    for fused, threads in ((False, 1), (True, 1), (True, 2), (True, 3)):
         st = {"h": h0.copy(), "c": c0.copy()}
-        layer.buffers(st, 3)
+        layer.buffers(st, k)
         if fused:
-            layer.lin.row.lstm(below, st["v"], layer.bias, st["g"], st["c"], st["tmp"], 2)
-        else:
-            saved, layer.fused = layer.fused, None
-            layer.step(below, st)  # fbgemm's product over the three rows, NumPy's element-wise work
-            layer.fused = saved
-        runs.append((st["h"].copy(), st["c"].copy()))
-    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+            layer.lin.row.lstm(below, st["v"], layer.bias, st["g"], st["c"], st["tmp"], threads)
+        else:  # fbgemm's product over the rows, NumPy's element-wise work
+            st["x"][...] = below
+            y = fbgemm(layer.lin, st["v"], layer.bias)
+            saved, layer.lin = layer.lin, lambda v, add, out: np.copyto(out, y)
+            saved_fused, layer.fused, saved_cell, layer.cell = layer.fused, None, layer.cell, None
+            layer.step(below, st)
+            layer.lin, layer.fused, layer.cell = saved, saved_fused, saved_cell
+        runs.append((st["h"].copy(), st["c"].copy(), st["g"].copy()))
+    for run in runs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(runs[0], run))
 
 
 @needs_kernel
