@@ -1,7 +1,8 @@
-"""The one compiled part of rnnchat: an optional int8 kernel (rnnchat/engine/_int8.c).
+"""rnnchat's two optional compiled parts: the int8 kernel (rnnchat/engine/_int8.c) and the
+several-row sampler (rnnchat/engine/_sample.c).
 
-Everything else is configured in pyproject.toml. Where the C compiler or the CPU is missing,
-the extension is skipped (``optional``) and rnnchat uses fbgemm's int8 op instead.
+Everything else is configured in pyproject.toml. Where the C compiler is missing, an extension
+is skipped (``optional``) and rnnchat does the same work in torch (fbgemm's int8 op) or NumPy.
 """
 
 import sys
@@ -10,5 +11,11 @@ import numpy
 from setuptools import Extension, setup
 
 args = ["-O3", "-ffp-contract=off", "-pthread"] if sys.platform != "win32" else []
-setup(ext_modules=[Extension("rnnchat.engine._int8", ["rnnchat/engine/_int8.c"], include_dirs=[numpy.get_include()],
-                             extra_compile_args=args, extra_link_args=["-pthread"] if args else [], optional=True)])
+
+
+def extension(name: str) -> Extension:
+    return Extension(f"rnnchat.engine.{name}", [f"rnnchat/engine/{name}.c"], include_dirs=[numpy.get_include()],
+                     extra_compile_args=args, extra_link_args=["-pthread"] if args else [], optional=True)
+
+
+setup(ext_modules=[extension("_int8"), extension("_sample")])

@@ -31,7 +31,7 @@ VARIABLES = {
     "RNNCHAT_BLAS_THREADS": f"NumPy/OpenBLAS threads of the fast CPU path, 1 to {MAX_THREADS}; default probed",
     "RNNCHAT_FAST": "boolean: the fast generation path (default on)",
     "RNNCHAT_PROMPT_PRECISION": "auto, fp32 or bf16: how long prompts are read (default auto)",
-    "RNNCHAT_INT8_KERNEL": "auto or fbgemm: rnnchat's own one-row int8 kernel where built (auto), or fbgemm's op",
+    "RNNCHAT_INT8_KERNEL": "auto or fbgemm: rnnchat's own int8 kernel where built (auto), or fbgemm's op",
     "RNNCHAT_DIST_TIMEOUT": "seconds, above 0 and at most a week: multi-process join timeout (default 120)",
     "RNNCHAT_LOAD_PLUGINS": "comma-separated entry-point names to load (empty: no third-party plugins)",
     "RNNCHAT_STRICT_PLUGINS": "boolean: any plugin error is fatal, for plugin developers (default off)",

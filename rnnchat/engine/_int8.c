@@ -65,6 +65,7 @@ typedef struct {
     Py_ssize_t k;
     const float *add;
     Py_ssize_t add_stride;
+    const int64_t *add_ids; /* NULL, or input row r's addend is add row add_ids[r] (a table's rows) */
     float *out;
     Py_ssize_t out_stride;
     int mode; /* ROWS: the product, row-major weights (one input row); BLOCKS: the product, packed
@@ -74,6 +75,8 @@ typedef struct {
 } Job;
 
 enum { ROWS, BLOCKS, CELL };
+
+#define ADD_ROW(j, r) ((j)->add + ((j)->add_ids ? (j)->add_ids[r] : (r)) * (j)->add_stride)
 
 /* NumPy's own float32 tanh loop (taken from np.tanh by set_tanh), so that every value is the one
    NumPy's ufunc computes in the plain NumPy step; the rest of the LSTM cell is IEEE multiplies and
@@ -118,7 +121,7 @@ static void quantise(const float *x, Py_ssize_t n, Py_ssize_t padded, float inv,
 #define EPILOGUE(sum, r, kk)                                                                        \
     do {                                                                                            \
         volatile float y_ = (float)((sum) - 128 * wsum[r]) * mult[r]; /* rounded, then added */     \
-        j->out[(kk) * j->out_stride + (r)] = y_ + j->add[(kk) * j->add_stride + (r)];               \
+        j->out[(kk) * j->out_stride + (r)] = y_ + ADD_ROW(j, kk)[r];                                 \
     } while (0)
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
@@ -168,7 +171,7 @@ static inline void emit(const Job *j, __m512i acc, Py_ssize_t o, Py_ssize_t r) {
     __mmask16 mk = o + 16 <= m->rows ? (__mmask16)0xFFFF : (__mmask16)((1u << (m->rows - o)) - 1);
     __m512i ws = _mm512_slli_epi32(_mm512_load_si512(m->wsum16 + o), 7);
     __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, ws)), _mm512_load_ps(m->mult16 + o));
-    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, j->add + r * j->add_stride + o));
+    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, ADD_ROW(j, r) + o));
     _mm512_mask_storeu_ps(j->out + r * j->out_stride + o, mk, y);
 }
 
@@ -458,7 +461,9 @@ static int run(Job *j, const float *x, Py_ssize_t x_stride, Py_ssize_t n, int th
 static int get(PyObject *obj, Py_buffer *view, const char *fmt, int ndim, int writable, const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
-    if ((ndim ? view->ndim != ndim : (view->ndim != 1 && view->ndim != 2)) || strcmp(view->format, fmt) != 0) {
+    int same = strcmp(view->format, fmt) == 0 || /* int64: "l" where long is 64 bits */
+               (fmt[0] == 'q' && strcmp(view->format, "l") == 0 && view->itemsize == 8);
+    if ((ndim ? view->ndim != ndim : (view->ndim != 1 && view->ndim != 2)) || !same) {
         PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous array of format %s and %s dimension(s)", what, fmt,
                      ndim == 1 ? "1" : ndim == 2 ? "2" : "1 or 2");
         PyBuffer_Release(view);
@@ -579,14 +584,25 @@ static int usable(const Matrix *self, int threads) {
 
 /* checks x (k rows of at most C values), add (N, or k rows of N) and out (k rows of N, 1-D when
    x is) and fills a job; the caller quantises */
-static int job_for(Matrix *self, Py_buffer *x, Py_buffer *a, Py_buffer *o, Job *j) {
+static int job_for(Matrix *self, Py_buffer *x, Py_buffer *a, Py_buffer *o, Py_buffer *ids, Job *j) {
     Py_ssize_t k = nrows(x);
     if (k < 1 || k > MAX_INPUT_ROWS || ncols(x) > self->cols || ncols(a) != self->rows || ncols(o) != self->rows ||
-        nrows(o) != k || o->ndim != x->ndim || (a->ndim == 2 && nrows(a) != k)) {
+        nrows(o) != k || o->ndim != x->ndim || (a->ndim == 2 && !ids && nrows(a) != k)) {
         PyErr_SetString(PyExc_ValueError, "x must be k rows of at most C values (k <= 4096), add N or k x N, out k x N");
         return -1;
     }
-    *j = (Job){self, NULL, k, a->buf, a->ndim == 2 ? self->rows : 0, o->buf, self->rows, k > 1 ? BLOCKS : ROWS};
+    if (ids) { /* add is a table [V, N] and row r adds its row ids[r] */
+        const int64_t *id = ids->buf;
+        int ok = a->ndim == 2 && ids->ndim == 1 && ids->shape[0] == k;
+        for (Py_ssize_t r = 0; ok && r < k; r++)
+            ok = id[r] >= 0 && id[r] < nrows(a);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "ids must be k row numbers of the table add");
+            return -1;
+        }
+    }
+    *j = (Job){self, NULL, k, a->buf, a->ndim == 2 ? self->rows : 0, ids ? ids->buf : NULL, o->buf, self->rows,
+               k > 1 ? BLOCKS : ROWS};
     return 0;
 }
 
@@ -600,7 +616,7 @@ static PyObject *Matrix_call(Matrix *self, PyObject *args, PyObject *kw) {
     PyObject *result = NULL;
     Job j;
     if (get(xo, &v[0], "f", 0, 0, "x") < 0 || get(ao, &v[1], "f", 0, 0, "add") < 0 ||
-        get(oo, &v[2], "f", 0, 1, "out") < 0 || job_for(self, &v[0], &v[1], &v[2], &j) < 0)
+        get(oo, &v[2], "f", 0, 1, "out") < 0 || job_for(self, &v[0], &v[1], &v[2], NULL, &j) < 0)
         goto done;
     int ok;
     Py_BEGIN_ALLOW_THREADS
@@ -667,23 +683,24 @@ done:
     return result;
 }
 
-/* m.lstm(below, v, add, g, c, tmp, threads), for k rows (2-D arrays) or one (1-D): below (the
+/* m.lstm(below, v, add, g, c, tmp, threads[, ids]), for k rows (2-D arrays) or one (1-D): below (the
    lower layer's h, or None for the first layer) is copied to v[:, :I]; g = product(v) + add; then
    the cell with gates (i, f, o, g) whose sigmoid rows were halved; h = v[:, I:I+H] */
 static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
-    PyObject *bo, *vo, *ao, *go, *co, *to;
+    PyObject *bo, *vo, *ao, *go, *co, *to, *io = Py_None;
     int threads;
     if (!tanh_loop)
         return PyErr_SetString(PyExc_RuntimeError, "set_tanh(numpy.tanh) first"), NULL;
-    if (!PyArg_ParseTuple(args, "OOOOOOi", &bo, &vo, &ao, &go, &co, &to, &threads) || !usable(self, threads))
+    if (!PyArg_ParseTuple(args, "OOOOOOi|O", &bo, &vo, &ao, &go, &co, &to, &threads, &io) || !usable(self, threads))
         return NULL;
-    Py_buffer b[6] = {{0}}; /* below, v, add, g, c, tmp */
+    Py_buffer b[7] = {{0}}; /* below, v, add, g, c, tmp, ids */
     PyObject *result = NULL;
     Job j;
     if ((bo != Py_None && get_rows(bo, &b[0], "below") < 0) || get(vo, &b[1], "f", 0, 1, "v") < 0 ||
         get(ao, &b[2], "f", 0, 0, "add") < 0 || get(go, &b[3], "f", 0, 1, "g") < 0 ||
         get(co, &b[4], "f", 0, 1, "c") < 0 || get(to, &b[5], "f", 0, 1, "tmp") < 0 ||
-        job_for(self, &b[1], &b[2], &b[3], &j) < 0)
+        (io != Py_None && get(io, &b[6], "q", 1, 0, "ids") < 0) ||
+        job_for(self, &b[1], &b[2], &b[3], b[6].obj ? &b[6] : NULL, &j) < 0)
         goto done;
     Py_ssize_t k = j.k, H = self->rows / 4, below = b[0].obj ? ncols(&b[0]) : 0, vn = ncols(&b[1]);
     if (self->rows % 4 != 0 || below + H > vn || (b[0].obj && (nrows(&b[0]) != k || b[0].ndim != b[1].ndim)) ||
@@ -705,12 +722,14 @@ static PyObject *Matrix_lstm(Matrix *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     result = ok ? Py_NewRef(Py_None) : PyErr_NoMemory();
 done:
-    release(b, 6);
+    release(b, 7);
     return result;
 }
 
 static PyMethodDef matrix_methods[] = {
-    {"lstm", (PyCFunction)Matrix_lstm, METH_VARARGS, "lstm(below, v, add, g, c, tmp, threads): one LSTM layer, k rows or one"},
+    {"lstm", (PyCFunction)Matrix_lstm, METH_VARARGS,
+     "lstm(below, v, add, g, c, tmp, threads[, ids]): one LSTM layer, k rows or one (ids: add is a table, row r adds "
+     "its row ids[r])"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -727,6 +746,139 @@ static PyTypeObject MatrixType = {
     .tp_methods = matrix_methods,
 };
 
+/* ---- a small fp32 matrix in a fixed order of sums: Dense ---------------------------------- */
+/* A model's head (vocabulary x hidden, 133 KB for 65 characters) at any number of rows: output
+   o of row r is fma(x[r][D-1], w[o][D-1], ... fma(x[r][0], w[o][0], 0)), one fused multiply-add
+   after another, then + add[o]: the same bits at any row count, which BLAS does not promise
+   (its matrix-vector and matrix-matrix kernels sum in different orders). The weights are stored
+   transposed in blocks of 16 outputs: one vfmadd231ps adds one input value's products to 16
+   outputs. */
+typedef struct {
+    PyObject_HEAD
+    float *wt; /* [blocks][D][16] */
+    Py_ssize_t n, d, blocks;
+} Dense;
+
+#if HAVE_X86
+/* up to 4 rows x 4 blocks at a time: 16 independent sums (an FMA waits 4 cycles for the last) */
+__attribute__((target("avx512f")))
+static void dense_tile(const Dense *m, const float *x, Py_ssize_t xs, int R, Py_ssize_t b, int OB, const float *add,
+                       Py_ssize_t as, float *out, Py_ssize_t os) {
+    __m512 acc[4][4];
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            acc[t][r] = _mm512_setzero_ps();
+    const float *w = m->wt + b * m->d * 16;
+    for (Py_ssize_t i = 0; i < m->d; i++) {
+        for (int t = 0; t < 4; t++) {
+            if (t >= OB)
+                break;
+            __m512 wv = _mm512_load_ps(w + (t * m->d + i) * 16);
+            for (int r = 0; r < 4; r++)
+                if (r < R)
+                    acc[t][r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * xs + i]), wv, acc[t][r]);
+        }
+    }
+    for (int t = 0; t < OB; t++) {
+        Py_ssize_t o = (b + t) * 16;
+        __mmask16 mk = o + 16 <= m->n ? (__mmask16)0xFFFF : (__mmask16)((1u << (m->n - o)) - 1);
+        for (int r = 0; r < R; r++)
+            _mm512_mask_storeu_ps(out + r * os + o, mk,
+                                  _mm512_add_ps(acc[t][r], _mm512_maskz_loadu_ps(mk, add + r * as + o)));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void dense_rows(const Dense *m, const float *x, Py_ssize_t xs, Py_ssize_t k, const float *add, Py_ssize_t as,
+                       float *out, Py_ssize_t os) {
+    for (Py_ssize_t r0 = 0; r0 < k; r0 += 4)
+        for (Py_ssize_t b = 0; b < m->blocks; b += 4)
+            dense_tile(m, x + r0 * xs, xs, k - r0 < 4 ? (int)(k - r0) : 4, b, m->blocks - b < 4 ? (int)(m->blocks - b) : 4,
+                       add + r0 * as, as, out + r0 * os, os);
+}
+#else
+static void dense_rows(const Dense *m, const float *x, Py_ssize_t xs, Py_ssize_t k, const float *add, Py_ssize_t as,
+                       float *out, Py_ssize_t os) {}
+#endif
+
+static void Dense_dealloc(Dense *self) {
+    free(self->wt);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Dense(w float32 [N, D]) */
+static int Dense_init(Dense *self, PyObject *args, PyObject *kw) {
+    PyObject *wo;
+    if (!PyArg_ParseTuple(args, "O", &wo))
+        return -1;
+    if (!cpu_ok())
+        return PyErr_SetString(PyExc_RuntimeError, "this CPU has no AVX-512"), -1;
+    if (self->wt)
+        return PyErr_SetString(PyExc_RuntimeError, "already initialised"), -1;
+    Py_buffer w = {0};
+    if (get(wo, &w, "f", 2, 0, "w") < 0)
+        return -1;
+    Py_ssize_t n = w.shape[0], d = w.shape[1], nb = (n + 15) / 16;
+    int rc = -1;
+    void *p = NULL;
+    if (n < 1 || d < 1 || n > 1 << 20 || d > 32768) {
+        PyErr_SetString(PyExc_ValueError, "w must be [N, D] with N up to 2^20 and D up to 32768");
+    } else if (posix_memalign(&p, 64, (size_t)(nb * d * 16) * sizeof(float))) {
+        PyErr_NoMemory();
+    } else {
+        float *wt = p;
+        const float *src = w.buf;
+        for (Py_ssize_t b = 0; b < nb; b++)
+            for (Py_ssize_t i = 0; i < d; i++)
+                for (Py_ssize_t o = 0; o < 16; o++)
+                    wt[(b * d + i) * 16 + o] = b * 16 + o < n ? src[(b * 16 + o) * d + i] : 0.0f;
+        self->wt = wt, self->n = n, self->d = d, self->blocks = nb;
+        rc = 0;
+    }
+    PyBuffer_Release(&w);
+    return rc;
+}
+
+/* m(x, add, out): out[r] = x[r] . w^T + add (add N or [k, N]); x k rows of D values, each row
+   contiguous (rows may lie apart) */
+static PyObject *Dense_call(Dense *self, PyObject *args, PyObject *kw) {
+    PyObject *xo, *ao, *oo;
+    if (!self->wt)
+        return PyErr_SetString(PyExc_RuntimeError, "not initialised"), NULL;
+    if (!PyArg_ParseTuple(args, "OOO", &xo, &ao, &oo))
+        return NULL;
+    Py_buffer v[3] = {{0}};
+    PyObject *result = NULL;
+    if (get_rows(xo, &v[0], "x") < 0 || get(ao, &v[1], "f", 0, 0, "add") < 0 || get(oo, &v[2], "f", 0, 1, "out") < 0)
+        goto done;
+    Py_ssize_t k = nrows(&v[0]);
+    if (k < 1 || k > MAX_INPUT_ROWS || ncols(&v[0]) != self->d || ncols(&v[1]) != self->n || ncols(&v[2]) != self->n ||
+        nrows(&v[2]) != k || v[2].ndim != v[0].ndim || (v[1].ndim == 2 && nrows(&v[1]) != k)) {
+        PyErr_SetString(PyExc_ValueError, "x must be k rows of D values (k <= 4096), add N or k x N, out k x N");
+        goto done;
+    }
+    Py_ssize_t xs = v[0].ndim == 2 ? v[0].strides[0] / (Py_ssize_t)sizeof(float) : 0;
+    Py_BEGIN_ALLOW_THREADS
+    dense_rows(self, v[0].buf, xs, k, v[1].buf, v[1].ndim == 2 ? self->n : 0, v[2].buf, self->n);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(oo);
+done:
+    release(v, 3);
+    return result;
+}
+
+static PyTypeObject DenseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rnnchat.engine._int8.Dense",
+    .tp_doc = "Dense(w float32 [N, D]): call (x, add, out), sums in a fixed order at any row count",
+    .tp_basicsize = sizeof(Dense),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Dense_init,
+    .tp_dealloc = (destructor)Dense_dealloc,
+    .tp_call = (ternaryfunc)Dense_call,
+};
+
 static PyObject *available(PyObject *self, PyObject *unused) { return PyBool_FromLong(cpu_ok()); }
 
 static PyMethodDef methods[] = {
@@ -739,7 +891,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_int8", "int8 matrix-vector products on VNNI", -1, methods};
 
 PyMODINIT_FUNC PyInit__int8(void) {
-    if (PyType_Ready(&MatrixType) < 0)
+    if (PyType_Ready(&MatrixType) < 0 || PyType_Ready(&DenseType) < 0)
         return NULL;
     static int forks_watched = 0;
     if (!forks_watched && pthread_atfork(NULL, NULL, after_fork) == 0)
@@ -747,7 +899,8 @@ PyMODINIT_FUNC PyInit__int8(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Matrix", (PyObject *)&MatrixType) < 0) {
+    if (PyModule_AddObjectRef(m, "Matrix", (PyObject *)&MatrixType) < 0 ||
+        PyModule_AddObjectRef(m, "Dense", (PyObject *)&DenseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

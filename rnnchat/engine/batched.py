@@ -128,9 +128,11 @@ class _Layer:
             return self._gru(inp, st)
         v, g, h = st["v"], st["g"], st["h"]
         if self.fused is not None:  # the same arithmetic in one call (_fuse)
-            add = (self.table[int(inp[0])] if v.shape[0] == 1 else self.table[inp]) if self.first else self.bias
-            self.fused(None if self.first else inp, v, add, g, st["c"], st["tmp"], kernel_threads())
-            return h  # (one row: its table row as a view, no copy per character)
+            if self.first:  # each row adds its table row (read in place: no copy)
+                self.fused(None, v, self.table, g, st["c"], st["tmp"], kernel_threads(), inp)
+            else:
+                self.fused(inp, v, self.bias, g, st["c"], st["tmp"], kernel_threads())
+            return h
         if self.first:
             self.lin(v, self.table[inp], g)
         else:
@@ -227,7 +229,9 @@ class Weights:
         self.hidden = model.head.in_features
         head = _np(model.head.weight)
         # a small head (a character vocabulary: 65 x 512 is 133 KB) stays fp32 in every format
-        self.head = Linear(head, fmt if head.nbytes > SMALL else "fp32", bounded=not self.layers[-1].relu)
+        # (on bf16/int8 weights a row's logits are then the same bits at any number of rows)
+        self.head = Linear(head, fmt if head.nbytes > SMALL else "fp32", bounded=not self.layers[-1].relu,
+                           fixed_order=fmt != "fp32")
         self.head_bias = _np(model.head.bias)
         self.vocab_size = model.head.out_features
 

@@ -87,22 +87,26 @@ def kernel_threads() -> int:
 
 
 @functools.cache
-def own_int8_kernel():
-    """rnnchat's compiled one-row int8 kernel module, or None where it was not built (no C
-    compiler at install) or the CPU lacks AVX-512 VNNI. ``RNNCHAT_INT8_KERNEL=fbgemm`` turns it off."""
-    from rnnchat.core import env
-
-    if env.int8_kernel() == "fbgemm":
-        return None
+def compiled():
+    """rnnchat's compiled module (``rnnchat/engine/_int8.c``), or None where it was not built (no
+    C compiler at install) or the CPU lacks AVX-512 VNNI."""
     try:
         from rnnchat.engine import _int8
     except ImportError:
         return None
     if not _int8.available():
         return None
-    # the LSTM step at one row (Matrix.lstm) computes tanh with NumPy's own float32 loop
+    # the LSTM step (Matrix.lstm, lstm_cell) computes tanh with NumPy's own float32 loop
     _int8.fused_lstm = bool(_int8.set_tanh(np.tanh))
     return _int8
+
+
+def own_int8_kernel():
+    """The compiled module for int8 products, or None: not built here, or
+    ``RNNCHAT_INT8_KERNEL=fbgemm`` (fbgemm's op then; the same numbers)."""
+    from rnnchat.core import env
+
+    return None if env.int8_kernel() == "fbgemm" else compiled()
 
 
 def onednn_kernel() -> bool:
@@ -180,9 +184,12 @@ class Linear:
     """``out[K, N] = x[K, cols] @ W^T + add`` for a weight matrix ``W[N, D]`` in one format
     (``cols`` = D padded to 16; the padding columns of ``x`` must be zero). ``bounded``: every
     input value lies in [-1, 1] (outputs of tanh, sigmoid x tanh, convex mixes of them), which
-    lets int8 weights use the ``vnni`` kernel. ``kernel`` names the kernel in use."""
+    lets int8 weights use the ``vnni`` kernel. ``fixed_order`` (a small fp32 matrix): every output
+    summed in one fixed order whatever the number of rows (rnnchat's ``Dense``, where the C module
+    is built; BLAS's one-row and several-row kernels sum differently). ``kernel`` names the kernel
+    in use."""
 
-    def __init__(self, w: np.ndarray, fmt: str, bounded: bool = False) -> None:
+    def __init__(self, w: np.ndarray, fmt: str, bounded: bool = False, fixed_order: bool = False) -> None:
         if fmt not in FORMATS:
             raise SettingError(f"weights must be one of {', '.join(FORMATS)}, not {fmt!r}")
         self.fmt = fmt
@@ -193,7 +200,10 @@ class Linear:
         full[:, :d] = w
         if fmt == "fp32":
             self.w = full
-            if onednn_kernel() and n * self.cols * 4 > SMALL:
+            if fixed_order and n * self.cols * 4 <= SMALL and compiled() is not None:
+                self.kernel = "rnnchat-fp32"  # sums in one order at any row count (a bf16/int8 model's head)
+                self.dense = compiled().Dense(full)
+            elif onednn_kernel() and n * self.cols * 4 > SMALL:
                 self.kernel = "openblas+onednn"  # one row: OpenBLAS; several: oneDNN
                 self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full), None)
                 self._op = torch.ops.mkldnn._linear_pointwise.default  # an overload: no lookup per call
@@ -232,7 +242,9 @@ class Linear:
         """``x`` float32 ``[K, cols]`` C-contiguous; ``add`` broadcasts to ``[K, N]``; ``out`` float32
         ``[K, N]`` C-contiguous, written and returned."""
         if self.fmt == "fp32":
-            if x.shape[0] == 1:
+            if self.kernel == "rnnchat-fp32":
+                self.dense(x, add, out)
+            elif x.shape[0] == 1:
                 np.dot(self.w, x[0], out=out[0])
                 np.add(out, add, out=out)
             elif self.kernel == "openblas":  # a small matrix: one matrix-vector product per row

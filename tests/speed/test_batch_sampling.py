@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnnchat.engine import batch_sampling
 from rnnchat.engine.batch_sampling import sample_rows
 from rnnchat.engine.sampling import Sampler
 from rnnchat.core.errors import SamplingError
@@ -31,8 +32,18 @@ def make(kind, knobs, seed, banned=None):
     return kind(SamplingParams(**knobs), seed, banned=banned)
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def path(request, monkeypatch):
+    """Both ways of sampling the plain rows: rnnchat's compiled loop and NumPy's calls."""
+    if request.param == "numpy":
+        monkeypatch.setattr(batch_sampling, "_compiled", lambda: None)
+    elif batch_sampling._compiled() is None:
+        pytest.skip("rnnchat's compiled sampler was not built here (no C compiler at install)")
+    return request.param
+
+
 @pytest.mark.parametrize("vocab", [5, 65, 97])
-def test_rows_choose_what_their_own_sampler_chooses(vocab):
+def test_rows_choose_what_their_own_sampler_chooses(vocab, path):
     rng = np.random.default_rng(vocab)
     rows = len(KNOBS) * 2
     batched = [make(Recording if j % 3 == 0 else Sampler, KNOBS[j % len(KNOBS)], 100 + j,
@@ -61,7 +72,7 @@ def test_a_sampler_shared_by_rows_draws_in_row_order():
     assert sample_rows(logits, [shared] * 3).tolist() == [ref(row)[0] for row in logits]
 
 
-def test_invalid_logits_are_one_clear_error():
+def test_invalid_logits_are_one_clear_error(path):
     logits = np.zeros((2, 10), np.float32)
     logits[1, 3] = np.nan
     with pytest.raises(SamplingError, match="NaN or infinite"):
@@ -74,3 +85,25 @@ def test_every_sampling_knob_is_known_to_the_vectorised_pass():
     from rnnchat.engine import batch_sampling
 
     assert batch_sampling.VECTORISED, "list the new SamplingParams field in batch_sampling.HANDLED or OFF"
+
+
+def test_the_compiled_sampler_refuses_bad_arguments():
+    mod = batch_sampling._compiled()
+    if mod is None:
+        pytest.skip("rnnchat's compiled sampler was not built here (no C compiler at install)")
+    x, t, u, b, out = (np.zeros((2, 5), np.float32), np.ones(2), np.full(2, 0.5), np.full(2, -1, np.int64),
+                       np.empty(2, np.int64))
+    assert mod.rows(x, t, u, b, out) == -1 and out.tolist() == [2, 2]  # a flat row: the middle of its CDF
+    bad_nan = x.copy()
+    bad_nan[1, 3] = np.nan
+    assert mod.rows(bad_nan, t, u, b, out) == 1                       # the first row with a bad logit
+    for args in ((x, t[:1], u, b, out), (np.zeros((2, 0), np.float32), t, u, b, out),
+                 (x, np.array([1.0, -1.0]), u, b, out), (x, t, np.array([0.5, 1.0]), b, out),
+                 (x, np.array([1.0, np.nan]), u, b, out)):
+        with pytest.raises(ValueError):
+            mod.rows(*args)
+    for args in ((x.astype(np.float64), t, u, b, out), (x, t, u, b.astype(np.int32), out), (x[:, ::2], t, u, b, out)):
+        with pytest.raises((TypeError, ValueError)):
+            mod.rows(*args)
+    with pytest.raises(TypeError):
+        mod.set_exp(len)

@@ -215,6 +215,19 @@ def test_the_lstm_call_refuses_bad_arguments():
     with pytest.raises(TypeError):
         m.lstm(np.zeros((2, 8), np.float32)[::-1], *rows, 1)
     assert m.lstm(np.ones((2, 16), np.float32)[:, :8], *rows, 2) is None and np.array_equal(rows[0][:, :8], np.ones((2, 8)))
+    table = np.arange(3 * 4 * H, dtype=np.float32).reshape(3, 4 * H) / 1000  # a first layer's table
+    v2, g2, c2, t2 = rows[0], rows[2], rows[3], rows[4]
+    outs = []
+    for addend, ids in ((table, np.array([2, 0])), (np.ascontiguousarray(table[[2, 0]]), None)):  # in place, copied
+        g2[...], c2[...] = 0, 0.25
+        assert m.lstm(None, v2, addend, g2, c2, t2, 2, *([] if ids is None else [ids])) is None
+        outs.append((g2.copy(), c2.copy()))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    for bad in (np.array([3, 0]), np.array([-1, 0]), np.array([0]), np.array([[0, 1]])):
+        with pytest.raises((ValueError, TypeError)):
+            m.lstm(None, v2, table, g2, c2, t2, 1, bad)
+    with pytest.raises(TypeError):
+        m.lstm(None, v2, table, g2, c2, t2, 1, np.array([0, 1], np.int32))
     with pytest.raises(TypeError):
         mod.set_tanh(len)
     with pytest.raises(TypeError):
@@ -283,3 +296,42 @@ def test_the_lstm_cell_in_one_call_is_numpys_arithmetic_over_several_rows(make_c
             mod.lstm_cell(*bad)
     with pytest.raises(TypeError):
         mod.lstm_cell(g[0], c, tmp, v, 0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(65, 512), (5, 16), (100, 33)])
+def test_the_fixed_order_head_gives_a_row_the_same_bits_at_any_row_count(shape):
+    mod = own_int8_kernel()
+    rng = np.random.default_rng(shape[1])
+    n, d = shape
+    w = rng.standard_normal(shape).astype(np.float32)
+    dense = mod.Dense(w)
+    x = rng.standard_normal((9, 2 * d)).astype(np.float32)[:, :d]  # rows apart in memory
+    add = rng.standard_normal(n).astype(np.float32)
+    every = np.empty((9, n), np.float32)
+    dense(x, add, every)
+    assert np.allclose(every, x.astype(np.float64) @ w.T.astype(np.float64) + add, atol=1e-4)
+    for k in range(1, 9):
+        out = np.empty((k, n), np.float32)
+        dense(np.ascontiguousarray(x[:k]), np.repeat(add[None], k, 0), out)
+        assert np.array_equal(out, every[:k]), k
+    one = np.empty(n, np.float32)
+    dense(np.ascontiguousarray(x[4]), add, one)
+    assert np.array_equal(one, every[4])
+    for bad in ((x[:, :d - 1], add, every), (x, add[:-1], every), (x, add, every[:3]), (x[:, ::-1], add, every)):
+        with pytest.raises((ValueError, TypeError)):
+            dense(*bad)
+    with pytest.raises(ValueError):
+        mod.Dense(np.zeros((0, 4), np.float32))
+    with pytest.raises(RuntimeError):
+        mod.Dense.__new__(mod.Dense)(x, add, every)  # never initialised
+
+
+@needs_kernel
+def test_a_quantised_models_small_head_sums_in_a_fixed_order(make_checkpoint):
+    from rnnchat.engine.batched import Weights
+    from rnnchat.engine.checkpoint import load_checkpoint
+
+    model = load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)).model.eval()
+    assert Weights(model, "int8").head.kernel == "rnnchat-fp32"
+    assert Weights(model, "fp32").head.kernel == "openblas"  # fp32: the single stream's own np.dot
