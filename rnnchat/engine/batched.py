@@ -129,7 +129,9 @@ class _Layer:
         v, g, h = st["v"], st["g"], st["h"]
         if self.fused is not None:  # the same arithmetic in one call (_fuse)
             if self.first:  # each row adds its table row (read in place: no copy)
-                self.fused(None, v, self.table, g, st["c"], st["tmp"], kernel_threads(), inp)
+                ids = inp if type(inp) is np.ndarray and inp.dtype == np.int64 and inp.flags.c_contiguous \
+                    else np.ascontiguousarray(inp, np.int64)
+                self.fused(None, v, self.table, g, st["c"], st["tmp"], kernel_threads(), ids)
             else:
                 self.fused(inp, v, self.bias, g, st["c"], st["tmp"], kernel_threads())
             return h

@@ -92,6 +92,21 @@ def test_streams_join_and_leave_between_steps(make_checkpoint):
     assert [texts[s] for s in ids] == alone
 
 
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_the_step_takes_ids_of_any_integer_layout(make_checkpoint, weights):
+    from rnnchat.engine.batched import BatchedModel
+
+    engine = engine_for(make_checkpoint, "lstm", weights, hidden=128, embedding=8)  # past quant.SMALL: int8 kernels
+    _, state = start(engine)
+    logits = []
+    for ids in (np.array([[1, 9], [4, 9]])[:, 0], np.array([1, 4], np.int32), [1, 4], np.array([1, 4])):
+        bm = BatchedModel(engine.packed_weights(weights))  # a column of a table of ids, int32, a list
+        bm.add(state)
+        bm.add(state)
+        logits.append(bm.step(ids).copy())
+    assert all(np.array_equal(logits[-1], x) for x in logits)
+
+
 @pytest.mark.slow  # three real CLI processes (6 s): run by .ci/run's second call
 def test_cli_samples_format_and_json(make_checkpoint):
     path = str(make_checkpoint("lstm"))
