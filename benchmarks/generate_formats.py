@@ -1,8 +1,9 @@
 """Weight formats x batched samples for ``generate_speed.py`` (issue 17), measured side by side.
 
 For each format (fp32, bf16, int8) and K = 1, 4, 8 streams: total chars/s (K = 1: ``Engine.stream``,
-the whole single-stream path; K > 1: ``multi.alternatives``, K seeds in one batched step), at 1
-and at all BLAS/torch threads (the faster counts), interleaved with the fp32 limit of
+the whole single-stream path, at the thread count the stream chooses by timing itself, shown
+as ``/a``; K > 1: ``multi.alternatives``, K seeds in one batched step, at 1 and at all BLAS/torch
+threads, the faster count shown), interleaved with the fp32 limit of
 ``generate_speed.py`` in every repeat. A format's "limit" is computed the same way from its bytes:
 the fp32 limit x fp32 bytes / the format's bytes (what it would reach if it streamed its weights as
 fast as fp32 does). Resident memory: what building the format's weights added to the process.
@@ -96,7 +97,10 @@ def run_formats(loaded, args, weight_matrices, limit_rate, set_blas_threads, cor
             limits.setdefault(th, []).append(limit_rate(mats, n))
             for fmt in FORMATS:
                 for k in KS:
-                    runs.setdefault((fmt, k, th), []).append(rate(engine, fmt, k, n, rep))
+                    # (a single stream times its own thread count and leaves it set: set it again, so
+                    # that K > 1 runs at th; K = 1's own choice is the one a user's stream makes)
+                    set_threads(th, set_blas_threads)
+                    runs.setdefault((fmt, k, "a" if k == 1 else th), []).append(rate(engine, fmt, k, n, rep))
     set_threads(1, set_blas_threads)
     lim = {th: statistics.median(v) for th, v in limits.items()}
     best_th = max(lim, key=lim.get)
@@ -117,7 +121,7 @@ def run_formats(loaded, args, weight_matrices, limit_rate, set_blas_threads, cor
         cells = []
         med = {}
         for k in KS:
-            by_th = {th: statistics.median(runs[(fmt, k, th)]) for th in threads}
+            by_th = {th: statistics.median(runs[(fmt, k, th)]) for th in (["a"] if k == 1 else threads)}
             th = max(by_th, key=by_th.get)
             med[k] = by_th[th]
             cells.append(f" {med[k]:>12,.0f}/{th} {med[k] / flimit:>8.0%}")

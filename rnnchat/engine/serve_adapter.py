@@ -228,7 +228,8 @@ class ModelWorker:
             self._lone = lone
             choice = self.choices[lone]
             probe = choice.probe(self._plain_step, self._probed)  # timed again at every change, as a stream is
-            self._probe = probe if probe is not self._plain_step else None
+            # (a fixed count, RNNCHAT_BLAS_THREADS, or a single candidate: the plain step itself comes back)
+            self._probe = probe if hasattr(probe, "close") else None
             if self._probe is None:
                 choice.set(choice.threads)
         return self._probe(0) if self._probe is not None else self.streams.step()

@@ -76,3 +76,15 @@ def test_the_thread_count_is_timed_apart_for_a_lone_stream_and_a_batch(engine):
         c = choices[lone_regime]
         assert c.fixed or set(c.timings) == set(c.options)  # every candidate timed, the fastest kept
     assert batch[0] == lone[0]                    # stream 0 of a batch is the seed's own text
+
+
+def test_a_fixed_thread_count_serves_lone_streams_and_batches(engine, monkeypatch):
+    monkeypatch.setenv("RNNCHAT_BLAS_THREADS", "1")  # no timing: the probe is the plain step itself
+    worker = ModelWorker(engine)
+    try:
+        _, lone = run_job(worker, n=1, chars=60)
+        _, batch = run_job(worker, n=3, chars=60)   # lone -> batch -> lone: the regime changes twice
+        _, again = run_job(worker, n=1, chars=60)
+    finally:
+        worker.close()
+    assert lone == again and batch[0] == lone[0] and all(len(t) == 60 for t in batch)
