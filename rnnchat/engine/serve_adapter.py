@@ -147,14 +147,22 @@ class ModelWorker:
             self._flush()
 
     def _emit(self, job: Job, events: list) -> None:
+        self._emit_many([(job, events)])
+
+    def _emit_many(self, pending: list) -> None:
+        """``[(job, events), ...]``: to each job at once, or gathered for the next post."""
         if self.post is None:
-            job.emit(events)
-        else:
-            with self._out_lock:
-                self._out.append((job.emit, events))
-                if not job.sent or events[-1][0] in ("done", "error"):
-                    self._urgent = True
+            for job, events in pending:
+                job.emit(events)
+            return
+        urgent = False
+        for job, events in pending:
+            if not job.sent or events[-1][0] in ("done", "error"):
+                urgent = True
             job.sent = True
+        with self._out_lock:
+            self._out.extend((job.emit, events) for job, events in pending)
+            self._urgent = self._urgent or urgent
 
     def take(self) -> list:
         """The events gathered since the last take (the event loop calls it; any thread)."""
@@ -248,15 +256,24 @@ class ModelWorker:
                 if job.sids:
                     self._fail(job, first_line(exc))
             return
+        streams, pending = self.streams.streams, []
         for job in list(self.running):
-            if not job.sids:
+            sids = job.sids
+            if len(sids) == 1:  # (the usual request: one stream)
+                text = out.get(sids[0])
+                events = [(0, text)] if text else []
+                ended = streams[sids[0]].final is not None
+            elif sids:
+                events = [(i, out[sid]) for i, sid in enumerate(sids) if out.get(sid)]
+                ended = all(streams[sid].final is not None for sid in sids)
+            else:
                 continue
-            events = [(i, out[sid]) for i, sid in enumerate(job.sids) if out.get(sid)]
-            ended = [i for i, sid in enumerate(job.sids) if self.streams.streams[sid].final is not None]
-            if len(ended) == len(job.sids):
+            if ended:
                 self._finish(job, events)
             elif events:
-                self._emit(job, events)
+                pending.append((job, events))
+        if pending:
+            self._emit_many(pending)
 
     def _finish(self, job: Job, events: list) -> None:
         handle = None
