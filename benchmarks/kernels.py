@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rnnchat.engine.blas import set_blas_threads  # noqa: E402
+from rnnchat.engine import quant  # noqa: E402
 from rnnchat.engine.quant import Linear, vnni_kernel  # noqa: E402
 
 KS = (1, 4, 8)
@@ -53,6 +54,10 @@ def candidates(w: np.ndarray) -> dict:
         linv = Linear(w, "int8", bounded=True)
         out["int8 fbgemm vnni"] = lambda x: torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
             torch.from_numpy(x), 1.0 / 127, 128, linv.packed)
+        if linv.row is not None:  # rnnchat's own kernel (one row: row-major weights; several: packed)
+            zero = np.zeros(w.shape[0], np.float32)
+            out["int8 rnnchat vnni"] = lambda x: linv.row(x, zero, np.empty((x.shape[0], w.shape[0]), np.float32),
+                                                          quant.kernel_threads())
     return out
 
 
@@ -61,7 +66,7 @@ def as_np(y) -> np.ndarray:
 
 
 def set_threads(n: int) -> None:
-    torch.set_num_threads(n)
+    quant.set_threads(n)  # torch's and rnnchat's int8 kernel's
     set_blas_threads(n)
 
 
