@@ -52,6 +52,7 @@ class Job:
     sids: list = field(default_factory=list)
     prompt_chars: int = 0
     sent: bool = False  # its first events went out (later ones may wait for the next post)
+    held: list | None = None  # text written since the last post: a list of pieces per stream
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -73,6 +74,7 @@ class ModelWorker:
         self._posted = False  # a take() is on its way to the event loop
         self._urgent = False  # gathered events that should not wait (a first character, an end)
         self._last_post = 0.0
+        self._holding: list[Job] = []  # jobs with held text (engine thread only)
         self.max_streams, self.queue_limit = max_streams, queue
         self.meta = engine.loaded.meta
         self.streams = BatchedStreams(engine)
@@ -170,12 +172,38 @@ class ModelWorker:
             out, self._out, self._posted = self._out, [], False
         return out
 
+    def _hold(self, job: Job, pieces) -> None:
+        """Keep a step's text for the next post (one event per stream per post, not per step)."""
+        if job.held is None:
+            job.held = [[] for _ in range(job.n)]
+            self._holding.append(job)
+        for i, text in pieces:
+            job.held[i].append(text)
+        if not job.sent:  # a job's first characters go at once
+            self._urgent = True
+
+    @staticmethod
+    def _drain(job: Job) -> list:
+        """The job's held text as events (and none held any more)."""
+        held, job.held = job.held, None
+        return [] if held is None else [(i, "".join(p)) for i, p in enumerate(held) if p]
+
     def _flush(self) -> None:
+        if self.post is None or not (self._holding or self._out):  # (_out is only filled on this thread)
+            return
         now = time.monotonic()
         with self._out_lock:
-            if not self._out or self._posted:
+            if self._posted:
                 return
             if not (self._urgent or not self.streams.rows or now - self._last_post >= POST_EVERY_S):
+                return
+            for job in self._holding:
+                events = self._drain(job)
+                if events:
+                    self._out.append((job.emit, events))
+                    job.sent = True
+            self._holding = []
+            if not self._out:
                 return
             self._posted, self._urgent, self._last_post = True, False, now
         self.post(self.take)
@@ -188,7 +216,7 @@ class ModelWorker:
             job.sids = []
             with self.cond:
                 self.running.remove(job)
-            self._emit(job, [("error", message)])
+            self._emit(job, self._drain(job) + [("error", message)])
 
     def _start(self, job: Job) -> None:
         if job.cancelled:
@@ -220,7 +248,7 @@ class ModelWorker:
         job.sids = []
         with self.cond:
             self.running.remove(job)
-        self._emit(job, [("error", message)])
+        self._emit(job, self._drain(job) + [("error", message)])
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self.running if j.cancelled]:
@@ -256,7 +284,7 @@ class ModelWorker:
                 if job.sids:
                     self._fail(job, first_line(exc))
             return
-        streams, pending = self.streams.streams, []
+        streams, pending, hold = self.streams.streams, [], self.post is not None
         for job in list(self.running):
             sids = job.sids
             if len(sids) == 1:  # (the usual request: one stream)
@@ -271,11 +299,22 @@ class ModelWorker:
             if ended:
                 self._finish(job, events)
             elif events:
-                pending.append((job, events))
+                if hold:  # (a server: the text waits for the next post, _flush)
+                    self._hold(job, events)
+                else:
+                    pending.append((job, events))
         if pending:
             self._emit_many(pending)
 
-    def _finish(self, job: Job, events: list) -> None:
+    def _finish(self, job: Job, pieces: list) -> None:
+        """End a job: its text not yet sent (held, and ``pieces`` of its last step) in one event per
+        stream, then an end per stream and done."""
+        if pieces:
+            if job.held is None:
+                job.held = [[] for _ in range(job.n)]
+            for i, text in pieces:
+                job.held[i].append(text)
+        events = self._drain(job)
         handle = None
         for i, sid in enumerate(job.sids):
             _text, reason, logits, state = self.streams.result(sid)

@@ -62,6 +62,32 @@ def test_the_event_loop_is_woken_for_first_and_last_events_not_per_character(eng
     assert len(per_step) >= 100                  # one list per step without a loop to wake
     assert len(posts) == 2                        # with one: the first characters, then the rest with the end
     assert posts[-1][-1][1][-1][0] == "done"
+    # a post carries one event per job: its text joined since the last post (not one per step)
+    assert all(len(batch) == 1 for batch in posts)
+    assert [ev[0] for ev in posts[-1][0][1]] == [0, "end", "done"]
+
+
+def test_held_text_goes_out_every_interval_and_before_an_end(engine, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(serve_adapter.time, "monotonic", lambda: clock[0])
+    posts = []
+
+    def post(take):
+        clock[0] += 1.5 * serve_adapter.POST_EVERY_S  # the next step is due for a post again
+        batch = take()
+        posts.append(batch)
+        for emit, events in batch:
+            emit(events)
+
+    worker = ModelWorker(engine, post=post)
+    try:
+        got, texts = run_job(worker, n=2, chars=30)
+    finally:
+        worker.close()
+    pieces = [ev for events in got for ev in events if isinstance(ev[0], int)]
+    assert len(pieces) >= 30 and all(len(t) == 30 for t in texts)  # every step posted: nothing lost or doubled
+    ends = [i for i, ev in enumerate(e for events in got for e in events) if ev[0] == "end"]
+    assert len(ends) == 2 and got[-1][-1][0] == "done"
 
 
 def test_the_thread_count_is_timed_apart_for_a_lone_stream_and_a_batch(engine):
