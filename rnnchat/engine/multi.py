@@ -259,6 +259,11 @@ class WeightsRunner:
         self.logits = self.model.step(self.ids)[0]
         return self.logits
 
+    def read(self, ids) -> None:
+        """Step through ``ids`` (a prompt: no thread-count timing)."""
+        for i in ids:
+            self._step(i)
+
     def export(self):
         logits = torch.from_numpy(np.array(self.logits, np.float32))
         if isinstance(self.like, torch.Tensor):

@@ -287,7 +287,12 @@ class ModelWorker:
         streams, pending, hold = self.streams.streams, [], self.post is not None
         for job in list(self.running):
             sids = job.sids
-            if len(sids) == 1:  # (the usual request: one stream)
+            if len(sids) == 1 and hold and job.held is not None and streams[sids[0]].final is None:
+                text = out.get(sids[0])  # (the usual request, most steps: one more piece held)
+                if text:
+                    job.held[0].append(text)
+                continue
+            if len(sids) == 1:
                 text = out.get(sids[0])
                 events = [(0, text)] if text else []
                 ended = streams[sids[0]].final is not None
