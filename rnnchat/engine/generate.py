@@ -165,7 +165,7 @@ class Engine:
         generation weights' own arithmetic), or None where there is none (a third-party cell)."""
         if self.weights == "fp32" and (self.fast is None or self.fast.backend != "numpy"):
             return None
-        runner = self._runner(torch.zeros(self.model.head.out_features), state, None)
+        runner = self._runner(torch.zeros(self.model.head.out_features), state, None, timed=False)
         try:
             runner.read([int(i) for i in ids])
             return runner.export()
@@ -199,15 +199,17 @@ class Engine:
         # a capped vocabulary's shared rare-character token (vocab.UNK) stands for many characters: never written
         return Stream(self, logits, state, params, sampler or Sampler(current(params), banned=self.vocab.unk), cancel)
 
-    def _runner(self, logits, state, sampler):
+    def _runner(self, logits, state, sampler, timed: bool = True):
+        """The per-character runner; ``timed``: its first steps time the thread count (a stream's;
+        a prompt read one character at a time is not timed, and leaves the count as it is)."""
         fast = self.fast
         if self.weights != "fp32":
             from rnnchat.engine.multi import WeightsRunner
 
-            return WeightsRunner(self.packed_weights(self.weights), logits, state)
+            return WeightsRunner(self.packed_weights(self.weights), logits, state, timed)
         if fast is not None:
             if fast.backend == "numpy":
-                return _NumpyRunner(fast, logits, state)
+                return _NumpyRunner(fast, logits, state, timed)
             # a sampler that customises __call__ (or bans a token) must see every choice: sample on the host then
             on_device = type(sampler).__call__ is Sampler.__call__ and sampler.banned is None
             runner = fast.runner(logits, state, sampler) if on_device else None
@@ -239,14 +241,15 @@ class _TorchRunner:
 
 
 class _NumpyRunner:
-    def __init__(self, fm, logits, state) -> None:
+    def __init__(self, fm, logits, state, timed: bool = True) -> None:
         self.st = fm.new_state(state)
         self.logits = logits.detach().float().cpu().numpy().reshape(-1) if isinstance(logits, torch.Tensor) \
             else np.asarray(logits, np.float32)
         self.like = logits
         self.threads = getattr(fm, "threads", None)
         # the stream's first characters time the BLAS thread counts; then the plain NumPy step
-        self.step = self.st.step if self.threads is None else self.threads.probe(self.st.step, self._unwrap)
+        timed = timed and self.threads is not None
+        self.step = self.threads.probe(self.st.step, self._unwrap) if timed else self.st.step
         self.stepped = False
 
     def _unwrap(self, step) -> None:

@@ -243,13 +243,13 @@ class WeightsRunner:
 
     stepped = False
 
-    def __init__(self, weights, logits, state) -> None:
+    def __init__(self, weights, logits, state, timed: bool = True) -> None:
         self.model = BatchedModel(weights)
         self.model.add(state)
         self.like = logits
         self.logits = _vector(logits)
         self.ids = np.zeros(1, np.int64)
-        self.step = torch_threads(weights).probe(self._step, self._unwrap)
+        self.step = torch_threads(weights).probe(self._step, self._unwrap) if timed else self._step
 
     def _unwrap(self, step) -> None:
         self.step = step

@@ -50,3 +50,15 @@ def test_a_third_party_cell_keeps_the_fused_read(make_checkpoint, monkeypatch):
     engine.model.embedding.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[1]))
     engine.feed(engine.encode("hi").ids, engine.initial_state())
     assert calls == [2]  # no per-character NumPy path (the reference path): torch reads it
+
+
+def test_reading_a_short_prompt_does_not_time_or_change_the_thread_count(make_checkpoint, monkeypatch):
+    from rnnchat.engine import blas_choice
+
+    def no_probe(*a, **kw):
+        raise AssertionError("a prompt read timed the thread count")
+
+    monkeypatch.setattr(blas_choice.ThreadChoice, "probe", no_probe)
+    for weights in ("fp32", "int8"):
+        engine = Engine(load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)), "cpu", weights=weights)
+        engine.feed(engine.encode("hello").ids, engine.initial_state())
