@@ -34,7 +34,7 @@ BF16_MIN_PROMPT = 128  # shorter prompts read in fp32 whatever the setting: they
 # or the bf16/int8 weights), not by torch's fused LSTM: that call costs ~2.5 ms before its first
 # character on the bundled model (its weights are reordered on every call), a character ~45 us
 # after it; the per-character path costs ~170 us (fp32) or ~50 us (int8) a character from the first.
-SHORT_PROMPT = {"fp32": 12, "bf16": 64, "int8": 64}
+SHORT_PROMPT = {"fp32": 8, "bf16": 64, "int8": 64}
 PROMPT_PRECISIONS = ("auto", "fp32", "bf16")
 
 
