@@ -20,6 +20,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "_cbuf.h"
+
 #define BANNED (-1e30f)
 #define MAX_VOCAB (1 << 24)
 
@@ -74,21 +76,6 @@ static Py_ssize_t row(const float *x, Py_ssize_t v, double temperature, double u
     for (Py_ssize_t i = 0; i < v; i++)
         count += d[i] <= target;
     return count < v ? count : v - 1;
-}
-
-static int get(PyObject *obj, Py_buffer *view, const char *fmt, int ndim, int writable, const char *what) {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    int same = strcmp(view->format, fmt) == 0 || /* int64: "l" where long is 64 bits */
-               (fmt[0] == 'q' && strcmp(view->format, "l") == 0 && view->itemsize == 8);
-    if (view->ndim != ndim || !same) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous array of format %s and %d dimension(s)", what, fmt,
-                     ndim);
-        PyBuffer_Release(view);
-        view->obj = NULL;
-        return -1;
-    }
-    return 0;
 }
 
 /* rows(logits float32 [K, V], temperatures float64 [K], us float64 [K], banned int64 [K] (-1: none),

@@ -101,6 +101,17 @@ def compiled():
     return _int8
 
 
+@functools.cache
+def dense_module():
+    """rnnchat's fixed-order fp32 product (``rnnchat/engine/_dense.c``, for a bf16/int8 model's head),
+    or None where it was not built or the CPU lacks AVX-512F."""
+    try:
+        from rnnchat.engine import _dense
+    except ImportError:
+        return None
+    return _dense if _dense.available() else None
+
+
 def own_int8_kernel():
     """The compiled module for int8 products, or None: not built here, or
     ``RNNCHAT_INT8_KERNEL=fbgemm`` (fbgemm's op then; the same numbers)."""
@@ -185,8 +196,8 @@ class Linear:
     (``cols`` = D padded to 16; the padding columns of ``x`` must be zero). ``bounded``: every
     input value lies in [-1, 1] (outputs of tanh, sigmoid x tanh, convex mixes of them), which
     lets int8 weights use the ``vnni`` kernel. ``fixed_order`` (a small fp32 matrix): every output
-    summed in one fixed order whatever the number of rows (rnnchat's ``Dense``, where the C module
-    is built; BLAS's one-row and several-row kernels sum differently). ``kernel`` names the kernel
+    summed in one fixed order whatever the number of rows (rnnchat's ``Dense``, ``_dense.c``, where
+    it is built; BLAS's one-row and several-row kernels sum differently). ``kernel`` names the kernel
     in use."""
 
     def __init__(self, w: np.ndarray, fmt: str, bounded: bool = False, fixed_order: bool = False) -> None:
@@ -200,9 +211,9 @@ class Linear:
         full[:, :d] = w
         if fmt == "fp32":
             self.w = full
-            if fixed_order and n * self.cols * 4 <= SMALL and compiled() is not None:
+            if fixed_order and n * self.cols * 4 <= SMALL and dense_module() is not None:
                 self.kernel = "rnnchat-fp32"  # sums in one order at any row count (a bf16/int8 model's head)
-                self.dense = compiled().Dense(full)
+                self.dense = dense_module().Dense(full)
             elif onednn_kernel() and n * self.cols * 4 > SMALL:
                 self.kernel = "openblas+onednn"  # one row: OpenBLAS; several: oneDNN
                 self.packed = torch.ops.mkldnn._reorder_linear_weight(torch.from_numpy(full), None)
