@@ -133,7 +133,61 @@ done:
     return result;
 }
 
+/* one(x float32 [V], temperature, u, banned) -> (id, probability at temperature 1): a single
+   sampler's plain draw (rnnchat/engine/sampling.py); id -1 when a logit is not finite. The
+   probability is raw[id] / sum(raw), raw = exp(x - max x) with the banned id's logit at -1e30, the
+   sum taken in double (NumPy's pairwise float32 sum may differ in its last bit: the probability is
+   reported, never used to choose). */
+static PyObject *one(PyObject *self, PyObject *args) {
+    PyObject *xo;
+    double t, u;
+    long long banned;
+    if (!exp_loop)
+        return PyErr_SetString(PyExc_RuntimeError, "set_exp(numpy.exp) first"), NULL;
+    if (!PyArg_ParseTuple(args, "OddL", &xo, &t, &u, &banned))
+        return NULL;
+    if (!(t >= 0.0 && t <= 1e6) || !(u >= 0.0 && u < 1.0))
+        return PyErr_SetString(PyExc_ValueError, "the temperature must be in [0, 1e6] and u in [0, 1)"), NULL;
+    Py_buffer b = {0};
+    if (get(xo, &b, "f", 1, 0, "logits") < 0)
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t v = b.shape[0];
+    float *d = v >= 1 && v <= MAX_VOCAB ? PyMem_RawMalloc((size_t)v * sizeof(float)) : NULL;
+    if (v < 1 || v > MAX_VOCAB) {
+        PyErr_SetString(PyExc_ValueError, "logits must hold 1 to 2^24 values");
+    } else if (!d) {
+        PyErr_NoMemory();
+    } else {
+        const float *x = b.buf;
+        Py_ssize_t c = row(x, v, t, u, banned, d);
+        double prob = 0.0;
+        if (c >= 0) { /* the model's probability of c at temperature 1 */
+            memcpy(d, x, (size_t)v * sizeof(float));
+            if (banned >= 0 && banned < v)
+                d[banned] = BANNED;
+            float top = d[0];
+            for (Py_ssize_t i = 1; i < v; i++)
+                top = d[i] > top ? d[i] : top;
+            for (Py_ssize_t i = 0; i < v; i++)
+                d[i] = d[i] - top;
+            char *ptrs[2] = {(char *)d, (char *)d};
+            npy_intp n = v, steps[2] = {sizeof(float), sizeof(float)};
+            exp_loop(ptrs, &n, steps, exp_data);
+            double total = 0.0;
+            for (Py_ssize_t i = 0; i < v; i++)
+                total += d[i];
+            prob = (double)d[c] / total;
+        }
+        result = Py_BuildValue("(nd)", c, prob);
+    }
+    PyMem_RawFree(d);
+    PyBuffer_Release(&b);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"one", one, METH_VARARGS, "one(x, temperature, u, banned): (id, probability at temperature 1), id -1: bad logits"},
     {"set_exp", set_exp, METH_O, "set_exp(numpy.exp): the float32 loop rows() uses; True if found"},
     {"rows", rows, METH_VARARGS, "rows(logits, temperatures, us, banned, ids): one plain draw per row"},
     {NULL, NULL, 0, NULL},

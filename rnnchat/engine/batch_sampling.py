@@ -15,13 +15,13 @@ same float32 operations, exp by NumPy's own loop): at K = 8 the NumPy calls cost
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import fields
 from operator import attrgetter
 
 import numpy as np
 
+from rnnchat.engine import sampling as _sampling
 from rnnchat.engine.sampling import _BANNED, Sampler
 from rnnchat.core.errors import SamplingError
 from rnnchat.core.params import SamplingParams
@@ -81,9 +81,10 @@ def _plain_rows(x: np.ndarray, temps: list, us: list, banned: list) -> np.ndarra
     """The choice of each row of ``x`` (float32 ``[K, V]``, not modified) by the plain temperature
     draw: rnnchat's compiled loop where it was built, else NumPy over all the rows at once."""
     k, v = x.shape
-    if _compiled() is not None:
+    fast = _sampling.compiled_sampler()
+    if fast is not None:
         out = np.empty(k, np.int64)
-        _check(_compiled().rows(np.ascontiguousarray(x, F32), np.array(temps, np.float64), np.array(us, np.float64),
+        _check(fast.rows(np.ascontiguousarray(x, F32), np.array(temps, np.float64), np.array(us, np.float64),
                                 np.array(banned, np.int64), out) >= 0)
         return out
     _check(not math.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all())
@@ -104,13 +105,3 @@ def _plain_rows(x: np.ndarray, temps: list, us: list, banned: list) -> np.ndarra
         choice[cold] = x[cold].argmax(axis=1)
     return choice
 
-
-@functools.cache
-def _compiled():
-    """rnnchat's compiled sampler (``rnnchat/engine/_sample.c``), or None where it was not built
-    (or NumPy has no float32 exp loop to lend it)."""
-    try:
-        from rnnchat.engine import _sample
-    except ImportError:
-        return None
-    return _sample if _sample.set_exp(np.exp) else None

@@ -21,6 +21,7 @@ same numbers, so a seed gives the same text on every device.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 
@@ -123,6 +124,17 @@ class Sampler:
         x = logits if type(logits) is np.ndarray else _as_vector(logits)
         p = self.params
         u = self.rng.random()
+        fast = compiled_sampler()
+        if (fast is not None and x.dtype == np.float32 and x.ndim == 1 and x.flags.c_contiguous
+                and not (p.top_k or p.top_p < 1.0 or p.min_p or p.presence_penalty or p.frequency_penalty)
+                and (p.repetition_penalty == 1.0 or not self.recent)):
+            # the plain draw in one compiled call: the same float32 arithmetic as below (_sample.c)
+            choice, prob = fast.one(x, p.temperature, u, -1 if self.banned is None else self.banned)
+            if choice < 0:
+                raise SamplingError("model produced invalid values (NaN or infinite logits); "
+                                    "the checkpoint may be corrupt or training diverged")
+            self.accept(choice)
+            return choice, prob
         # any NaN or infinity makes the sum non-finite (huge finite logits may overflow it: check those)
         if not math.isfinite(_sum(x)) and not np.isfinite(x).all():
             raise SamplingError("model produced invalid values (NaN or infinite logits); "
@@ -219,3 +231,15 @@ def filter_top(probs, top_k: int, top_p: float, min_p: float = 0.0):
     if min_p:
         probs = np.where(probs >= np.float32(min_p) * _max(probs), probs, 0).astype(probs.dtype, copy=False)
     return probs
+
+
+@functools.cache
+def compiled_sampler():
+    """rnnchat's compiled plain draw (``rnnchat/engine/_sample.c``: the arithmetic of
+    :meth:`Sampler.__call__`'s plain case and of ``batch_sampling``'s rows, exp by NumPy's own
+    float32 loop), or None where it was not built. Looked up at each call, so tests can turn it off."""
+    try:
+        from rnnchat.engine import _sample
+    except ImportError:
+        return None
+    return _sample if _sample.set_exp(np.exp) else None

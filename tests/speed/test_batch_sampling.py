@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnchat.engine import batch_sampling
+from rnnchat.engine import batch_sampling, sampling
 from rnnchat.engine.batch_sampling import sample_rows
 from rnnchat.engine.sampling import Sampler
 from rnnchat.core.errors import SamplingError
@@ -36,8 +36,8 @@ def make(kind, knobs, seed, banned=None):
 def path(request, monkeypatch):
     """Both ways of sampling the plain rows: rnnchat's compiled loop and NumPy's calls."""
     if request.param == "numpy":
-        monkeypatch.setattr(batch_sampling, "_compiled", lambda: None)
-    elif batch_sampling._compiled() is None:
+        monkeypatch.setattr(sampling, "compiled_sampler", lambda: None)
+    elif sampling.compiled_sampler() is None:
         pytest.skip("rnnchat's compiled sampler was not built here (no C compiler at install)")
     return request.param
 
@@ -82,13 +82,13 @@ def test_invalid_logits_are_one_clear_error(path):
 def test_every_sampling_knob_is_known_to_the_vectorised_pass():
     # a new SamplingParams field must be listed in batch_sampling (handled, or a knob with its off
     # value) before rows are vectorised again: until then every row samples itself
-    from rnnchat.engine import batch_sampling
+    from rnnchat.engine import sampling
 
     assert batch_sampling.VECTORISED, "list the new SamplingParams field in batch_sampling.HANDLED or OFF"
 
 
 def test_the_compiled_sampler_refuses_bad_arguments():
-    mod = batch_sampling._compiled()
+    mod = sampling.compiled_sampler()
     if mod is None:
         pytest.skip("rnnchat's compiled sampler was not built here (no C compiler at install)")
     x, t, u, b, out = (np.zeros((2, 5), np.float32), np.ones(2), np.full(2, 0.5), np.full(2, -1, np.int64),
@@ -107,3 +107,43 @@ def test_the_compiled_sampler_refuses_bad_arguments():
             mod.rows(*args)
     with pytest.raises(TypeError):
         mod.set_exp(len)
+
+
+@pytest.mark.parametrize("vocab", [1, 5, 65, 300])
+def test_a_single_samplers_compiled_draw_is_numpys(vocab, monkeypatch):
+    if sampling.compiled_sampler() is None:
+        pytest.skip("rnnchat's compiled sampler was not built here (no C compiler at install)")
+    rng = np.random.default_rng(vocab)
+    plain = [dict(temperature=0.8), dict(temperature=1.0), dict(temperature=0), dict(temperature=1.7),
+             dict(temperature=0.05)]
+    runs = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(sampling, "compiled_sampler", lambda: None)
+        gen = np.random.default_rng(0)
+        samplers = [Sampler(SamplingParams(**k), 7 + j, banned=(j % vocab) if j % 2 else None)
+                    for j, k in enumerate(plain)]
+        out = []
+        for step in range(300):
+            logits = (gen.standard_normal(vocab) * (0.1 + step % 9)).astype(np.float32)
+            logits[vocab // 2] = logits[0] = logits.max() + (step % 2)  # exact ties: greedy takes the first
+            out.append([s(logits) for s in samplers])
+        runs.append(out)
+    for a, b in zip(*runs):
+        assert [c for c, _ in a] == [c for c, _ in b]
+        assert np.allclose([p for _, p in a], [p for _, p in b], rtol=1e-5, atol=1e-7)
+    monkeypatch.undo()
+    bad = np.array([0.0, np.nan] + [0.0] * 3, np.float32)
+    with pytest.raises(SamplingError):
+        Sampler(SamplingParams(temperature=0.8), 1)(bad)     # the compiled draw says it in the same words
+    one = sampling.compiled_sampler().one
+    x = np.zeros(4, np.float32)
+    assert one(x, 1.0, 0.5, -1) == (2, 0.25) and one(bad, 1.0, 0.5, -1)[0] == -1
+    for args in ((x, -1.0, 0.5, -1), (x, 1.0, 1.0, -1), (x, float("nan"), 0.5, -1),
+                 (np.zeros(0, np.float32), 1.0, 0.5, -1)):
+        with pytest.raises(ValueError):
+            one(*args)
+    for args in ((x.astype(np.float64), 1.0, 0.5, -1), (np.zeros((2, 2), np.float32), 1.0, 0.5, -1),
+                 (x[::2], 1.0, 0.5, -1)):
+        with pytest.raises((TypeError, ValueError)):
+            one(*args)
