@@ -53,4 +53,24 @@ static inline void release(Py_buffer *views, int n) {
             PyBuffer_Release(&views[i]);
 }
 
+#ifdef NPY_NO_DEPRECATED_API /* (defined by the extensions that include NumPy's ufunc header before this one) */
+/* NumPy's own float32 -> float32 inner loop of a one-input ufunc (np.tanh, np.exp), so that a C
+   extension computes each value exactly as the ufunc does: 1 found (*loop, *data set), 0 none,
+   -1 with a TypeError set when `u` is not a one-input NumPy ufunc */
+static inline int float_loop(PyObject *u, PyUFuncGenericFunction *loop, void **data) {
+    if (strcmp(Py_TYPE(u)->tp_name, "numpy.ufunc") != 0)
+        return PyErr_SetString(PyExc_TypeError, "expected a NumPy ufunc such as numpy.tanh"), -1;
+    PyUFuncObject *uf = (PyUFuncObject *)u;
+    if (uf->nin != 1 || uf->nout != 1 || !uf->types || !uf->functions)
+        return PyErr_SetString(PyExc_TypeError, "expected a one-input ufunc"), -1;
+    for (int i = 0; i < uf->ntypes; i++)
+        if (uf->types[2 * i] == NPY_FLOAT && uf->types[2 * i + 1] == NPY_FLOAT && uf->functions[i]) {
+            *loop = uf->functions[i];
+            *data = uf->data ? uf->data[i] : NULL;
+            return 1;
+        }
+    return 0;
+}
+#endif
+
 #endif

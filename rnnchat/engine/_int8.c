@@ -592,18 +592,8 @@ done:
 /* ---- one LSTM layer: the product, then the cell's element-wise work ------------------------ */
 
 static PyObject *set_tanh(PyObject *self, PyObject *u) {
-    if (strcmp(Py_TYPE(u)->tp_name, "numpy.ufunc") != 0)
-        return PyErr_SetString(PyExc_TypeError, "expected numpy.tanh"), NULL;
-    PyUFuncObject *uf = (PyUFuncObject *)u;
-    if (uf->nin != 1 || uf->nout != 1 || !uf->types || !uf->functions)
-        return PyErr_SetString(PyExc_TypeError, "expected a one-input ufunc"), NULL;
-    for (int i = 0; i < uf->ntypes; i++)
-        if (uf->types[2 * i] == NPY_FLOAT && uf->types[2 * i + 1] == NPY_FLOAT && uf->functions[i]) {
-            tanh_loop = uf->functions[i];
-            tanh_data = uf->data ? uf->data[i] : NULL;
-            Py_RETURN_TRUE;
-        }
-    Py_RETURN_FALSE;
+    int found = float_loop(u, &tanh_loop, &tanh_data);
+    return found < 0 ? NULL : PyBool_FromLong(found);
 }
 
 /* the LSTM cell over k rows on up to `threads` threads (a job of its own: every gate must be

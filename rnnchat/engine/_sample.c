@@ -30,18 +30,8 @@ static void *exp_data = NULL;
 
 /* set_exp(numpy.exp): the float32 loop used for exp; True if the ufunc has one */
 static PyObject *set_exp(PyObject *self, PyObject *u) {
-    if (strcmp(Py_TYPE(u)->tp_name, "numpy.ufunc") != 0)
-        return PyErr_SetString(PyExc_TypeError, "expected numpy.exp"), NULL;
-    PyUFuncObject *uf = (PyUFuncObject *)u;
-    if (uf->nin != 1 || uf->nout != 1 || !uf->types || !uf->functions)
-        return PyErr_SetString(PyExc_TypeError, "expected a one-input ufunc"), NULL;
-    for (int i = 0; i < uf->ntypes; i++)
-        if (uf->types[2 * i] == NPY_FLOAT && uf->types[2 * i + 1] == NPY_FLOAT && uf->functions[i]) {
-            exp_loop = uf->functions[i];
-            exp_data = uf->data ? uf->data[i] : NULL;
-            Py_RETURN_TRUE;
-        }
-    Py_RETURN_FALSE;
+    int found = float_loop(u, &exp_loop, &exp_data);
+    return found < 0 ? NULL : PyBool_FromLong(found);
 }
 
 /* one row: returns the chosen id, or -1 when a logit is not finite */
