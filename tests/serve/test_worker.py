@@ -38,17 +38,24 @@ def run_job(worker, n=1, chars=200, seed=3):
     return got, texts
 
 
-def test_the_event_loop_is_woken_for_first_and_last_events_not_per_character(engine, monkeypatch):
-    monkeypatch.setattr(serve_adapter.time, "monotonic", lambda: 1000.0)  # the clock never moves on
-    posts = []
-
-    def post(take):  # an event loop that runs each take at once
+def event_loop(posts: list, tick=None):
+    """A post function standing for the server's event loop: runs each take at once, keeps it in
+    ``posts`` (``tick()`` first, when given: a clock that moves on at each post)."""
+    def post(take):
+        if tick is not None:
+            tick()
         batch = take()
         posts.append(batch)
         for emit, events in batch:
             emit(events)
 
-    worker = ModelWorker(engine, post=post)
+    return post
+
+
+def test_the_event_loop_is_woken_for_first_and_last_events_not_per_character(engine, monkeypatch):
+    monkeypatch.setattr(serve_adapter.time, "monotonic", lambda: 1000.0)  # the clock never moves on
+    posts = []
+    worker = ModelWorker(engine, post=event_loop(posts))
     try:
         _, texts = run_job(worker, chars=200)
     finally:
@@ -70,16 +77,11 @@ def test_the_event_loop_is_woken_for_first_and_last_events_not_per_character(eng
 def test_held_text_goes_out_every_interval_and_before_an_end(engine, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(serve_adapter.time, "monotonic", lambda: clock[0])
-    posts = []
 
-    def post(take):
+    def tick():
         clock[0] += 1.5 * serve_adapter.POST_EVERY_S  # the next step is due for a post again
-        batch = take()
-        posts.append(batch)
-        for emit, events in batch:
-            emit(events)
 
-    worker = ModelWorker(engine, post=post)
+    worker = ModelWorker(engine, post=event_loop([], tick))
     try:
         got, texts = run_job(worker, n=2, chars=30)
     finally:
