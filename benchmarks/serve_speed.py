@@ -13,6 +13,7 @@ character, then the two ratios the goals are about: 16 clients / 1 client (goal 
 each repeat's own ratio (steadier where the machine's speed drifts during the run).
 
     .venv/bin/python benchmarks/serve_speed.py [--model shakespeare] [--chars 2000] [--repeats 2] [--weights auto]
+                                               [--processes N]
 
 The clients run on the same machine as the server and take CPU from it; on a loaded machine
 every absolute figure moves (the ratios, measured side by side, move less).
@@ -89,11 +90,12 @@ def over_http(port: int, k: int, chars: int) -> tuple[float, float]:
     return total / (end - t0), statistics.median(f for _, f, _ in out if f is not None)
 
 
-def start_server(model: str, weights: str) -> tuple[subprocess.Popen, int]:
+def start_server(model: str, weights: str, processes: int | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    extra = [] if processes is None else ["--processes", str(processes)]
     proc = subprocess.Popen([sys.executable, "-m", "rnnchat", "serve", "--model", model, "--port", str(port),
-                             "--weights", weights],
+                             "--weights", weights, *extra],
                             env=env, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -115,9 +117,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--weights", default="auto", choices=["auto", "fp32", "bf16", "int8"],
                     help="the server's and the in-process generator's weight format")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="the server's engine processes per model (default: the server's own default)")
     args = ap.parse_args()
     MODEL = args.model
-    proc, port = start_server(args.model, args.weights)
+    proc, port = start_server(args.model, args.weights, args.processes)
     try:
         over_http(port, 1, 50)  # warm-up: the first request reads through cold paths
         rates: dict = {"in-process": [], 1: [], 4: [], 16: []}
@@ -132,7 +136,9 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"model {args.model}, {args.weights} weights, {args.chars} chars per stream, median of {args.repeats}")
+    procs = "default" if args.processes is None else args.processes
+    print(f"model {args.model}, {args.weights} weights, {args.chars} chars per stream, median of {args.repeats}, "
+          f"engine processes: {procs}")
     print(f"  in-process   {med['in-process']:10,.0f} chars/s")
     for k in (1, 4, 16):
         print(f"  {k:2d} client{'s' if k > 1 else ' '}   {med[k]:10,.0f} chars/s aggregate, "

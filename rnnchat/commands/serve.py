@@ -26,7 +26,11 @@ from rnnchat.core.safe_text import printable
 @click.option("--weights", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
               help="Weight format for generation (docs/performance.md); auto: fp32 unless the "
                    "checkpoint records a measured loss cost below 0.002 nats/char for a smaller one.")
-def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl, weights):
+@click.option("--processes", type=click.IntRange(0, 64), default=None,
+              help="Engine processes per model (default: one per CPU core, at most 4); each takes "
+                   "new requests in turn and the cores are shared between them; 0 runs the engine "
+                   "in the server's own process.")
+def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl, weights, processes):
     """Serve models over an OpenAI-compatible HTTP API (docs/serve.md)."""
     import uvicorn
 
@@ -44,13 +48,17 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
         raise RnnchatError("no models to serve; train one with `rnnchat train CORPUS --name NAME`")
     if api_key is not None and not api_key.strip():
         raise RnnchatError("--api-key must not be empty")
-    backend = Backend(names, max_streams, queue, skip_unusable=not models, weights=weights)
+    if processes is None:
+        from rnnchat.engine.serve_procs import default_processes
+
+        processes = default_processes()
+    backend = Backend(names, max_streams, queue, skip_unusable=not models, weights=weights, processes=processes)
     for name, reason in backend.skipped:
         click.echo(printable(f"note: not serving {name!r}: {reason}"), err=True)
     if not backend.workers:
         raise RnnchatError("none of the registered models can be served (see the notes above)")
     server = Server(backend, api_key, SessionStore(sessions, float(session_ttl)))
-    served = ", ".join(f"{name} ({worker.engine.weights} weights)" for name, worker in backend.workers.items())
+    served = ", ".join(f"{name} ({worker.weights} weights)" for name, worker in backend.workers.items())
     click.echo(printable(f"serving {served} on http://{host}:{port}/v1 "
                f"({'API key required' if api_key else 'no API key'}); Ctrl+C stops"), err=True)
 

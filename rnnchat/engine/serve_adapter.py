@@ -21,13 +21,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rnnchat.engine.multi import BatchedStreams, stream_seeds
+from rnnchat.engine.blas_choice import ThreadChoice, candidates
 from rnnchat.engine.sampling import Sampler
 from rnnchat.core.errors import RnnchatError, first_line
 from rnnchat.core.params import SamplingParams
 
 
 POST_EVERY_S = 0.025  # the event loop is woken at most this often while streams run (first and last events at once)
+CAP_EVERY = 16  # steps between two reads of a worker's thread cap
 
 
 class Busy(RnnchatError):
@@ -67,8 +68,14 @@ class ModelWorker:
     last events go at once), so the server's event loop wakes at most once per batch it can
     handle, not once per character (waking it took a third of a lone stream's time)."""
 
-    def __init__(self, engine, max_streams: int = 32, queue: int = 64, post=None) -> None:
+    def __init__(self, engine, max_streams: int = 32, queue: int = 64, post=None, threads_cap=None,
+                 busy=None) -> None:
+        """``threads_cap()``, when given, is the most threads the kernels may use now (read before each
+        step); ``busy`` = (array, slot): this worker writes its number of active streams to
+        ``array[slot]`` (:mod:`rnnchat.engine.serve_procs`: the model's processes share the cores)."""
         self.engine, self.post = engine, post
+        self.threads_cap, self.busy = threads_cap, busy
+        self.weights = engine.weights
         self._out: list = []
         self._out_lock = threading.Lock()
         self._posted = False  # a take() is on its way to the event loop
@@ -77,13 +84,18 @@ class ModelWorker:
         self._holding: list[Job] = []  # jobs with held text (engine thread only)
         self.max_streams, self.queue_limit = max_streams, queue
         self.meta = engine.loaded.meta
+        from rnnchat.engine.multi import BatchedStreams  # (torch: the engine's process only)
+
         self.streams = BatchedStreams(engine)
-        self._lone: bool | None = None  # whether the last step had one stream
-        self._probe = None              # the step timed for the thread choice, while it is
+        self._regime: tuple | None = None  # (one stream?, thread cap) of the last step
+        self._probe = None                 # the step timed for the thread choice, while it is
         self.waiting: deque[Job] = deque()
         self.running: list[Job] = []
         self.cond = threading.Condition()
         self.stopping = False
+        self._submitted = 0   # jobs submitted so far
+        self._woken = False   # wake() or stop() since the engine thread last looked
+        self._cap, self._cap_in = 0, 0  # the thread cap, and the steps before it is read again
         self.thread = threading.Thread(target=self._loop, name="rnnchat-serve-engine", daemon=True)
         self.thread.start()
 
@@ -97,11 +109,13 @@ class ModelWorker:
             if self.stopping or self.active_streams + waiting + job.n > self.max_streams + self.queue_limit:
                 raise Busy("the model's streams and queue are full; try again shortly")
             self.waiting.append(job)
+            self._submitted += 1
             self.cond.notify()
 
     def wake(self) -> None:
-        """Call after cancelling a job so that an idle thread notices."""
+        """Call after cancelling a job so that the thread notices."""
         with self.cond:
+            self._woken = True
             self.cond.notify()
 
     def close(self) -> None:
@@ -112,6 +126,7 @@ class ModelWorker:
         """Refuse new jobs and end every job (its client gets what was written): does not block."""
         with self.cond:
             self.stopping = True
+            self._woken = True
             for job in self.waiting:
                 job.cancel()
             for job in self.running:
@@ -120,18 +135,14 @@ class ModelWorker:
 
     # ---- the engine thread -----------------------------------------------------------
     def _loop(self) -> None:
-        from rnnchat.engine.blas_choice import ThreadChoice
-
-        # the thread count is timed like a single stream's (blas_choice.py), apart for a lone stream
-        # (OpenBLAS's or rnnchat's one-row products) and for a batch (oneDNN's or fbgemm's), again
-        # each time the worker passes from one to the other
-        self.choices = {lone: ThreadChoice(setter=_set_threads) for lone in (True, False)}
+        self.choices = {}  # (lone, cap) -> ThreadChoice over the candidates up to the cap
         while True:
             with self.cond:
                 while not self.stopping and not self.running and not self.waiting:
                     self.cond.wait()
                 if self.stopping and not self.running and not self.waiting:
                     return
+                self._woken = False
                 starting = []
                 while self.waiting and (self.waiting[0].cancelled  # ends at once in _start
                                         or self.active_streams + self.waiting[0].n <= self.max_streams):
@@ -142,11 +153,30 @@ class ModelWorker:
                 for job in starting:
                     self._start(job)
                 self._drop_cancelled()
+                self._publish_busy()
                 if self.streams.rows:
-                    self._step()
+                    self._steps()
             except Exception as exc:  # a bug must end the requests with a message, not hang them
                 self._fail_all(f"internal error: {first_line(exc)}")
+            self._publish_busy()
             self._flush()
+
+    def _steps(self) -> None:
+        """Step while the batch stays as it is: until a stream ends, a job is submitted, a job is
+        cancelled (wake) or the worker stops; then the loop looks at its jobs again."""
+        rows, seen = self.streams.rows, self._submitted
+        n = len(rows)
+        while True:
+            self._step()
+            if len(rows) != n or self._submitted != seen or self._woken or self.stopping:
+                return
+            self._flush()
+
+    def _publish_busy(self) -> None:
+        if self.busy is not None:
+            array, slot = self.busy
+            if array[slot] != len(self.streams.rows):
+                array[slot] = len(self.streams.rows)
 
     def _emit(self, job: Job, events: list) -> None:
         self._emit_many([(job, events)])
@@ -192,10 +222,10 @@ class ModelWorker:
         if self.post is None or not (self._holding or self._out):  # (_out is only filled on this thread)
             return
         now = time.monotonic()
+        if not (self._urgent or not self.streams.rows or now - self._last_post >= POST_EVERY_S):
+            return  # (_urgent and _last_post are only set on this thread)
         with self._out_lock:
             if self._posted:
-                return
-            if not (self._urgent or not self.streams.rows or now - self._last_post >= POST_EVERY_S):
                 return
             for job in self._holding:
                 events = self._drain(job)
@@ -234,6 +264,8 @@ class ModelWorker:
             elif logits is None:
                 logits, state = engine.feed([engine.default_start()], state)
             job.prompt_chars = len(ids)
+            from rnnchat.engine.multi import stream_seeds
+
             for seed in stream_seeds(job.params, job.n):
                 # (the presence and frequency penalties are in params; never the rare-character token)
                 sampler = Sampler(job.params, seed, banned=engine.vocab.unk)
@@ -257,12 +289,23 @@ class ModelWorker:
             self._finish(job, [])
 
     def _timed_step(self) -> dict:
-        lone = len(self.streams.rows) == 1
-        if lone != self._lone:
+        """The thread count is timed like a single stream's (blas_choice.py), apart for a lone stream
+        (OpenBLAS's or rnnchat's one-row products) and for a batch (oneDNN's or rnnchat's), and for
+        each cap on the threads, again each time the worker passes from one regime to another."""
+        if self.threads_cap is not None:
+            self._cap_in -= 1
+            if self._cap_in <= 0:  # (read every CAP_EVERY steps: the other processes change it seldom)
+                self._cap, self._cap_in = self.threads_cap(), CAP_EVERY
+        regime = (len(self.streams.rows) == 1, self._cap)
+        if regime != self._regime:
             if self._probe is not None:
                 self._probe.close()
-            self._lone = lone
-            choice = self.choices[lone]
+            self._regime = regime
+            choice = self.choices.get(regime)
+            if choice is None:
+                cap = regime[1]
+                options = [n for n in candidates() if not cap or n <= cap] or [1]
+                choice = self.choices[regime] = ThreadChoice(options=options, setter=_set_threads)
             probe = choice.probe(self._plain_step, self._probed)  # timed again at every change, as a stream is
             # (a fixed count, RNNCHAT_BLAS_THREADS, or a single candidate: the plain step itself comes back)
             self._probe = probe if hasattr(probe, "close") else None
@@ -344,22 +387,29 @@ def _set_threads(n: int) -> None:
 
 
 class Backend:
-    """The models a server offers: name -> :class:`ModelWorker`, opened at start."""
+    """The models a server offers: name -> worker, opened at start: a :class:`ModelWorker` in this
+    process (``processes`` 0), or a :class:`~rnnchat.engine.serve_procs.ProcessWorker` over
+    ``processes`` engine processes."""
 
     def __init__(self, names: list[str], max_streams: int, queue: int, skip_unusable: bool = False,
-                 weights: str = "auto") -> None:
+                 weights: str = "auto", processes: int = 0) -> None:
         """``skip_unusable``: a model that cannot be opened or batched is left out and named in
         ``skipped`` (name, reason) instead of stopping the server. ``weights``: the format
         (:mod:`rnnchat.engine.quant`; ``auto`` per model)."""
-        from rnnchat.engine.runtime import open_engine
+        from rnnchat.engine.serve_procs import ProcessWorker
 
-        self.workers: dict[str, ModelWorker] = {}
+        self.workers: dict = {}
         self.skipped: list[tuple[str, str]] = []
         try:
             for name in names:
                 try:
-                    engine, _path = open_engine(name, "cpu", weights=weights)
-                    self.workers[name] = ModelWorker(engine, max_streams, queue)
+                    if processes:
+                        self.workers[name] = ProcessWorker(name, weights, processes, max_streams, queue)
+                    else:
+                        from rnnchat.engine.runtime import open_engine
+
+                        engine, _path = open_engine(name, "cpu", weights=weights)
+                        self.workers[name] = ModelWorker(engine, max_streams, queue)
                 except RnnchatError as exc:
                     if not skip_unusable:
                         raise RnnchatError(f"cannot serve {name!r}: {first_line(exc)}") from None
