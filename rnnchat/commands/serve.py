@@ -34,7 +34,7 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
     """Serve models over an OpenAI-compatible HTTP API (docs/serve.md)."""
     import uvicorn
 
-    from rnnchat.engine.serve_adapter import Backend
+    from rnnchat.engine.serve_backend import Backend
     from rnnchat.plugins.manager import get_host
     from rnnchat.serve.app import Server
     from rnnchat.serve.sessions import SessionStore

@@ -136,9 +136,10 @@ def _child(name: str, weights: str, slot: int, busy, cpus: int, max_streams: int
                 jobs[jid] = job
                 try:
                     worker.submit(job)
-                except Busy as exc:
+                except Busy as exc:  # (the parent keeps the bound: not reached unless it is wrong)
                     jobs.pop(jid, None)
-                    post(lambda: [(job.emit, [("error", str(exc))])])
+                    refused = [(job.emit, [("error", str(exc))])]
+                    post(lambda: refused)
             elif cmd[0] == "cancel":
                 job = jobs.get(cmd[1])
                 if job is not None:

@@ -1,6 +1,6 @@
 """The HTTP API (Starlette): /v1/models, /v1/completions, /v1/chat/completions. Torch-free.
 
-The engine is reached through ``backend`` (``rnnchat.engine.serve_adapter.Backend``): one
+The engine is reached through ``backend`` (``rnnchat.engine.serve_backend.Backend``): one
 worker per model that takes a :class:`~rnnchat.engine.serve_adapter.Job` and calls back from its
 thread; :func:`_events` moves those calls onto the event loop.
 """

@@ -126,7 +126,7 @@ def test_a_session_handle_continues_in_any_child(procs, engine):
 
 
 def test_streams_past_the_limit_wait_then_past_the_queue_are_refused(procs):
-    long = [Run(chars=100_000, seed=s) for s in (1, 2)]
+    long = [Run(chars=1_000_000, seed=s) for s in (1, 2)]
     for r in long:
         procs.submit(r.job)
     waiting = Run(chars=10)
@@ -136,16 +136,19 @@ def test_streams_past_the_limit_wait_then_past_the_queue_are_refused(procs):
     assert not waiting.done.wait(0.3) and procs.active_streams == 2
     long[0].job.cancel()
     procs.wake()
-    assert long[0].wait().last[0] == "done" and len(long[0].texts[0]) < 100_000
+    assert long[0].wait().last[0] == "done" and len(long[0].texts[0]) < 1_000_000
     assert len(waiting.wait().texts[0]) == 10  # it started once a place was free
+    long.append(Run(chars=1_000_000, seed=4))
+    procs.submit(long[-1].job)  # both places taken again
     queued = Run(chars=10)
     procs.submit(queued.job)
-    queued.job.cancel()  # cancelled while it waits (behind long[1]): it ends without starting
+    queued.job.cancel()  # cancelled while it waits: it ends without starting
     procs.wake()
     assert queued.wait().events == [("done", None)]
-    long[1].job.cancel()
+    for r in long[1:]:
+        r.job.cancel()
     procs.wake()
-    long[1].wait()
+    assert all(r.wait().last[0] == "done" for r in long)
     assert procs.active_streams == 0
 
 
@@ -192,9 +195,8 @@ def test_a_capped_worker_times_only_the_counts_under_its_cap_and_says_how_busy_i
         run = Run(n=2, chars=40)
         worker.submit(run.job)
         run.wait()
-        assert busy[1] == 0  # back to idle once the job ended
     finally:
         worker.close()
-    assert 2 in seen  # while its two streams ran
+    assert busy[1] == 0 and 2 in seen  # idle once the job ended; 2 while its two streams ran
     assert list(worker.choices) == [(False, 1)] and worker.choices[(False, 1)].options == [1]
     assert run.texts == in_process(engine, n=2, chars=40).texts
