@@ -54,6 +54,7 @@ class _Stream:
     text: list = field(default_factory=list)
     reason: str | None = None
     final: tuple | None = None         # (logits, state) once the stream has left the batch
+    prompt: list = field(default_factory=list)  # ids still to read before its first character (reversed)
 
 
 class BatchedStreams:
@@ -68,21 +69,29 @@ class BatchedStreams:
         self.streams: dict[int, _Stream] = {}
         self.mat: np.ndarray | None = None  # the rows' logits [K, V] after a step; None: gather from rows
         self._next = 0
+        self._reading = 0  # streams with prompt ids still to read
 
     @property
     def active(self) -> list[int]:
         return [s.sid for s in self.rows]
 
-    def add(self, logits, state, params: SamplingParams, sampler: Sampler | None = None) -> int:
+    def add(self, logits, state, params: SamplingParams, sampler: Sampler | None = None, prompt=()) -> int:
         """A new stream from ``logits`` (the prediction for its first character) and ``state``
-        (batch 1, the model's format). Returns its id."""
+        (batch 1, the model's format). Returns its id. ``prompt``: ids the stream reads first, one
+        per step of the batch (no character sampled, none written; the other streams go on), its
+        first character then predicted from the last of them (``logits`` may then be None)."""
         params.validate()
-        s = _Stream(self._next, params, sampler or Sampler(params), _vector(logits), like=logits)
+        prompt = [int(i) for i in prompt]
+        if logits is None and not prompt:
+            raise ValueError("a stream needs logits or a prompt")
+        vec = _vector(logits) if logits is not None else np.zeros(self.model.weights.vocab_size, np.float32)
+        s = _Stream(self._next, params, sampler or Sampler(params), vec, like=logits, prompt=prompt[::-1])
         self._next += 1
         self.model.add(state)
         self._logits_to_rows()
         self.rows.append(s)
         self.streams[s.sid] = s
+        self._reading += bool(prompt)
         return s.sid
 
     def set_params(self, params: SamplingParams) -> None:
@@ -113,6 +122,9 @@ class BatchedStreams:
 
     def _leave(self, s: _Stream, reason: str) -> None:
         row = self.rows.index(s)
+        if s.prompt:  # (left while reading its prompt)
+            s.prompt = []
+            self._reading -= 1
         self._logits_to_rows()
         state = self.model.export(row)
         logits = torch.from_numpy(s.logits.copy())
@@ -130,17 +142,23 @@ class BatchedStreams:
         return "".join(s.text), s.reason, s.final[0], s.final[1]
 
     def step(self) -> dict[int, str]:
-        """One character for every active stream. Returns the text each one released (empty
-        while a possible stop sequence is held back); streams that end leave the batch."""
+        """One character for every active stream (one prompt id for a stream still reading its
+        prompt). Returns the text each one released (empty while a possible stop sequence is held
+        back; none for a stream reading); streams that end leave the batch."""
         rows = self.rows
         if not rows:
             return {}
-        ids = sample_rows(self._logits(), [s.sampler for s in rows])
+        if self._reading:
+            ids, reading = self._read_ids()
+        else:
+            ids, reading = sample_rows(self._logits(), [s.sampler for s in rows]), None
         self.mat = self.model.step(ids)
         chars = self.chars
         out: dict[int, str] = {}
         ended = []
-        for s, i in zip(rows, ids.tolist()):
+        for r, (s, i) in enumerate(zip(rows, ids.tolist())):
+            if reading is not None and r in reading:
+                continue
             s.generated += 1
             if s.params.stop:
                 out[s.sid], reason = self._release(s, chars[i])
@@ -157,6 +175,22 @@ class BatchedStreams:
         for s, reason in ended:
             self._leave(s, reason)
         return out
+
+    def _read_ids(self) -> tuple[np.ndarray, set]:
+        """This step's ids while some streams read their prompts: each reading stream's next prompt
+        id, the others sampled (their samplers alone draw: a reading stream draws nothing)."""
+        rows = self.rows
+        ids = np.empty(len(rows), np.int64)
+        free = [r for r, s in enumerate(rows) if not s.prompt]
+        if free:
+            ids[free] = sample_rows(self._logits()[free], [rows[r].sampler for r in free])
+        reading = set()
+        for r, s in enumerate(rows):
+            if s.prompt:
+                ids[r] = s.prompt.pop()
+                reading.add(r)
+                self._reading -= not s.prompt
+        return ids, reading
 
     def _logits(self) -> np.ndarray:
         """The rows' next-character logits as one ``[K, V]`` array (rows in ``self.rows`` order)."""

@@ -170,7 +170,8 @@ class ModelWorker:
             self._step()
             if len(rows) != n or self._submitted != seen or self._woken or self.stopping:
                 return
-            self._flush()
+            if self._urgent or time.monotonic() - self._last_post >= POST_EVERY_S:  # (_flush's test, first)
+                self._flush()
 
     def _publish_busy(self) -> None:
         if self.busy is not None:
@@ -258,19 +259,24 @@ class ModelWorker:
                 logits, state = job.start
             else:
                 logits, state = None, engine.initial_state()
-            ids = engine.encode(job.text).ids if job.text else []
-            if ids:
-                logits, state = engine.feed(ids, state)
-            elif logits is None:
-                logits, state = engine.feed([engine.default_start()], state)
-            job.prompt_chars = len(ids)
+            from rnnchat.engine.generate import SHORT_PROMPT  # (torch: the engine's process only)
             from rnnchat.engine.multi import stream_seeds
+
+            ids = engine.encode(job.text).ids if job.text else []
+            read = ids if ids or logits is not None else [engine.default_start()]
+            # a short prompt is read inside the batch, one id per step, while the other streams go on
+            # (the per-character path Engine.feed takes for it anyway, without stopping them); a long
+            # one by Engine.feed's fused call
+            inline = read if 0 < len(read) < SHORT_PROMPT.get(engine.weights, 0) else ()
+            if read and not inline:
+                logits, state = engine.feed(read, state)
+            job.prompt_chars = len(ids)
 
             for seed in stream_seeds(job.params, job.n):
                 # (the presence and frequency penalties are in params; never the rare-character token)
                 sampler = Sampler(job.params, seed, banned=engine.vocab.unk)
                 sampler.remember(ids[-64:])
-                job.sids.append(self.streams.add(logits, state, job.params, sampler))
+                job.sids.append(self.streams.add(logits, state, job.params, sampler, prompt=inline))
         except RnnchatError as exc:
             self._fail(job, first_line(exc))
 

@@ -116,3 +116,16 @@ def test_a_fixed_thread_count_serves_lone_streams_and_batches(engine, monkeypatc
     finally:
         worker.close()
     assert lone == again and batch[0] == lone[0] and all(len(t) == 60 for t in batch)
+
+
+def test_a_short_prompt_read_in_the_batch_gives_the_single_streams_text(make_checkpoint):
+    engine = Engine(load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)), "cpu", weights="int8")
+    params = SamplingParams(temperature=0.9, seed=3, max_chars=80)
+    logits, state = engine.feed(engine.encode("ab").ids, engine.initial_state())  # the CLI's way
+    single = "".join(t.char for t in engine.stream(logits, state, params))
+    worker = ModelWorker(engine)
+    try:
+        _, texts = run_job(worker, chars=80)  # "ab": under SHORT_PROMPT, read one id per step
+    finally:
+        worker.close()
+    assert texts == [single]

@@ -93,6 +93,35 @@ def test_streams_join_and_leave_between_steps(make_checkpoint):
 
 
 @pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_a_prompt_read_inside_the_batch_is_what_feed_reads_and_the_others_go_on(make_checkpoint, weights):
+    engine = engine_for(make_checkpoint, "lstm", weights, hidden=128, embedding=8)  # int8: rnnchat's kernel
+    ids = engine.encode(PROMPT).ids
+    p, q = SamplingParams(temperature=1.0, seed=7, max_chars=60), SamplingParams(temperature=0.8, seed=3, max_chars=90)
+    alone = alternatives(engine, *start(engine), p, 1)[0]          # the prompt read by Engine.feed
+    other_alone = alternatives(engine, *start(engine, "xyz"), q, 1)[0].text
+    streams = BatchedStreams(engine)
+    other = streams.add(*start(engine, "xyz"), q)                    # a stream already writing
+    for _ in range(5):
+        streams.step()
+    sid = streams.add(None, engine.initial_state(), p, prompt=ids)  # reads its prompt in the batch
+    victim = streams.add(None, engine.initial_state(), p, prompt=ids)
+    for _ in range(len(ids)):
+        out = streams.step()
+        assert sid not in out and out[other]                        # nothing written while it reads
+        if victim in streams.active:
+            streams.remove(victim)                                  # one that leaves while reading
+    streams.run()
+    text, reason, logits, state = streams.result(sid)
+    assert text == alone.text and reason == "length" and streams.result(other)[0] == other_alone
+    exact = {"rtol": 0, "atol": 0} if weights == "int8" else {"rtol": 1e-4, "atol": 1e-5}
+    for x, y in zip(flat(state), flat(alone.state)):
+        torch.testing.assert_close(x, y, **exact)
+    torch.testing.assert_close(logits, alone.logits, **exact)
+    with pytest.raises(ValueError):
+        streams.add(None, engine.initial_state(), p)  # neither logits nor a prompt
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
 def test_the_step_takes_ids_of_any_integer_layout(make_checkpoint, weights):
     from rnnchat.engine.batched import BatchedModel
 
