@@ -185,8 +185,9 @@ class Run:
             while not done:
                 if self.queue.empty():
                     try:
-                        batch = await asyncio.wait_for(self.queue.get(), 0.5)
-                    except asyncio.TimeoutError:
+                        async with asyncio.timeout(0.5):  # (no task per wait, as wait_for makes)
+                            batch = await self.queue.get()
+                    except TimeoutError:
                         if await request.is_disconnected():
                             return
                         continue
