@@ -200,3 +200,27 @@ def test_a_capped_worker_times_only_the_counts_under_its_cap_and_says_how_busy_i
     assert busy[1] == 0 and 2 in seen  # idle once the job ended; 2 while its two streams ran
     assert list(worker.choices) == [(False, 1)] and worker.choices[(False, 1)].options == [1]
     assert run.texts == in_process(engine, n=2, chars=40).texts
+
+
+def test_the_backend_serves_in_process_or_in_engine_processes_and_skips_what_it_cannot_open(rnnchat_home):
+    from rnnchat.engine.serve_backend import Backend
+    from rnnchat.plugins import manager
+
+    save_tiny(rnnchat_home / "data" / "models" / "tiny.safetensors")
+    manager._HOST = None  # (built while saving, to find the LSTM cell: before the file was there)
+    here = Backend(["tiny", "nothere"], 2, 0, skip_unusable=True, processes=0)
+    try:
+        assert type(here.workers["tiny"]) is ModelWorker and [n for n, _ in here.skipped] == ["nothere"]
+    finally:
+        here.close()
+    with pytest.raises(RnnchatError, match="cannot serve 'nothere'"):
+        Backend(["nothere"], 2, 0, processes=0)
+    apart = Backend(["tiny"], 2, 0, processes=1)
+    try:
+        worker = apart.workers["tiny"]
+        assert type(worker) is ProcessWorker and worker.weights == "fp32" and apart.meta("tiny") == here.meta("tiny")
+        run = Run(chars=20)
+        worker.submit(run.job)
+        assert len(run.wait().texts[0]) == 20
+    finally:
+        apart.close()
