@@ -104,7 +104,7 @@ def _child(name: str, weights: str, slot: int, busy, cpus: int, max_streams: int
         with lock:
             try:
                 events.send(out)
-            except OSError:  # the parent is gone
+            except (OSError, ValueError):  # the parent is gone (its end of the pipe closed)
                 pass
 
     try:
@@ -307,7 +307,9 @@ class ProcessWorker:
                 child = live[conn]
                 try:
                     batch = conn.recv()
-                except (EOFError, OSError):
+                    if not isinstance(batch, list):
+                        raise TypeError(f"not a batch of events: {type(batch).__name__}")
+                except Exception:  # (EOF: it ended; anything else: it cannot be understood any more)
                     del live[conn]
                     self._lost(child)
                     continue
