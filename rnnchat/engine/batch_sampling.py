@@ -71,6 +71,42 @@ def sample_rows(logits: np.ndarray, samplers: list) -> np.ndarray:
     return ids
 
 
+class PlainDraw:
+    """The plain temperature draw of a fixed set of rows, each checked once: while the rows and
+    their parameters stay as they are (the caller builds a new one when they change), a step is
+    one uniform number per row from its sampler's generator, one compiled call and each sampler's
+    ``accept``, in row order: what :func:`sample_rows` does for such rows, without checking every
+    row at every step. Only rows whose every knob is off (the repetition penalty too, so that
+    what a sampler remembers cannot matter) and whose sampler is a plain :class:`Sampler`."""
+
+    def __init__(self, fast, samplers: list) -> None:
+        self.fast, self.samplers = fast, samplers
+        self.temps = np.array([s.params.temperature for s in samplers], np.float64)
+        self.banned = np.array([-1 if s.banned is None else s.banned for s in samplers], np.int64)
+        self.accepts = [s.accept for s in samplers]
+
+    @classmethod
+    def build(cls, samplers: list) -> "PlainDraw | None":
+        """The draw of these rows, or None where :func:`sample_rows` must look at them each step."""
+        fast = _sampling.compiled_sampler()
+        k = len(samplers)
+        if fast is None or k < 2 or not VECTORISED or len(set(map(id, samplers))) < k:
+            return None
+        for s in samplers:
+            p = s.params
+            if type(s).__call__ is not _PLAIN_CALL or _knobs(p) != _OFF_VALUES or p.repetition_penalty != 1.0:
+                return None
+        return cls(fast, list(samplers))
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        us = np.array([s.rng.random() for s in self.samplers], np.float64)
+        out = np.empty(len(self.samplers), np.int64)
+        _check(self.fast.rows(np.ascontiguousarray(logits, F32), self.temps, us, self.banned, out) >= 0)
+        for accept, c in zip(self.accepts, out.tolist()):
+            accept(c)
+        return out
+
+
 def _check(bad: bool) -> None:
     if bad:
         raise SamplingError("model produced invalid values (NaN or infinite logits); "

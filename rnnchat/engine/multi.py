@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rnnchat.engine.batch_sampling import sample_rows
+from rnnchat.engine.batch_sampling import PlainDraw, sample_rows
 from rnnchat.engine.batched import BatchedModel
 from rnnchat.engine.generate import _longest_partial
 from rnnchat.engine.sampling import Sampler
@@ -70,6 +70,7 @@ class BatchedStreams:
         self.mat: np.ndarray | None = None  # the rows' logits [K, V] after a step; None: gather from rows
         self._next = 0
         self._reading = 0  # streams with prompt ids still to read
+        self._draw: PlainDraw | None | bool = False  # the rows' draw set up once (False: not yet; None: none)
 
     @property
     def active(self) -> list[int]:
@@ -90,6 +91,7 @@ class BatchedStreams:
         self.model.add(state)
         self._logits_to_rows()
         self.rows.append(s)
+        self._draw = False
         self.streams[s.sid] = s
         self._reading += bool(prompt)
         return s.sid
@@ -100,6 +102,7 @@ class BatchedStreams:
         validated values)."""
         for s in self.rows:
             s.params = s.sampler.params = params
+        self._draw = False
 
     def remove(self, sid: int) -> None:
         """Take a stream out (its final logits and state stay readable through :meth:`result`)."""
@@ -133,6 +136,7 @@ class BatchedStreams:
         s.final, s.reason = (logits, state), reason
         self.model.remove(row)
         self.rows.pop(row)
+        self._draw = False
 
     def result(self, sid: int):
         """(text written, reason, logits, state) of a stream that has ended."""
@@ -151,7 +155,11 @@ class BatchedStreams:
         if self._reading:
             ids, reading = self._read_ids()
         else:
-            ids, reading = sample_rows(self._logits(), [s.sampler for s in rows]), None
+            draw = self._draw
+            if draw is False:
+                draw = self._draw = PlainDraw.build([s.sampler for s in rows])
+            ids = draw(self._logits()) if draw is not None else sample_rows(self._logits(), [s.sampler for s in rows])
+            reading = None
         self.mat = self.model.step(ids)
         chars = self.chars
         out: dict[int, str] = {}

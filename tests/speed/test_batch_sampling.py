@@ -65,6 +65,36 @@ def test_rows_choose_what_their_own_sampler_chooses(vocab, path):
             assert a.seen == b.seen and len(a.seen) == 300
 
 
+@pytest.mark.parametrize("vocab", [5, 65])
+def test_a_draw_set_up_once_chooses_what_each_sampler_chooses(vocab):
+    from rnnchat.engine.batch_sampling import PlainDraw
+
+    if sampling.compiled_sampler() is None:
+        pytest.skip("rnnchat's compiled sampler was not built here (no C compiler at install)")
+    plain = [dict(temperature=t) for t in (0.8, 1.0, 0, 1.7, 0.3)]
+    make_rows = lambda: [make(Recording if j == 2 else Sampler, plain[j], 7 + j, banned=1 if j == 3 else None)
+                         for j in range(len(plain))]
+    rows, alone = make_rows(), make_rows()
+    draw = PlainDraw.build(rows)
+    assert draw is not None
+    rng = np.random.default_rng(vocab)
+    for step in range(300):
+        logits = (rng.standard_normal((len(rows), vocab)) * (0.1 + step % 7)).astype(np.float32)
+        logits[:, 0] = logits.max(1)  # a tie: greedy picks the first
+        assert draw(logits).tolist() == [s(logits[r].copy())[0] for r, s in enumerate(alone)], step
+    assert all(a.recent == b.recent and a.rng.random() == b.rng.random() for a, b in zip(rows, alone))
+    assert rows[2].seen == alone[2].seen and len(rows[2].seen) == 300
+    bad = np.zeros((len(rows), vocab), np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(SamplingError, match="NaN or infinite"):
+        draw(bad)
+    # rows it does not take: a knob on, the repetition penalty on, a shared sampler, one row
+    for knobs in (dict(top_k=3), dict(repetition_penalty=1.2), dict(min_p=0.1)):
+        assert PlainDraw.build([make(Sampler, knobs, 1), make(Sampler, {}, 2)]) is None
+    one = make(Sampler, {}, 1)
+    assert PlainDraw.build([one, one]) is None and PlainDraw.build([one]) is None
+
+
 def test_a_sampler_shared_by_rows_draws_in_row_order():
     shared = Sampler(SamplingParams(temperature=1.0), 5)
     ref = Sampler(SamplingParams(temperature=1.0), 5)
