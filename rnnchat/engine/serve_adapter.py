@@ -166,6 +166,7 @@ class ModelWorker:
         cancelled (wake) or the worker stops; then the loop looks at its jobs again."""
         rows, seen = self.streams.rows, self._submitted
         n = len(rows)
+        self._cap_in = 0  # (the cap read again at once: the other processes may have changed it meanwhile)
         while True:
             self._step()
             if len(rows) != n or self._submitted != seen or self._woken or self.stopping:
