@@ -26,10 +26,10 @@ from rnnchat.core.safe_text import printable
 @click.option("--weights", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
               help="Weight format for generation (docs/performance.md); auto: fp32 unless the "
                    "checkpoint records a measured loss cost below 0.002 nats/char for a smaller one.")
-@click.option("--processes", type=click.IntRange(0, 64), default=None,
-              help="Engine processes per model (default: one per CPU core, at most 4); each takes "
-                   "new requests in turn and the cores are shared between them; 0 runs the engine "
-                   "in the server's own process.")
+@click.option("--processes", type=click.IntRange(0, 16), default=None,
+              help="Engine processes per model (default: one per CPU core, at most 4), each with "
+                   "its own copy of the model (~350 MB for the bundled one); new requests go to the "
+                   "least busy; 0 runs the engine in the server's own process.")
 def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl, weights, processes):
     """Serve models over an OpenAI-compatible HTTP API (docs/serve.md)."""
     import uvicorn
