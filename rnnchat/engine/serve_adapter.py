@@ -27,7 +27,7 @@ from rnnchat.core.errors import RnnchatError, first_line
 from rnnchat.core.params import SamplingParams
 
 
-POST_EVERY_S = 0.025  # the event loop is woken at most this often while streams run (first and last events at once)
+POST_EVERY_S = 0.05  # the event loop is woken at most this often while streams run (first and last events at once)
 CAP_EVERY = 16  # steps between two reads of a worker's thread cap
 
 

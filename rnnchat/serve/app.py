@@ -179,7 +179,7 @@ class Run:
 
     async def events(self, request: HttpRequest):
         """Yields lists of events until the job is done; cancels it if the client goes away.
-        (The engine thread posts at most every 25 ms, so one chunk carries several characters.)"""
+        (The engine posts at most every 50 ms, so one chunk carries several characters.)"""
         done = False
         try:
             while not done:
