@@ -176,14 +176,17 @@ class Engine:
         """Encode and read text that arrives in pieces (a stream's reads), one chunk at a time:
         neither the text nor its ids are ever held whole. Returns (logits, state, TextRead);
         logits is None and the state unchanged when the model knows none of the characters.
-        Pieces of under ``BF16_MIN_PROMPT`` characters are read in fp32, as in ``feed``."""
-        chunk = chunk or self.chunk
+        Pieces of under ``BF16_MIN_PROMPT`` characters are read in fp32, as in ``feed``; a piece
+        shorter than ``SHORT_PROMPT`` on the per-character path, as ``feed`` reads it, unless a
+        ``chunk`` was given (so that ``rnnchat generate`` reads a prompt as the chat and a server
+        do, and writes the same text for a seed)."""
+        given, chunk = chunk, chunk or self.chunk
         logits, read = None, TextRead()
         for piece in text_pieces(reads, chunk):
             enc = self.vocab.encode(piece)
             read.add(enc)
             if enc.ids:
-                logits, state = self.feed(enc.ids, state, chunk)
+                logits, state = self.feed(enc.ids, state, given)
         return logits, state, read
 
     def step(self, token: int, state):

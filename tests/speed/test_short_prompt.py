@@ -62,3 +62,16 @@ def test_reading_a_short_prompt_does_not_time_or_change_the_thread_count(make_ch
     for weights in ("fp32", "int8"):
         engine = Engine(load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)), "cpu", weights=weights)
         engine.feed(engine.encode("hello").ids, engine.initial_state())
+
+
+def test_text_read_in_pieces_takes_the_same_short_path(make_checkpoint):
+    from rnnchat.engine.prompt import string_reads
+
+    engine = Engine(load_checkpoint(make_checkpoint("lstm", hidden=128, embedding=8)), "cpu", weights="int8")
+    logits, _ = engine.feed(engine.encode("hello").ids, engine.initial_state())
+    pieces, _, read = engine.feed_text(string_reads("hello", engine.chunk), engine.initial_state())
+    assert torch.equal(pieces, logits) and read.ids == 5  # `rnnchat generate`'s read: the same bits
+    calls = []
+    engine.model.embedding.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[1]))
+    engine.feed_text(string_reads("hello", 4), engine.initial_state(), chunk=4)
+    assert calls == [4, 1]  # a chunk given: torch's fused read of each chunk, as before
