@@ -40,18 +40,20 @@ def fake(monkeypatch):
     return make
 
 
-@pytest.mark.parametrize("cost, best", [({1: 2.0, 2: 1.0}, 2), ({1: 1.0, 2: 10.0}, 1)])
+@pytest.mark.parametrize("cost, best", [({1: 2.0, 2: 1.0}, 2), ({1: 1.0, 2: 10.0}, 1), ({1: 1.0, 2: 1.2}, 1),
+                                        ({1: 1.0, 2: 1.05}, 2), ({1: 1.0, 2: 1.08, 4: 1.09}, 4)])
 def test_the_faster_count_is_kept_after_the_probe_and_the_wrapper_goes(fake, cost, best):
     clock = fake(cost)
-    choice = bc.ThreadChoice(options=[1, 2])
+    choice = bc.ThreadChoice(options=sorted(cost))
     steps, swapped = [], []
     probe = choice.probe(steps.append, swapped.append)
-    for i in range(2 * (bc.PROBE + 1)):
+    for i in range(len(cost) * (bc.PROBE + 1)):
         probe(i)
+    # the fastest, or more threads timed within bc.TIE of it (a near tie: the other core was taken)
     assert choice.threads == best and clock.threads == best
-    assert choice.timings == cost
+    assert choice.timings == pytest.approx(cost)
     assert swapped == [steps.append]  # the runner then calls the plain step
-    assert steps == list(range(2 * (bc.PROBE + 1)))  # every character was stepped once, in order
+    assert steps == list(range(len(cost) * (bc.PROBE + 1)))  # every character was stepped once, in order
 
 
 def test_a_stream_shorter_than_the_probe_keeps_the_last_choice(fake):
