@@ -83,9 +83,12 @@ class BatchedStreams:
         first character then predicted from the last of them (``logits`` may then be None)."""
         params.validate()
         prompt = [int(i) for i in prompt]
+        vocab = self.model.weights.vocab_size
+        if any(not 0 <= i < vocab for i in prompt):  # (an id past the table would fail every stream's step)
+            raise ValueError(f"prompt ids must be in [0, {vocab})")
         if logits is None and not prompt:
             raise ValueError("a stream needs logits or a prompt")
-        vec = _vector(logits) if logits is not None else np.zeros(self.model.weights.vocab_size, np.float32)
+        vec = _vector(logits) if logits is not None else np.zeros(vocab, np.float32)
         s = _Stream(self._next, params, sampler or Sampler(params), vec, like=logits, prompt=prompt[::-1])
         self._next += 1
         self.model.add(state)

@@ -153,8 +153,8 @@ def _child(name: str, weights: str, slot: int, busy, cpus: int, max_streams: int
 
 # ---- the parent ------------------------------------------------------------------------------
 class _Child:
-    def __init__(self, proc, commands, events) -> None:
-        self.proc, self.commands, self.events = proc, commands, events
+    def __init__(self, slot: int, proc, commands, events) -> None:
+        self.slot, self.proc, self.commands, self.events = slot, proc, commands, events
         self.streams = 0  # streams of its jobs in flight (parent's count)
         self.alive = True
 
@@ -194,7 +194,7 @@ class ProcessWorker:
                 proc.start()
                 cmd_r.close()
                 ev_w.close()
-                self.children.append(_Child(proc, cmd_w, ev_r))
+                self.children.append(_Child(slot, proc, cmd_w, ev_r))
             self.meta, self.weights = self._await_ready()
         except BaseException:
             self.close()
@@ -219,7 +219,7 @@ class ProcessWorker:
     @property
     def active_streams(self) -> int:
         with self._lock:
-            return sum(job.n for job, _ in self.jobs.values())
+            return self._streams()
 
     def submit(self, job: Job) -> None:
         with self._lock:
@@ -342,6 +342,7 @@ class ProcessWorker:
         out = []
         with self._lock:
             child.alive = False
+            self._busy[child.slot] = 0  # (its last count would cap the others' threads for good)
             for jid, (job, c) in list(self.jobs.items()):
                 if c is child:
                     del self.jobs[jid]

@@ -162,6 +162,7 @@ def test_a_child_that_dies_ends_its_jobs_with_an_error_and_the_other_goes_on(hom
         victim = worker.jobs[0][1]
         victim.proc.kill()
         assert runs[0].wait().last == ("error", "internal error: the engine process ended")
+        assert worker._busy[victim.slot] == 0  # its streams no longer count against the others' threads
         after = Run(chars=20)
         worker.submit(after.job)
         assert len(after.wait().texts[0]) == 20 and list(worker.jobs) == [1]  # on the other child

@@ -119,6 +119,9 @@ def test_a_prompt_read_inside_the_batch_is_what_feed_reads_and_the_others_go_on(
     torch.testing.assert_close(logits, alone.logits, **exact)
     with pytest.raises(ValueError):
         streams.add(None, engine.initial_state(), p)  # neither logits nor a prompt
+    for bad in ([-1], [len(engine.vocab.chars)]):
+        with pytest.raises(ValueError, match="prompt ids"):
+            streams.add(None, engine.initial_state(), p, prompt=bad)  # outside the table: refused at once
 
 
 @pytest.mark.parametrize("weights", ["fp32", "int8"])
