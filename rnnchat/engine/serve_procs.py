@@ -169,7 +169,7 @@ class ProcessWorker:
         """``max_streams``: streams running at once over all the processes; ``queue``: streams that
         may wait here for a place; past both, :meth:`submit` raises :class:`Busy` (as
         :class:`ModelWorker`)."""
-        if not isinstance(processes, int) or not 1 <= processes <= 64:
+        if isinstance(processes, bool) or not isinstance(processes, int) or not 1 <= processes <= 64:
             raise RnnchatError(f"engine processes must be a whole number in [1, 64], not {processes!r}")
         self.post = post
         self.max_streams, self.queue_limit = max_streams, queue

@@ -179,8 +179,9 @@ def test_a_model_the_children_cannot_open_is_one_error_and_no_process_left(home)
     with home_env(home), pytest.raises(RnnchatError, match="nothere"):
         ProcessWorker("nothere", processes=2)
     assert set(multiprocessing.active_children()) <= before
-    with pytest.raises(RnnchatError, match="engine processes"):
-        ProcessWorker("tiny", processes=0)
+    for bad in (0, 65, True, 2.0, "2"):
+        with pytest.raises(RnnchatError, match="engine processes"):
+            ProcessWorker("tiny", processes=bad)
 
 
 def test_a_capped_worker_times_only_the_counts_under_its_cap_and_says_how_busy_it_is(engine):
