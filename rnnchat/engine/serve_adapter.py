@@ -143,6 +143,7 @@ class ModelWorker:
                 if self.stopping and not self.running and not self.waiting:
                     return
                 self._woken = False
+                seen = self._submitted  # (read with the jobs taken: one submitted from here on ends the steps)
                 starting = []
                 while self.waiting and (self.waiting[0].cancelled  # ends at once in _start
                                         or self.active_streams + self.waiting[0].n <= self.max_streams):
@@ -155,16 +156,18 @@ class ModelWorker:
                 self._drop_cancelled()
                 self._publish_busy()
                 if self.streams.rows:
-                    self._steps()
+                    self._steps(seen)
             except Exception as exc:  # a bug must end the requests with a message, not hang them
                 self._fail_all(f"internal error: {first_line(exc)}")
             self._publish_busy()
             self._flush()
 
-    def _steps(self) -> None:
-        """Step while the batch stays as it is: until a stream ends, a job is submitted, a job is
-        cancelled (wake) or the worker stops; then the loop looks at its jobs again."""
-        rows, seen = self.streams.rows, self._submitted
+    def _steps(self, seen: int) -> None:
+        """Step while the batch stays as it is: until a stream ends, a job is submitted (after
+        ``seen`` jobs, the count when the loop last took its waiting jobs: one submitted while the
+        loop was starting others must not wait for the batch to change), a job is cancelled
+        (wake) or the worker stops; then the loop looks at its jobs again."""
+        rows = self.streams.rows
         n = len(rows)
         self._cap_in = 0  # (the cap read again at once: the other processes may have changed it meanwhile)
         while True:
