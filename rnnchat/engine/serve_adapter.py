@@ -21,14 +21,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rnnchat.engine.blas_choice import ThreadChoice, candidates
+from rnnchat.engine.serve_threads import StepThreads
 from rnnchat.engine.sampling import Sampler
 from rnnchat.core.errors import RnnchatError, first_line
 from rnnchat.core.params import SamplingParams
 
 
 POST_EVERY_S = 0.05  # the event loop is woken at most this often while streams run (first and last events at once)
-CAP_EVERY = 16  # steps between two reads of a worker's thread cap
 
 
 class Busy(RnnchatError):
@@ -74,7 +73,7 @@ class ModelWorker:
         step); ``busy`` = (array, slot): this worker writes its number of active streams to
         ``array[slot]`` (:mod:`rnnchat.engine.serve_procs`: the model's processes share the cores)."""
         self.engine, self.post = engine, post
-        self.threads_cap, self.busy = threads_cap, busy
+        self.busy = busy
         self.weights = engine.weights
         self._out: list = []
         self._out_lock = threading.Lock()
@@ -87,15 +86,13 @@ class ModelWorker:
         from rnnchat.engine.multi import BatchedStreams  # (torch: the engine's process only)
 
         self.streams = BatchedStreams(engine)
-        self._regime: tuple | None = None  # (one stream?, thread cap) of the last step
-        self._probe = None                 # the step timed for the thread choice, while it is
         self.waiting: deque[Job] = deque()
         self.running: list[Job] = []
         self.cond = threading.Condition()
         self.stopping = False
         self._submitted = 0   # jobs submitted so far
         self._woken = False   # wake() or stop() since the engine thread last looked
-        self._cap, self._cap_in = 0, 0  # the thread cap, and the steps before it is read again
+        self.threads = StepThreads(threads_cap)  # the kernels' thread count, timed per regime
         self.thread = threading.Thread(target=self._loop, name="rnnchat-serve-engine", daemon=True)
         self.thread.start()
 
@@ -135,7 +132,6 @@ class ModelWorker:
 
     # ---- the engine thread -----------------------------------------------------------
     def _loop(self) -> None:
-        self.choices = {}  # (lone, cap) -> ThreadChoice over the candidates up to the cap
         while True:
             with self.cond:
                 while not self.stopping and not self.running and not self.waiting:
@@ -169,7 +165,7 @@ class ModelWorker:
         (wake) or the worker stops; then the loop looks at its jobs again."""
         rows = self.streams.rows
         n = len(rows)
-        self._cap_in = 0  # (the cap read again at once: the other processes may have changed it meanwhile)
+        self.threads.reread_cap()
         while True:
             self._step()
             if len(rows) != n or self._submitted != seen or self._woken or self.stopping:
@@ -298,40 +294,9 @@ class ModelWorker:
                 self.streams.cancel(sid)
             self._finish(job, [])
 
-    def _timed_step(self) -> dict:
-        """The thread count is timed like a single stream's (blas_choice.py), apart for a lone stream
-        (OpenBLAS's or rnnchat's one-row products) and for a batch (oneDNN's or rnnchat's), and for
-        each cap on the threads, again each time the worker passes from one regime to another."""
-        if self.threads_cap is not None:
-            self._cap_in -= 1
-            if self._cap_in <= 0:  # (read every CAP_EVERY steps: the other processes change it seldom)
-                self._cap, self._cap_in = self.threads_cap(), CAP_EVERY
-        regime = (len(self.streams.rows) == 1, self._cap)
-        if regime != self._regime:
-            if self._probe is not None:
-                self._probe.close()
-            self._regime = regime
-            choice = self.choices.get(regime)
-            if choice is None:
-                cap = regime[1]
-                options = [n for n in candidates() if not cap or n <= cap] or [1]
-                choice = self.choices[regime] = ThreadChoice(options=options, setter=_set_threads)
-            probe = choice.probe(self._plain_step, self._probed)  # timed again at every change, as a stream is
-            # (a fixed count, RNNCHAT_BLAS_THREADS, or a single candidate: the plain step itself comes back)
-            self._probe = probe if hasattr(probe, "close") else None
-            if self._probe is None:
-                choice.set(choice.threads)
-        return self._probe(0) if self._probe is not None else self.streams.step()
-
-    def _plain_step(self, _idx=0) -> dict:
-        return self.streams.step()
-
-    def _probed(self, _step) -> None:
-        self._probe = None
-
     def _step(self) -> None:
         try:
-            out = self._timed_step()
+            out = self.threads.step(len(self.streams.rows), self.streams.step)
         except RnnchatError as exc:  # e.g. NaN logits: every job of this batch ends with the message
             for job in list(self.running):
                 if job.sids:
@@ -387,10 +352,3 @@ class ModelWorker:
         events.append(("done", None if job.cancelled else handle))
         self._emit(job, events)
 
-
-def _set_threads(n: int) -> None:
-    from rnnchat.engine.blas import set_blas_threads
-    from rnnchat.engine.quant import set_threads
-
-    set_blas_threads(n)
-    set_threads(n)

@@ -200,7 +200,7 @@ def test_a_capped_worker_times_only_the_counts_under_its_cap_and_says_how_busy_i
     finally:
         worker.close()
     assert busy[1] == 0 and 2 in seen  # idle once the job ended; 2 while its two streams ran
-    assert list(worker.choices) == [(False, 1)] and worker.choices[(False, 1)].options == [1]
+    assert list(worker.threads.choices) == [(False, 1)] and worker.threads.choices[(False, 1)].options == [1]
     assert run.texts == in_process(engine, n=2, chars=40).texts
 
 

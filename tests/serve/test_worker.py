@@ -97,7 +97,7 @@ def test_the_thread_count_is_timed_apart_for_a_lone_stream_and_a_batch(engine):
     try:
         _, lone = run_job(worker, n=1, chars=120)
         _, batch = run_job(worker, n=2, chars=120)
-        choices = worker.choices
+        choices = worker.threads.choices
     finally:
         worker.close()
     for lone_regime in (True, False):
