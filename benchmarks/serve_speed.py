@@ -58,6 +58,9 @@ def in_process(model: str, chars: int, weights: str) -> float:
         logits, state = engine.feed(engine.encode("ROMEO:").ids, engine.initial_state())
         for _ in engine.stream(logits, state, SamplingParams(temperature=0.8, seed=0, max_chars=200)):
             pass  # (its thread count timed, as the server's first request does)
+        from rnnchat.core import heap
+
+        heap.freeze()  # (as `rnnchat generate` does once its model is loaded)
         _ENGINES[model, weights] = engine
     engine = _ENGINES[model, weights]
     params = SamplingParams(temperature=0.8, seed=1, max_chars=chars)

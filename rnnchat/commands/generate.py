@@ -66,6 +66,7 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, min_p
                             stop=tuple(stop)).validate()
     from rnnchat.engine.generate import BF16_MIN_PROMPT
     from rnnchat.engine.prompt import stream_reads, string_reads
+    from rnnchat.core import heap
     from rnnchat.engine.runtime import open_engine
 
     t_load = time.perf_counter()
@@ -73,6 +74,7 @@ def generate(prompt, model, temperature, top_k, top_p, repetition_penalty, min_p
     if prompt_precision:
         engine.set_prompt_precision(prompt_precision, "--prompt-precision")
     engine.set_weights(weights)
+    heap.freeze()  # (torch and the model: no full collection walks them in the middle of the text)
     if prompt is None and not sys.stdin.isatty():
         reads = stream_reads(sys.stdin.read, engine.chunk)  # never the whole of stdin at once
     else:

@@ -34,6 +34,7 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
     """Serve models over an OpenAI-compatible HTTP API (docs/serve.md)."""
     import uvicorn
 
+    from rnnchat.core import heap
     from rnnchat.engine.serve_backend import Backend
     from rnnchat.plugins.manager import get_host
     from rnnchat.serve.app import Server
@@ -58,6 +59,7 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
     if not backend.workers:
         raise RnnchatError("none of the registered models can be served (see the notes above)")
     server = Server(backend, api_key, SessionStore(sessions, float(session_ttl)))
+    heap.freeze()  # (the server's modules, and the models of an in-process backend: core/heap.py)
     served = ", ".join(f"{name} ({worker.weights} weights)" for name, worker in backend.workers.items())
     click.echo(printable(f"serving {served} on http://{host}:{port}/v1 "
                f"({'API key required' if api_key else 'no API key'}); Ctrl+C stops"), err=True)

@@ -123,7 +123,9 @@ def _child(name: str, weights: str, slot: int, busy, cpus: int, max_streams: int
 
         events.send(("failed", first_line(exc) if isinstance(exc, RnnchatError) else f"{type(exc).__name__}: {exc}"))
         return
-    events.send(("ready", engine.loaded.meta, engine.weights))
+    from rnnchat.core import heap
+
+    events.send(("ready", engine.loaded.meta, engine.weights, heap.freeze()))
     try:
         while True:
             try:
@@ -185,6 +187,7 @@ class ProcessWorker:
         cpus = usable_cpus()
         self._busy = ctx.Array("i", processes, lock=False)
         self.children: list[_Child] = []
+        self.frozen: list[int] = []  # objects each child left out of its collections once ready (core.heap)
         try:
             for slot in range(processes):
                 cmd_r, cmd_w = ctx.Pipe(duplex=False)
@@ -214,6 +217,7 @@ class ProcessWorker:
             if msg[0] != "ready":
                 raise RnnchatError(msg[1])
             ready = msg[1], msg[2]
+            self.frozen.append(msg[3])
         return ready
 
     @property

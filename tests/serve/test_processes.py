@@ -111,6 +111,11 @@ def test_a_child_writes_what_the_engine_thread_writes_in_process(procs, engine):
     assert all(type(a) is np.ndarray for a in flat)
 
 
+def test_each_child_leaves_what_it_keeps_out_of_later_collections(procs):
+    # (core/heap.py: a full collection over torch and the model stalled a child's streams ~80 ms)
+    assert len(procs.frozen) == 2 and all(n > 10_000 for n in procs.frozen)
+
+
 def test_a_session_handle_continues_in_any_child(procs, engine):
     first = Run(chars=30)
     procs.submit(first.job)
