@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from rnnchat.core.errors import RnnchatError
@@ -69,8 +71,27 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
             backend.stop()  # end the streams first: their clients get [DONE], then uvicorn closes
             super().handle_exit(sig, frame)
 
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again with the handler
+    # that was there before it: SIGINT's raises KeyboardInterrupt, and SIGTERM's is made to raise
+    # _Stopped, so that both end here, after the engine processes are closed, as a normal stop
+    # (SIGTERM's default would end the process at once, before they are)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stopped = False
     try:
         _Uvicorn(uvicorn.Config(server.app, host=host, port=port, log_level="warning",
                                 timeout_graceful_shutdown=5)).run()
+    except (KeyboardInterrupt, _Stopped):
+        stopped = True
     finally:
         backend.close()
+        signal.signal(signal.SIGTERM, previous)
+    if stopped:
+        click.echo("stopped", err=True)
+
+
+class _Stopped(Exception):
+    """SIGTERM after the server's graceful stop."""
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise _Stopped()
