@@ -120,3 +120,24 @@ def test_the_shared_rare_character_token_is_never_written(make_checkpoint):
         logits, state = eng.feed(eng.encode("ab").ids, eng.initial_state())
         text = text_of(eng.stream(logits, state, SamplingParams(temperature=temperature, seed=3, max_chars=40)))
         assert len(text) == 40 and UNK not in text
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_a_script_that_stops_reading_a_stream_exits_cleanly(make_checkpoint, weights):
+    """An unfinished stream left to the interpreter's exit: its generator was closed during the
+    teardown, exported its state with torch half gone, and the process aborted (exit 134, a C++
+    trace on stderr); such streams are closed at exit, before the teardown."""
+    import subprocess
+    import sys
+
+    path = make_checkpoint(hidden=128, embedding=8)
+    code = ("from rnnchat.engine.checkpoint import load_checkpoint\n"
+            "from rnnchat.engine.generate import Engine\n"
+            "from rnnchat.core.params import SamplingParams\n"
+            f"engine = Engine(load_checkpoint({str(path)!r}), 'cpu', weights={weights!r})\n"
+            "logits, state = engine.feed(engine.encode('ab').ids, engine.initial_state())\n"
+            "run = engine.stream(logits, state, SamplingParams(temperature=0.8, seed=1, max_chars=1000))\n"
+            "it = iter(run)\n"
+            "print(len([next(it).char for _ in range(5)]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (0, "5", "")

@@ -13,7 +13,9 @@ step, the reference the fast paths are tested against.
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -312,6 +314,11 @@ class Stream:
         return self._state
 
     def __iter__(self):
+        gen = self._iterate()
+        _OPEN.add(gen)
+        return gen
+
+    def _iterate(self):
         run = self._run = self.engine._runner(self._logits, self._state, self.sampler)
         self._backend = "torch" if isinstance(run, _TorchRunner) else self.engine.backend
         try:
@@ -364,6 +371,22 @@ class Stream:
             held = held[len(held) - hold:] if hold else []
             text = text[len(text) - hold:] if hold else ""
         yield from held
+
+
+# Streams' generators not finished yet. One left unfinished (a caller that stopped reading) was
+# closed by the interpreter's teardown, its ``finally`` then exported the state with torch half torn
+# down, and the process aborted (torch's THPVariable_clear assert, "terminate called...", exit 134):
+# they are closed at exit instead, before that teardown.
+_OPEN: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_streams() -> None:
+    for gen in list(_OPEN):
+        try:
+            gen.close()
+        except Exception:  # (running in another thread at exit: ValueError; nothing else to do then)
+            pass
 
 
 def _longest_partial(text: str, stops) -> int:
