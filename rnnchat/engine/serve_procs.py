@@ -16,21 +16,45 @@ The parent speaks to each child over two pipes: commands (a job, a cancel, stop)
 batch of ``(job number, events)`` per post of the child's worker). A job's end handle (the
 recurrent state, for the server's sessions) crosses as NumPy arrays and stays that way in the
 parent: it is opaque there and goes back to a child, which turns it into tensors, as the start
-of a later job. A child that dies ends its requests with an error; the others go on.
+of a later job (the child's side: :mod:`rnnchat.engine.serve_child`). A child that dies, or sends
+what cannot be read, ends its requests with an error (and is killed if still running); the others
+go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 from collections import deque
 from multiprocessing.connection import wait
 
 from rnnchat.core.errors import RnnchatError
 from rnnchat.engine.serve_adapter import Busy, Job
+from rnnchat.engine.serve_child import child_main
 
 START_TIMEOUT_S = 300  # a child that has not opened its model by then is a failed start
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT blocked in this thread while the children start. A spawned interpreter inherits the
+    signal mask, so a Ctrl+C while it imports stays pending there until :func:`child_main` ignores
+    it (it printed a KeyboardInterrupt traceback from each child, measured 0.3 s into `rnnchat
+    serve`); here it is delivered when the block ends (or at once to another thread), not lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # (now: starting it later unblocks SIGINT, measured: SigBlk 0 in the children)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def usable_cpus() -> int:
@@ -43,114 +67,6 @@ def usable_cpus() -> int:
 def default_processes() -> int:
     """Engine processes per model when ``rnnchat serve`` is not told: one per CPU, at most 4."""
     return min(usable_cpus(), 4)
-
-
-# ---- the handle: tensors <-> arrays ------------------------------------------------------------
-def to_arrays(obj):
-    """A job's end handle (tensors in tuples and lists) with every tensor as a NumPy array."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().numpy().copy()
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(to_arrays(x) for x in obj)
-    return obj
-
-
-def to_tensors(obj):
-    import numpy as np
-    import torch
-
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(to_tensors(x) for x in obj)
-    return obj
-
-
-# ---- the child -------------------------------------------------------------------------------
-class _Emit:
-    """A child's stand-in for a job's emit: its number, for the events sent to the parent."""
-
-    def __init__(self, jid: int) -> None:
-        self.jid = jid
-
-    def __call__(self, events) -> None:  # (only reached without a post; the child always posts)
-        raise RuntimeError("events of a child's job go through its post")
-
-
-def _child(name: str, weights: str, slot: int, busy, cpus: int, max_streams: int, commands, events) -> None:
-    """A child's life: open the model, say ready (or why not), then serve the parent's commands
-    until it says stop or goes away."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent decides
-    lock = threading.Lock()
-    jobs: dict[int, Job] = {}
-
-    def post(take) -> None:
-        out = []
-        for emit, evs in take():
-            job = jobs.get(emit.jid)
-            fixed = []
-            for ev in evs:
-                if ev[0] == "done":
-                    ev = ("done", to_arrays(ev[1]), job.prompt_chars if job else 0)
-                    jobs.pop(emit.jid, None)
-                elif ev[0] == "error":
-                    jobs.pop(emit.jid, None)
-                fixed.append(ev)
-            out.append((emit.jid, fixed))
-        with lock:
-            try:
-                events.send(out)
-            except (OSError, ValueError):  # the parent is gone (its end of the pipe closed)
-                pass
-
-    try:
-        from rnnchat.engine.runtime import open_engine
-        from rnnchat.engine.serve_adapter import ModelWorker
-
-        engine, _ = open_engine(name, "cpu", weights=weights)
-
-        def cap() -> int:
-            return max(1, cpus // max(1, sum(1 for b in busy if b > 0)))
-
-        worker = ModelWorker(engine, max_streams=max_streams, queue=max_streams, post=post,
-                             threads_cap=cap, busy=(busy, slot))
-    except Exception as exc:  # (a bad model file: the parent says so and stops, or skips the model)
-        from rnnchat.core.errors import first_line
-
-        events.send(("failed", first_line(exc) if isinstance(exc, RnnchatError) else f"{type(exc).__name__}: {exc}"))
-        return
-    from rnnchat.core import heap
-
-    events.send(("ready", engine.loaded.meta, engine.weights, heap.freeze()))
-    try:
-        while True:
-            try:
-                cmd = commands.recv()
-            except (EOFError, OSError):
-                break
-            if cmd[0] == "job":
-                _, jid, text, params, n, start = cmd
-                job = Job(text, params, n, _Emit(jid), to_tensors(start))
-                jobs[jid] = job
-                try:
-                    worker.submit(job)
-                except Busy as exc:  # (the parent keeps the bound: not reached unless it is wrong)
-                    jobs.pop(jid, None)
-                    refused = [(job.emit, [("error", str(exc))])]
-                    post(lambda: refused)
-            elif cmd[0] == "cancel":
-                job = jobs.get(cmd[1])
-                if job is not None:
-                    job.cancel()
-                    worker.wake()
-            elif cmd[0] == "stop":
-                worker.stop()
-    finally:
-        worker.close()
 
 
 # ---- the parent ------------------------------------------------------------------------------
@@ -189,15 +105,20 @@ class ProcessWorker:
         self.children: list[_Child] = []
         self.frozen: list[int] = []  # objects each child left out of its collections once ready (core.heap)
         try:
-            for slot in range(processes):
-                cmd_r, cmd_w = ctx.Pipe(duplex=False)
-                ev_r, ev_w = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, name=f"rnnchat-engine-{name}-{slot}", daemon=True,
-                                   args=(name, weights, slot, self._busy, cpus, max_streams, cmd_r, ev_w))
-                proc.start()
-                cmd_r.close()
-                ev_w.close()
-                self.children.append(_Child(slot, proc, cmd_w, ev_r))
+            with _sigint_blocked():
+                for slot in range(processes):
+                    cmd_r, cmd_w = ctx.Pipe(duplex=False)
+                    ev_r, ev_w = ctx.Pipe(duplex=False)
+                    proc = ctx.Process(target=child_main, name=f"rnnchat-engine-{name}-{slot}", daemon=True,
+                                       args=(name, weights, slot, self._busy, cpus, max_streams, cmd_r, ev_w))
+                    try:
+                        proc.start()
+                    except OSError as exc:  # (out of processes or memory: a condition of the machine)
+                        raise RnnchatError(f"could not start an engine process: {exc}") from None
+                    finally:
+                        cmd_r.close()
+                        ev_w.close()
+                    self.children.append(_Child(slot, proc, cmd_w, ev_r))
             self.meta, self.weights = self._await_ready()
         except BaseException:
             self.close()
@@ -212,10 +133,12 @@ class ProcessWorker:
                 raise RnnchatError("the engine process did not open the model in time")
             try:
                 msg = child.events.recv()
-            except (EOFError, OSError):
+            except Exception:  # (EOF: it ended; anything else: it cannot be understood)
                 raise RnnchatError("the engine process ended while opening the model") from None
-            if msg[0] != "ready":
-                raise RnnchatError(msg[1])
+            if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "failed":
+                raise RnnchatError(str(msg[1]))
+            if not (isinstance(msg, tuple) and len(msg) == 4 and msg[0] == "ready"):
+                raise RnnchatError("the engine process sent something other than ready while opening the model")
             ready = msg[1], msg[2]
             self.frozen.append(msg[3])
         return ready
@@ -313,11 +236,10 @@ class ProcessWorker:
                     batch = conn.recv()
                     if not isinstance(batch, list):
                         raise TypeError(f"not a batch of events: {type(batch).__name__}")
-                except Exception:  # (EOF: it ended; anything else: it cannot be understood any more)
-                    del live[conn]
+                    self._deliver(child, batch)
+                except Exception:  # (EOF: it ended; anything else: it cannot be understood any more,
+                    del live[conn]  # and this thread must go on for the others)
                     self._lost(child)
-                    continue
-                self._deliver(child, batch)
 
     def _deliver(self, child: _Child, batch) -> None:
         out = []
@@ -344,6 +266,8 @@ class ProcessWorker:
     def _lost(self, child: _Child) -> None:
         """A child that ended (a crash, a kill): its jobs end with an error."""
         out = []
+        if child.proc.is_alive():  # (it sent what cannot be read: in no state to serve)
+            child.proc.kill()
         with self._lock:
             child.alive = False
             self._busy[child.slot] = 0  # (its last count would cap the others' threads for good)

@@ -179,6 +179,31 @@ def test_a_child_that_dies_ends_its_jobs_with_an_error_and_the_other_goes_on(hom
     assert all(not c.proc.is_alive() for c in worker.children)
 
 
+def test_a_child_whose_events_cannot_be_handled_is_killed_and_the_reader_goes_on(home):
+    with home_env(home):
+        worker = ProcessWorker("tiny", processes=2, max_streams=4, queue=0)
+    try:
+        deliver, broken = worker._deliver, []
+
+        def deliver_once_broken(child, batch):  # (what a malformed batch from a child does)
+            if not broken:
+                broken.append(child)
+                raise ValueError("not a job number and its events")
+            deliver(child, batch)
+
+        worker._deliver = deliver_once_broken
+        first = Run(chars=1_000_000, seed=1)
+        worker.submit(first.job)
+        assert first.wait().last == ("error", "internal error: the engine process ended")
+        broken[0].proc.join(10)
+        assert not broken[0].proc.is_alive()  # killed: it was in no state to serve
+        after = Run(chars=20)
+        worker.submit(after.job)  # the reader thread still reads the other child
+        assert len(after.wait().texts[0]) == 20
+    finally:
+        worker.close()
+
+
 def test_a_model_the_children_cannot_open_is_one_error_and_no_process_left(home):
     before = set(multiprocessing.active_children())
     with home_env(home), pytest.raises(RnnchatError, match="nothere"):

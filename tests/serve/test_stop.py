@@ -76,3 +76,44 @@ def test_a_signal_ends_the_streams_then_stops_the_server_and_its_engine_processe
     while any(alive(p) for p in engines) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in engines)
+
+
+def start_and_wait_for_engines(tmp_path):
+    """A server subprocess (its own process group) and its engine processes, just spawned."""
+    save_tiny(tmp_path / "data" / "models" / "tiny.safetensors")
+    env = dict(os.environ, RNNCHAT_HOME=str(tmp_path), RNNCHAT_DEVICE="cpu", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "rnnchat", "serve", "--model", "tiny", "--port", str(free_port()),
+                             "--processes", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len([p for p in children(proc.pid) if alive(p)]) < 3:  # (the resource tracker and two engines)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    return proc, children(proc.pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the engine processes")
+@pytest.mark.parametrize("after", [0.05, 0.15])
+def test_ctrl_c_while_the_engine_processes_start_prints_no_traceback_and_leaves_none(tmp_path, after):
+    proc, engines = start_and_wait_for_engines(tmp_path)
+    time.sleep(after)  # (the engines' interpreters starting, importing)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl+C in a terminal: the whole group, engines importing
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130) and "Traceback" not in err, err
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in engines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in engines)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the engine processes")
+def test_engine_processes_whose_server_was_killed_while_they_started_end_quietly(tmp_path):
+    proc, engines = start_and_wait_for_engines(tmp_path)
+    time.sleep(0.5)  # (past multiprocessing's own start-up, which reads from the server, into opening the model)
+    proc.kill()  # kill -9 of the server: the engines find no one to say ready to
+    _out, err = proc.communicate(timeout=120)  # (returns once every engine closed the inherited stderr)
+    assert "Traceback" not in err, err
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in engines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in engines)
