@@ -17,8 +17,8 @@ It prints each round's two rates and their ratio, then the median ratio: the mos
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 CHARS = 2000
 
 
@@ -61,28 +62,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     rounds = ap.parse_args().rounds
-    from rnnchat.core import heap
-    from rnnchat.core.params import SamplingParams
-    from rnnchat.engine.runtime import open_engine
+    from serve_speed import in_process  # (the same single stream: engine opened and frozen once)
 
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     ctx = mp.get_context("spawn")
     done, go = ctx.Queue(), ctx.Barrier(3)
     procs = [ctx.Process(target=half, args=(range(j, 16, 2), rounds, go, done)) for j in range(2)]
     for p in procs:
         p.start()
-    engine, _ = open_engine("shakespeare", "cpu")
-    heap.freeze()
-
-    def one(seed: int) -> float:
-        t0 = time.perf_counter()
-        logits, state = engine.feed(engine.encode("ROMEO:").ids, engine.initial_state())
-        n = sum(1 for _ in engine.stream(logits, state, SamplingParams(temperature=0.8, seed=seed, max_chars=CHARS)))
-        return n / (time.perf_counter() - t0)
-
-    one(0)
     ratios = []
     for rnd in range(rounds + 1):
-        single = statistics.median(one(rnd * 3 + k) for k in range(3))
+        single = statistics.median(in_process("shakespeare", CHARS, "auto") for _ in range(3))
         go.wait()
         ends = [done.get() for _ in range(2)]
         together = sum(n for _, n, _, _ in ends) / (max(e for *_, e in ends) - min(s for _, _, s, _ in ends))

@@ -136,6 +136,7 @@ def main() -> None:
                     help="the server's engine processes per model (default: the server's own default)")
     args = ap.parse_args()
     MODEL = args.model
+    load = os.getloadavg()[0]
     proc, port = start_server(args.model, args.weights, args.processes)
     try:
         over_http(port, 1, 50)  # warm-up: the first request reads through cold paths
@@ -151,6 +152,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"load average before: {load:.2f}")
     procs = "default" if args.processes is None else args.processes
     print(f"model {args.model}, {args.weights} weights, {args.chars} chars per stream, median of {args.repeats}, "
           f"engine processes: {procs}")
