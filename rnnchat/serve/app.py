@@ -15,7 +15,7 @@ import time
 import uuid
 
 from starlette.applications import Starlette
-from starlette.requests import Request as HttpRequest
+from starlette.requests import ClientDisconnect, Request as HttpRequest
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
@@ -47,15 +47,20 @@ async def read_json(request: HttpRequest, limit: int):
         if int(declared) > limit:
             raise ApiError(413, f"the request body is larger than {limit:,} bytes", code="body_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the request body is larger than {limit:,} bytes", code="body_too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the request body is larger than {limit:,} bytes", code="body_too_large")
+            chunks.append(chunk)
+    except ClientDisconnect:  # (a body shorter than its Content-Length, then gone: no one to answer)
+        raise ApiError(400, "the client went away before the end of its request body") from None
     try:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not valid JSON") from None
+    except RecursionError:  # (arrays or objects nested ~100,000 deep: a 500 and a traceback before)
+        raise ApiError(400, "the request body's JSON is nested too deeply") from None
 
 
 class Server:

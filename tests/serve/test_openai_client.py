@@ -113,6 +113,30 @@ def test_errors(client, server):
     conn.close()
 
 
+def test_json_nested_too_deeply_is_a_400(server):
+    resp, conn = raw(server[0], "POST", "/v1/completions", b"[" * 200_000 + b"]" * 200_000)
+    body = json.loads(resp.read())
+    assert resp.status == 400 and body["error"]["message"] == "the request body's JSON is nested too deeply"
+    conn.close()
+
+
+def test_a_body_shorter_than_its_length_then_a_hang_up_leaves_no_traceback(server):
+    import socket
+
+    port = urlparse(server[0]).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: 500\r\n\r\n{\"model\":")
+        s.shutdown(socket.SHUT_WR)
+        s.recv(100)
+    time.sleep(0.5)
+    log = (server[1] / "server.log").read_text()
+    assert "Traceback" not in log and "ClientDisconnect" not in log
+    resp, conn = raw(server[0], "GET", "/v1/models")
+    assert resp.status == 200  # still serving
+    conn.close()
+
+
 def test_body_limit_declared_and_counted(server):
     big = json.dumps({"model": "tiny", "prompt": "a" * 1_100_000}).encode()
     resp, conn = raw(server[0], "POST", "/v1/completions", big)
