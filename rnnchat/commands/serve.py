@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 
 import click
 
@@ -51,14 +53,21 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
         raise RnnchatError("no models to serve; train one with `rnnchat train CORPUS --name NAME`")
     if api_key is not None and not api_key.strip():
         raise RnnchatError("--api-key must not be empty")
+    sock = _listening_socket(host, port)  # (before the models load: a port in use is said at once)
+    port = sock.getsockname()[1]
     if processes is None:
         from rnnchat.engine.serve_procs import default_processes
 
         processes = default_processes()
-    backend = Backend(names, max_streams, queue, skip_unusable=not models, weights=weights, processes=processes)
+    try:
+        backend = Backend(names, max_streams, queue, skip_unusable=not models, weights=weights, processes=processes)
+    except BaseException:
+        sock.close()
+        raise
     for name, reason in backend.skipped:
         click.echo(printable(f"note: not serving {name!r}: {reason}"), err=True)
     if not backend.workers:
+        sock.close()
         raise RnnchatError("none of the registered models can be served (see the notes above)")
     server = Server(backend, api_key, SessionStore(sessions, float(session_ttl)))
     heap.freeze()  # (the server's modules, and the models of an in-process backend: core/heap.py)
@@ -75,18 +84,37 @@ def serve(models, host, port, api_key, max_streams, queue, sessions, session_ttl
     # that was there before it: SIGINT's raises KeyboardInterrupt, and SIGTERM's is made to raise
     # _Stopped, so that both end here, after the engine processes are closed, as a normal stop
     # (SIGTERM's default would end the process at once, before they are)
+    # (uvicorn returns without raising where SIGINT was ignored, as for a background job of a script)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    stopped = False
     try:
         _Uvicorn(uvicorn.Config(server.app, host=host, port=port, log_level="warning",
-                                timeout_graceful_shutdown=5)).run()
+                                timeout_graceful_shutdown=5)).run(sockets=[sock])
     except (KeyboardInterrupt, _Stopped):
-        stopped = True
+        pass
     finally:
         backend.close()
+        sock.close()
         signal.signal(signal.SIGTERM, previous)
-    if stopped:
-        click.echo("stopped", err=True)
+    click.echo("stopped", err=True)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here rather than by uvicorn: a port in use (or an address this
+    machine does not have) is one line before any model is loaded, not uvicorn's log line after."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise RnnchatError(f"cannot listen on {host}:{port}: {exc}; check --host") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as uvicorn does)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise RnnchatError(f"cannot listen on {host}:{port}: {reason}; choose another --port or --host") from None
+    return sock
 
 
 class _Stopped(Exception):
